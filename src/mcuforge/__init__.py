@@ -1,0 +1,144 @@
+"""mcuforge: a graph compiler from PyTorch and ONNX models to microcontrollers.
+
+    import mcuforge
+    art = mcuforge.compile(model, (example,), emit=("onnx",), out_dir="build")
+    print(art.report)
+    y, = art.run(x)
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import (DoesNotFitError, Error, ModelLoadError, ParseError, PassError, ShapeError,
+                     UnsupportedOpError, UsageError, VerifyError)
+from .ir.graph import Graph
+from .ir.parser import parse
+from .ir.printer import print_graph
+
+__version__ = "0.1.0"
+__all__ = ["compile", "trace", "load_onnx", "load_target", "list_targets", "Artifact", "Graph", "parse",
+           "print_graph", "Error", "UnsupportedOpError", "UsageError", "ModelLoadError", "ShapeError",
+           "VerifyError", "PassError", "ParseError", "DoesNotFitError"]
+
+
+def trace(model, example_inputs, name=None) -> Graph:
+    """torch.nn.Module + example inputs -> Graph (torch.fx symbolic trace)."""
+    from .compiler.frontend_fx import trace as _trace
+    return _trace(model, example_inputs, name)
+
+
+def load_onnx(path_or_model, input_shapes=None) -> Graph:
+    """An ONNX file or ModelProto -> Graph."""
+    from .compiler.frontend_onnx import load_onnx as _load
+    return _load(path_or_model, input_shapes=input_shapes)
+
+
+def load_target(name_or_path):
+    from .compiler.targets import load_target as _load
+    return _load(name_or_path)
+
+
+def list_targets():
+    from .compiler.targets import list_targets as _list
+    return _list()
+
+
+@dataclass
+class Artifact:
+    """What `compile` made: the final graph, the report, the files written, the pass context."""
+
+    graph: Graph
+    report: object
+    files: dict = field(default_factory=dict)
+    ctx: object = None
+    target: object = None
+
+    def run(self, *inputs) -> list[np.ndarray]:
+        """Run the compiled graph in the reference interpreter (numpy or torch inputs)."""
+        from .ir.interpreter import run
+        arrays = [x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x) for x in inputs]
+        return run(self.graph, *arrays)
+
+
+def _emit_onnx(graph: Graph, out: Path) -> Path:
+    from .backends.onnx.emit import save_onnx
+    save_onnx(graph, out / "model.onnx")
+    return out / "model.onnx"
+
+
+# Backend name -> function(graph, directory) returning the path it wrote.
+EMITTERS = {"onnx": _emit_onnx}
+
+
+def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
+            debug=False, instrumentations=(), input_shapes=None) -> Artifact:
+    """Trace or load `model`, run the pipeline, and write the requested outputs.
+
+    `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
+    or `zoo:NAME`. `passes` is a pipeline name ("float"), a textual spec ("fold-bn,fuse") or a
+    list; None runs the default pipeline. `emit` names backends; files go to `out_dir`, written
+    atomically (on failure nothing is left there). `debug=True` verifies the IR after every pass.
+    """
+    from .compiler.load import load_model
+    from .compiler.pass_manager import PassContext, PassManager
+    from .compiler.pipelines import resolve
+    from .compiler.report import Report
+
+    emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
+    unknown = [e for e in emit if e not in EMITTERS]
+    if unknown:
+        raise UsageError(f"unknown emit target(s): {', '.join(unknown)}", f"known: {', '.join(EMITTERS)}")
+    if emit and out_dir is None:
+        raise UsageError("emitting files needs out_dir", "pass out_dir=... (CLI: -o DIR), or emit=()")
+    tgt = load_target(target) if target is not None else None
+    graph = load_model(model, example_inputs, input_shapes=input_shapes)
+    pm = PassManager(resolve(passes), debug=debug, instrumentations=list(instrumentations))
+    ctx = pm.run(graph, PassContext(target=tgt, debug=debug))
+    report = Report.build(graph, pm.records, ctx.missed, ctx.stats)
+    art = Artifact(graph, report, ctx=ctx, target=tgt)
+    if emit:
+        written = {}
+        with atomic_dir(out_dir) as tmp:
+            for e in emit:
+                written[e] = EMITTERS[e](graph, tmp)
+            written["report"] = tmp / "report.md"
+            written["report"].write_text(report.to_markdown())
+        art.files = {k: Path(out_dir) / p.relative_to(tmp) for k, p in written.items()}
+    return art
+
+
+class atomic_dir:
+    """Context manager: yields a fresh temporary directory beside `path` and moves it to `path`
+    only when the block succeeds, replacing an earlier output directory; on failure it is removed."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"output path {self.path} exists and is not a directory",
+                             "choose another -o/out_dir, or remove the file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.path.parent, os.W_OK):
+            raise UsageError(f"cannot write to {self.path.parent}", "choose a writable output directory")
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = None
+        if self.path.exists():
+            old = self.path.with_name(self.tmp.name + ".old")
+            self.path.rename(old)
+        self.tmp.rename(self.path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return False

@@ -1,0 +1,73 @@
+"""Structural and per-op checks of a graph; the first broken rule raises `VerifyError(node, reason)`.
+
+Structure: every operand is a graph input, a constant, or the result of an earlier node (so the
+node list is a topological order); use lists agree with operands; value names are unique; graph
+outputs are defined. Per op: the op exists, its arity and attributes fit the op table, fused
+activations are known, and the result types are what the shape rule gives. Constants hold data
+of their declared type.
+"""
+from __future__ import annotations
+
+from ..errors import ShapeError, VerifyError
+from . import ops
+from .graph import Graph
+
+
+def verify(graph: Graph) -> None:
+    defined: set[int] = set()
+    names: set[str] = set()
+
+    def define(v, where):
+        if v.name in names:
+            raise VerifyError(where, f"value name %{v.name} is defined twice")
+        names.add(v.name)
+        defined.add(id(v))
+
+    for v in graph.inputs:
+        if v.is_const or v.producer is not None:
+            raise VerifyError(None, f"graph input %{v.name} must be a plain value")
+        define(v, None)
+    for c in graph.constants():
+        if tuple(c.data.shape) != c.shape or c.data.dtype != c.dtype.np:
+            raise VerifyError(None, f"constant %{c.name} holds {c.data.dtype}{list(c.data.shape)}, "
+                                    f"declared {c.dtype.value}{list(c.shape)}")
+        define(c, None)
+
+    for n in graph.nodes:
+        where = n.name
+        if n.op not in ops.OPS:
+            raise VerifyError(where, f"unknown op '{n.op}'")
+        d = ops.OPS[n.op]
+        for i, v in enumerate(n.inputs):
+            if id(v) not in defined:
+                raise VerifyError(where, f"operand {i} (%{v.name}) is not defined before its use")
+            if sum(u is n for u in v.users) != sum(x is v for x in n.inputs):
+                raise VerifyError(where, f"use list of %{v.name} is out of date")
+        lo, hi = d.arity()
+        if not lo <= len(n.inputs) <= hi:
+            raise VerifyError(where, f"{n.op} takes {lo}..{hi} operands, has {len(n.inputs)}")
+        try:
+            full = d.full_attrs(n.attrs)
+        except KeyError as e:
+            raise VerifyError(where, str(e.args[0])) from None
+        if full != n.attrs:
+            raise VerifyError(where, f"attributes not completed with defaults: {sorted(set(full) - set(n.attrs))}")
+        if "act" in n.attrs and n.attrs["act"] not in ops.FUSED_ACTS:
+            raise VerifyError(where, f"unknown fused activation '{n.attrs['act']}'")
+        if len(n.outputs) != d.n_outputs(n.attrs):
+            raise VerifyError(where, f"{n.op} has {d.n_outputs(n.attrs)} results, node has {len(n.outputs)}")
+        try:
+            shapes = d.shape([v.shape for v in n.inputs], n.attrs)
+        except ShapeError as e:
+            raise ShapeError(where, e.reason) from None
+        for v, s in zip(n.outputs, shapes):
+            if v.producer is not n:
+                raise VerifyError(where, f"result %{v.name} does not point back to its node")
+            if tuple(s) != v.shape:
+                raise ShapeError(where, f"result %{v.name} has shape {list(v.shape)}, "
+                                        f"the {n.op} shape rule gives {list(s)}")
+            define(v, where)
+
+    for v in graph.outputs:
+        if id(v) not in defined:
+            raise VerifyError(None, f"graph output %{v.name} is not defined")

@@ -1,0 +1,26 @@
+"""Shared fixtures: golden-file comparison (`pytest --update-golden` rewrites the files)."""
+from pathlib import Path
+
+import pytest
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden/* from the current output")
+
+
+@pytest.fixture
+def golden(request):
+    """`golden(name, text)`: compare text with tests/golden/<name> (or rewrite it with --update-golden)."""
+    update = request.config.getoption("--update-golden")
+
+    def check(name: str, text: str):
+        path = GOLDEN / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return
+        assert path.exists(), f"missing golden file {path}; create it with pytest --update-golden and review it"
+        assert text == path.read_text(), f"{path} differs; if the change is intended, run pytest --update-golden and review the diff"
+    return check
