@@ -66,3 +66,11 @@ def test_constant_data_must_match_type():
     w.data = np.zeros((4, 3), np.float64)
     with pytest.raises(VerifyError, match="constant %w"):
         verify(g)
+
+
+def test_enumerated_attributes_are_checked():
+    g = Graph()
+    x = g.add_input("x", TensorType((1, 2, 4, 4)))
+    g.outputs = [g.op("resize", [x], dict(size=[8, 8], mode="bicubic"), name="up")]
+    with pytest.raises(VerifyError, match="node up: mode='bicubic' is not one of"):
+        verify(g)

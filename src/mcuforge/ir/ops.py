@@ -35,7 +35,8 @@ class OpDef:
     `inputs` names the operands; a trailing '?' marks an optional one (it may be absent from the
     end of the operand list), a leading '*' a variadic tail. `num_outputs` is an int or a
     function of the attributes. `shape(in_shapes, attrs)` returns the output shapes and raises
-    `ShapeError` on operands it cannot accept. `tags` group ops for passes (see `TAGS`).
+    `ShapeError` on operands it cannot accept. `tags` group ops for passes (see `with_tag`);
+    `choices` lists the values an enumerated attribute may take (checked by the verifier).
     """
 
     name: str
@@ -44,6 +45,7 @@ class OpDef:
     shape: Callable | None = None
     num_outputs: int | Callable = 1
     tags: frozenset = frozenset()
+    choices: dict = field(default_factory=dict)  # attribute -> the values it may take
 
     def arity(self) -> tuple[int, float]:
         """(min, max) number of operands."""
@@ -88,7 +90,7 @@ def spatial_axes(layout: str, rank: int) -> list[int]:
     return list(range(2, rank)) if layout[1] == "C" else list(range(1, rank - 1))
 
 
-def _window_out(size, k, stride, pb, pe, dil=1, ceil_mode=False):
+def window_out(size, k, stride, pb, pe, dil=1, ceil_mode=False):
     eff = dil * (k - 1) + 1
     span = size + pb + pe - eff
     _check(span >= 0, f"window {eff} larger than padded input {size + pb + pe}")
@@ -115,7 +117,7 @@ def _conv_shape(s, a):
     _check(c_out % g == 0, f"{c_out} output channels not divisible by groups {g}")
     if len(s) > 2:
         _check(tuple(s[2]) == (c_out,), f"bias shape {s[2]} != ({c_out},)")
-    out = [_window_out(x[ax], ks[i], a["stride"][i], a["pads"][i], a["pads"][i + nd], a["dilation"][i])
+    out = [window_out(x[ax], ks[i], a["stride"][i], a["pads"][i], a["pads"][i + nd], a["dilation"][i])
            for i, ax in enumerate(sp)]
     return [(x[0], *out, c_out) if nhwc else (x[0], c_out, *out)]
 
@@ -143,7 +145,7 @@ def _pool_shape(s, a):
     _check(len(x) == nd + 2, f"expected rank-{nd + 2} input, got {x}")
     out = list(x)
     for i, ax in enumerate(spatial_axes(a["layout"], len(x))):
-        out[ax] = _window_out(x[ax], a["kernel"][i], a["stride"][i], a["pads"][i], a["pads"][i + nd],
+        out[ax] = window_out(x[ax], a["kernel"][i], a["stride"][i], a["pads"][i], a["pads"][i + nd],
                               a.get("dilation", [1] * nd)[i], a["ceil_mode"])
     return [tuple(out)]
 
@@ -289,6 +291,7 @@ def _resize_shape(s, a):
 
 # ---------------------------------------------------------------- the table
 
+_LAYOUT_2D, _LAYOUT_1D = {"layout": ("NCHW", "NHWC")}, {"layout": ("NCW", "NWC")}
 _CONV_ATTRS = dict(stride=REQUIRED, pads=REQUIRED, dilation=REQUIRED, groups=1, act="none")
 _POOL_ATTRS = dict(kernel=REQUIRED, stride=REQUIRED, pads=REQUIRED, ceil_mode=False)
 
@@ -297,11 +300,13 @@ ACTIVATION = frozenset({"elementwise", "activation"})
 BINARY = frozenset({"elementwise", "binary"})
 
 _DEFS = [
-    OpDef("conv1d", ("x", "w", "b?"), dict(_CONV_ATTRS, layout="NCW"), _conv_shape, tags=frozenset({"conv", "layout"})),
-    OpDef("conv2d", ("x", "w", "b?"), dict(_CONV_ATTRS, layout="NCHW"), _conv_shape, tags=frozenset({"conv", "layout"})),
+    OpDef("conv1d", ("x", "w", "b?"), dict(_CONV_ATTRS, layout="NCW"), _conv_shape, tags=frozenset({"conv", "layout"}),
+          choices=_LAYOUT_1D),
+    OpDef("conv2d", ("x", "w", "b?"), dict(_CONV_ATTRS, layout="NCHW"), _conv_shape, tags=frozenset({"conv", "layout"}),
+          choices=_LAYOUT_2D),
     OpDef("conv_transpose2d", ("x", "w", "b?"),
           dict(_CONV_ATTRS, output_padding=[0, 0], layout="NCHW"), _conv_transpose_shape,
-          tags=frozenset({"conv", "layout"})),
+          tags=frozenset({"conv", "layout"}), choices=_LAYOUT_2D),
     OpDef("linear", ("x", "w", "b?"), dict(act="none"), _linear_shape),
     OpDef("matmul", ("a", "b"), {}, _matmul_shape),
     OpDef("batch_norm", ("x", "scale", "bias", "mean", "var"), dict(eps=1e-5, axis=1), _batch_norm_shape),
@@ -316,7 +321,8 @@ _DEFS = [
     OpDef("hardswish", ("x",), {}, _same, tags=ACTIVATION),
     OpDef("hardsigmoid", ("x",), {}, _same, tags=ACTIVATION),
     OpDef("silu", ("x",), {}, _same, tags=ACTIVATION),
-    OpDef("gelu", ("x",), dict(approximate="none"), _same, tags=ACTIVATION),
+    OpDef("gelu", ("x",), dict(approximate="none"), _same, tags=ACTIVATION,
+          choices={"approximate": ("none", "tanh")}),
     OpDef("identity", ("x",), {}, _same, tags=ELEMENTWISE),
     OpDef("dropout", ("x",), dict(p=0.5), _same, tags=ELEMENTWISE),
     OpDef("softmax", ("x",), dict(axis=-1), _axis_same),
@@ -327,12 +333,16 @@ _DEFS = [
     OpDef("mul", ("a", "b"), dict(act="none"), _broadcast, tags=BINARY),
     OpDef("div", ("a", "b"), {}, _broadcast, tags=BINARY),
 
-    OpDef("max_pool1d", ("x",), dict(_POOL_ATTRS, dilation=[1], layout="NCW"), _pool_shape, tags=frozenset({"pool", "layout"})),
-    OpDef("max_pool2d", ("x",), dict(_POOL_ATTRS, dilation=[1, 1], layout="NCHW"), _pool_shape, tags=frozenset({"pool", "layout"})),
-    OpDef("avg_pool1d", ("x",), dict(_POOL_ATTRS, count_include_pad=True, layout="NCW"), _pool_shape, tags=frozenset({"pool", "layout"})),
-    OpDef("avg_pool2d", ("x",), dict(_POOL_ATTRS, count_include_pad=True, layout="NCHW"), _pool_shape, tags=frozenset({"pool", "layout"})),
+    OpDef("max_pool1d", ("x",), dict(_POOL_ATTRS, dilation=[1], layout="NCW"), _pool_shape, tags=frozenset({"pool", "layout"}),
+          choices=_LAYOUT_1D),
+    OpDef("max_pool2d", ("x",), dict(_POOL_ATTRS, dilation=[1, 1], layout="NCHW"), _pool_shape, tags=frozenset({"pool", "layout"}),
+          choices=_LAYOUT_2D),
+    OpDef("avg_pool1d", ("x",), dict(_POOL_ATTRS, count_include_pad=True, layout="NCW"), _pool_shape, tags=frozenset({"pool", "layout"}),
+          choices=_LAYOUT_1D),
+    OpDef("avg_pool2d", ("x",), dict(_POOL_ATTRS, count_include_pad=True, layout="NCHW"), _pool_shape, tags=frozenset({"pool", "layout"}),
+          choices=_LAYOUT_2D),
     OpDef("adaptive_avg_pool", ("x",), dict(output_size=REQUIRED, layout="NCHW"), _adaptive_pool_shape,
-          tags=frozenset({"pool", "layout"})),
+          tags=frozenset({"pool", "layout"}), choices={"layout": ("NCW", "NWC", "NCHW", "NHWC")}),
     OpDef("mean", ("x",), dict(axes=REQUIRED, keepdims=False), _mean_shape),
 
     OpDef("reshape", ("x",), dict(shape=REQUIRED), _reshape_shape, tags=frozenset({"view"})),
@@ -343,7 +353,8 @@ _DEFS = [
     OpDef("slice", ("x",), dict(axes=REQUIRED, starts=REQUIRED, ends=REQUIRED, steps=REQUIRED), _slice_shape),
     OpDef("pad", ("x",), dict(pads=REQUIRED, value=0.0), _pad_shape),
     OpDef("resize", ("x",), dict(size=REQUIRED, mode="nearest", align_corners=False, layout="NCHW"),
-          _resize_shape, tags=frozenset({"layout"})),
+          _resize_shape, tags=frozenset({"layout"}),
+          choices={"mode": ("nearest", "bilinear"), "layout": ("NCW", "NWC", "NCHW", "NHWC")}),
 ]
 
 OPS: dict[str, OpDef] = {d.name: d for d in _DEFS}

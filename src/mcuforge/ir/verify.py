@@ -54,6 +54,9 @@ def verify(graph: Graph) -> None:
             raise VerifyError(where, f"attributes not completed with defaults: {sorted(set(full) - set(n.attrs))}")
         if "act" in n.attrs and n.attrs["act"] not in ops.FUSED_ACTS:
             raise VerifyError(where, f"unknown fused activation '{n.attrs['act']}'")
+        for k, allowed in d.choices.items():
+            if n.attrs[k] not in allowed:
+                raise VerifyError(where, f"{k}={n.attrs[k]!r} is not one of {allowed}")
         if len(n.outputs) != d.n_outputs(n.attrs):
             raise VerifyError(where, f"{n.op} has {d.n_outputs(n.attrs)} results, node has {len(n.outputs)}")
         try:

@@ -1,0 +1,397 @@
+"""The numpy reference semantics of every op: the definition that every backend is compared with.
+
+`IMPLS` maps each op name to a function `fn(*operands, **attrs)` taking numpy arrays and the
+node's complete attributes and returning an array, or a tuple of arrays for multi-result ops.
+`evaluate` applies one op (constant folding calls it); `run` evaluates a whole graph.
+
+Float ops compute in float32 as torch does (the oracle of the float tests). Layout-sensitive ops
+are written for channel-first tensors; under a channel-last layout they move the channel axis
+(and the weights' input-channel axis) to the front, compute, and move it back.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..errors import ShapeError, UsageError
+from . import ops
+
+IMPLS: dict[str, Callable] = {}
+
+
+def impl(*names: str):
+    """Register the decorated function as the semantics of the ops `names`."""
+    def register(fn):
+        for name in names:
+            IMPLS[name] = fn
+        return fn
+    return register
+
+
+def evaluate(op: str, arrays: list, attrs: dict) -> list[np.ndarray]:
+    """Apply `op` to `arrays` with `attrs` (missing defaults filled in) -> its results, as a list."""
+    out = IMPLS[op](*arrays, **ops.get(op).full_attrs(attrs))
+    return [np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def run(graph, *inputs, trace: dict | None = None) -> list[np.ndarray]:
+    """Evaluate `graph` on `inputs` (one array per graph input, in order) -> its outputs.
+
+    Each result is cast to its Value's dtype. If `trace` is a dict, every computed value is stored
+    in it under its name, for per-layer comparisons.
+    """
+    if len(inputs) != len(graph.inputs):
+        names = ", ".join(f"%{v.name}" for v in graph.inputs)
+        raise UsageError(f"graph '{graph.name}' takes {len(graph.inputs)} input(s) ({names}), got {len(inputs)}",
+                         "pass one array per graph input, in the order of graph.inputs")
+    env = {id(v): _bind(v, a) for v, a in zip(graph.inputs, inputs)}
+
+    def value(v):
+        return v.data if v.is_const else env[id(v)]
+
+    for node in graph.nodes:
+        results = evaluate(node.op, [value(v) for v in node.inputs], node.attrs)
+        for v, r in zip(node.outputs, results, strict=True):
+            env[id(v)] = r.astype(v.dtype.np, copy=False)
+            if trace is not None:
+                trace[v.name] = env[id(v)]
+    return [value(v) for v in graph.outputs]
+
+
+def _bind(v, array) -> np.ndarray:
+    """`array` checked against graph input `v`."""
+    a = np.asarray(array)
+    if a.shape != v.shape:
+        raise ShapeError(None, f"graph input %{v.name} has shape {list(v.shape)}, got an array of shape "
+                               f"{list(a.shape)}",
+                         "shapes are static: pass an array of the shape the model was built with, or rebuild "
+                         "it from an example input of the new shape")
+    if a.dtype != v.dtype.np:
+        raise UsageError(f"graph input %{v.name} has dtype {v.dtype.value}, got an array of {a.dtype}",
+                         f"convert it first, e.g. array.astype(np.{v.dtype.np})")
+    return a
+
+
+# ---------------------------------------------------------------- helpers
+
+def _fused(y, act: str):
+    """Apply a fused activation (one of `ops.FUSED_ACTS`) with the standalone op's semantics."""
+    return y if act == "none" else IMPLS[act](y)
+
+
+def _to_cf(x, layout: str):
+    """`x` under `layout` -> channel-first (N, C, *spatial)."""
+    return x if layout[1] == "C" else np.moveaxis(x, -1, 1)
+
+
+def _from_cf(y, layout: str):
+    return y if layout[1] == "C" else np.moveaxis(y, 1, -1)
+
+
+def _pad(x, begins, ends, value=0.0):
+    """`x` padded by `begins`/`ends` per axis with `value`; negative amounts crop (torch, ONNX)."""
+    x = np.pad(x, [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends)], constant_values=value)
+    return x[tuple(slice(max(-b, 0), n - max(-e, 0)) for n, b, e in zip(x.shape, begins, ends))]
+
+
+def _windows(x, kernel, stride, dilation, pads_begin, out, fill):
+    """Channel-first `x` as a (N, C, *out, *kernel) view of its sliding windows.
+
+    The input is padded with `fill` by `pads_begin` and at the end exactly as far as the last of
+    the `out` windows reaches (cropped if the end padding is not reached).
+    """
+    spatial = x.shape[2:]
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    ends = [(o - 1) * s + w - n - b for o, s, w, n, b in zip(out, stride, span, spatial, pads_begin)]
+    x = _pad(x, [0, 0, *pads_begin], [0, 0, *ends], fill)
+    win = sliding_window_view(x, span, axis=tuple(range(2, x.ndim)))
+    return win[(..., *(slice(None, None, s) for s in stride), *(slice(None, None, d) for d in dilation))]
+
+
+def _conv(x, w, stride, pads, dilation, groups):
+    """Channel-first convolution (torch's conv without bias) as one matrix product per group."""
+    nd, (n, c), (o, _, *kernel) = x.ndim - 2, x.shape[:2], w.shape
+    out = [(x.shape[2 + i] + pads[i] + pads[nd + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1
+           for i in range(nd)]
+    win = _windows(x, kernel, stride, dilation, pads[:nd], out, 0.0)  # (N, C, *out, *kernel)
+    # im2col: rows are (image, output position), columns (input channel, kernel offset), per group
+    win = win.reshape(n, groups, c // groups, *win.shape[2:])
+    cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
+    cols = cols.reshape(groups, n * math.prod(out), -1)
+    y = cols @ w.reshape(groups, o // groups, -1).transpose(0, 2, 1)  # (G, N*out, O/G)
+    y = y.reshape(groups, n, *out, o // groups)
+    return np.moveaxis(y, 0, -2).reshape(n, *out, o).transpose(0, nd + 1, *range(1, nd + 1))
+
+
+def _finish_conv(y, b, act, layout):
+    if b is not None:
+        y = y + b.reshape(-1, *[1] * (y.ndim - 2))
+    return _from_cf(_fused(y, act), layout)
+
+
+def _pool_windows(x, kernel, stride, pads, dilation, ceil_mode, fill):
+    """Pooling windows of channel-first `x`, as many as torch's output size (ceil_mode) asks."""
+    nd = len(kernel)
+    out = [ops.window_out(x.shape[2 + i], kernel[i], stride[i], pads[i], pads[nd + i], dilation[i], ceil_mode)
+           for i in range(nd)]
+    return _windows(x, kernel, stride, dilation, pads[:nd], out, fill)
+
+
+# ---------------------------------------------------------------- convolution and dense
+
+@impl("conv1d", "conv2d")
+def conv(x, w, b=None, *, stride, pads, dilation, groups, act, layout):
+    if layout[1] != "C":
+        w = np.moveaxis(w, -1, 1)  # OHWI -> OIHW
+    y = _conv(_to_cf(x, layout), w, stride, pads, dilation, groups)
+    return _finish_conv(y, b, act, layout)
+
+
+@impl("conv_transpose2d")
+def conv_transpose(x, w, b=None, *, stride, pads, dilation, groups, output_padding, act, layout):
+    # A transposed convolution is a stride-1 convolution of the input spread out by `stride` (zeros
+    # between pixels) with the spatially flipped kernel whose in/out channels are swapped per group.
+    x = _to_cf(x, layout)
+    if layout[1] != "C":
+        w = np.moveaxis(w, -1, 0)  # (O/G, kH, kW, I) -> (I, O/G, kH, kW)
+    nd, (i, og, *kernel) = x.ndim - 2, w.shape
+    spread = np.zeros((*x.shape[:2], *((n - 1) * s + 1 for n, s in zip(x.shape[2:], stride))), x.dtype)
+    spread[(..., *(slice(None, None, s) for s in stride))] = x
+    w = w.reshape(groups, i // groups, og, *kernel).swapaxes(1, 2).reshape(groups * og, i // groups, *kernel)
+    w = w[(..., *[slice(None, None, -1)] * nd)]
+    full = [d * (k - 1) for d, k in zip(dilation, kernel)]
+    conv_pads = [f - p for f, p in zip(full, pads[:nd])] + \
+                [f - p + op for f, p, op in zip(full, pads[nd:], output_padding)]
+    y = _conv(spread, w, [1] * nd, conv_pads, dilation, groups)
+    return _finish_conv(y, b, act, layout)
+
+
+@impl("linear")
+def linear(x, w, b=None, *, act):
+    y = x @ w.T
+    return _fused(y if b is None else y + b, act)
+
+
+@impl("matmul")
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+@impl("batch_norm")
+def batch_norm(x, scale, bias, mean, var, *, eps, axis):
+    shape = [1] * x.ndim
+    shape[ops.norm_axis(axis, x.ndim)] = -1
+    alpha = scale / np.sqrt(var + eps)  # torch's inference form, and the one fold-bn uses
+    return x * alpha.reshape(shape) + (bias - mean * alpha).reshape(shape)
+
+
+@impl("layer_norm")
+def layer_norm(x, scale=None, bias=None, *, eps, axis):
+    axes = tuple(range(ops.norm_axis(axis, x.ndim), x.ndim))
+    centered = x - x.mean(axes, keepdims=True)
+    y = centered / np.sqrt(np.square(centered).mean(axes, keepdims=True) + eps)
+    if scale is not None:
+        y = y * scale
+    return y if bias is None else y + bias
+
+
+# ---------------------------------------------------------------- elementwise
+
+@impl("relu")
+def relu(x):
+    return np.maximum(x, 0)
+
+
+@impl("relu6")
+def relu6(x):
+    return np.clip(x, 0, 6)
+
+
+@impl("leaky_relu")
+def leaky_relu(x, *, alpha):
+    return np.where(x > 0, x, x * alpha)
+
+
+@impl("clamp")
+def clamp(x, *, min, max):
+    return np.clip(x, min, max)
+
+
+@impl("sigmoid")
+def sigmoid(x):
+    with np.errstate(over="ignore"):  # exp(-x) -> inf gives the right limit 0
+        return 1 / (1 + np.exp(-x))
+
+
+@impl("tanh")
+def tanh(x):
+    return np.tanh(x)
+
+
+@impl("hardswish")
+def hardswish(x):
+    return x * np.clip(x + 3, 0, 6) / 6
+
+
+@impl("hardsigmoid")
+def hardsigmoid(x):
+    return np.clip(x + 3, 0, 6) / 6
+
+
+@impl("silu")
+def silu(x):
+    return x * sigmoid(x)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # numpy has no erf; exact in float64
+
+
+@impl("gelu")
+def gelu(x, *, approximate):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return (0.5 * x * (1 + _erf(x * math.sqrt(0.5)))).astype(x.dtype)
+
+
+@impl("identity")
+def identity(x):
+    return x
+
+
+@impl("dropout")
+def dropout(x, *, p):
+    return x  # inference: dropout is the identity
+
+
+@impl("softmax")
+def softmax(x, *, axis):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+@impl("log_softmax")
+def log_softmax(x, *, axis):
+    shifted = x - x.max(axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis, keepdims=True))
+
+
+@impl("add")
+def add(a, b, *, act):
+    return _fused(a + b, act)
+
+
+@impl("sub")
+def sub(a, b, *, act):
+    return _fused(a - b, act)
+
+
+@impl("mul")
+def mul(a, b, *, act):
+    return _fused(a * b, act)
+
+
+@impl("div")
+def div(a, b):
+    return a / b
+
+
+# ---------------------------------------------------------------- pooling and reduction
+
+@impl("max_pool1d", "max_pool2d")
+def max_pool(x, *, kernel, stride, pads, dilation, ceil_mode, layout):
+    win = _pool_windows(_to_cf(x, layout), kernel, stride, pads, dilation, ceil_mode, -np.inf)
+    return _from_cf(win.max(tuple(range(-len(kernel), 0))), layout)
+
+
+@impl("avg_pool1d", "avg_pool2d")
+def avg_pool(x, *, kernel, stride, pads, ceil_mode, count_include_pad, layout):
+    x, nd = _to_cf(x, layout), len(kernel)
+    total = _pool_windows(x, kernel, stride, pads, [1] * nd, ceil_mode, 0.0).sum(tuple(range(-nd, 0)))
+    # torch's divisor: the window clipped to the padded input, or to the input itself
+    count = np.ones((), x.dtype)
+    for i, n in enumerate(x.shape[2:]):
+        start = np.arange(total.shape[2 + i]) * stride[i] - pads[i]
+        end = np.minimum(start + kernel[i], n + pads[nd + i])
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, n)
+        count = np.multiply.outer(count, (end - start).astype(x.dtype))
+    return _from_cf(total / count, layout)
+
+
+@impl("adaptive_avg_pool")
+def adaptive_avg_pool(x, *, output_size, layout):
+    x = _to_cf(x, layout)
+    for ax, o in enumerate(output_size, start=2):
+        n = x.shape[ax]
+        # torch's bins: output j averages inputs floor(j*n/o) .. ceil((j+1)*n/o) - 1
+        j = np.arange(o)[:, None]
+        i = np.arange(n)
+        bins = (i >= j * n // o) & (i < -(-(j + 1) * n // o))
+        weights = (bins / bins.sum(1, keepdims=True)).astype(x.dtype)
+        x = np.moveaxis(np.tensordot(x, weights, axes=(ax, 1)), -1, ax)
+    return _from_cf(x, layout)
+
+
+@impl("mean")
+def mean(x, *, axes, keepdims):
+    return x.mean(tuple(axes), keepdims=keepdims)
+
+
+# ---------------------------------------------------------------- data movement
+
+@impl("reshape")
+def reshape(x, *, shape):
+    return x.reshape(shape)
+
+
+@impl("transpose")
+def transpose(x, *, perm):
+    return x.transpose(perm)
+
+
+@impl("concat")
+def concat(*xs, axis):
+    return np.concatenate(xs, axis)
+
+
+@impl("split")
+def split(x, *, axis, sizes):
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis))
+
+
+@impl("slice")
+def slice_(x, *, axes, starts, ends, steps):
+    index = [slice(None)] * x.ndim
+    for ax, start, end, step in zip(axes, starts, ends, steps):
+        index[ax] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+@impl("pad")
+def pad(x, *, pads, value):
+    return _pad(x, pads[:x.ndim], pads[x.ndim:], value)
+
+
+@impl("resize")
+def resize(x, *, size, mode, align_corners, layout):
+    # torch's F.interpolate source coordinates, computed in float32 as torch does; bilinear is
+    # separable, done last axis first like torch's kernel
+    x = _to_cf(x, layout)
+    for ax, o in reversed(list(enumerate(size, start=2))):
+        n, dst = x.shape[ax], np.arange(o, dtype=np.float32)
+        if mode == "nearest":
+            x = np.take(x, np.minimum(np.floor(dst * (np.float32(n) / np.float32(o))).astype(int), n - 1), ax)
+            continue
+        if mode != "bilinear":
+            raise ValueError(f"resize mode '{mode}' is not one of 'nearest', 'bilinear'")
+        if align_corners:
+            src = dst * (np.float32(n - 1) / np.float32(max(o - 1, 1)))
+        else:
+            src = np.maximum((dst + np.float32(0.5)) * (np.float32(n) / np.float32(o)) - np.float32(0.5), 0)
+        i0 = src.astype(int)  # src >= 0, so this is floor
+        frac = (src - i0).astype(x.dtype).reshape(-1, *[1] * (x.ndim - 1 - ax))
+        x = np.take(x, i0, ax) * (1 - frac) + np.take(x, np.minimum(i0 + 1, n - 1), ax) * frac
+    return _from_cf(x, layout)
