@@ -19,6 +19,7 @@ import operator
 import os
 import re
 import traceback
+from functools import partial
 
 import numpy as np
 import torch
@@ -28,13 +29,13 @@ import torch.nn.functional as F
 from torch.fx.node import _get_qualified_name, map_arg
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
-from ..errors import ShapeError, UnsupportedItem, UnsupportedOpError
+from ..errors import ShapeError, UnsupportedItem, UnsupportedOpError, UsageError
 from ..ir.graph import Graph, Value
 from ..ir.types import DType, TensorType
 
 TABLE: dict = {}
 _SKIPPED = object()  # the env entry of a node that was not converted
-_TORCH_DIR = os.path.dirname(torch.__file__)
+_LIBRARY_DIRS = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))  # torch, mcuforge
 _FRAME = re.compile(r'File "(.+?)", line (\d+), in (\S+)')
 
 
@@ -52,8 +53,8 @@ def _maps(*keys):
 
 
 def _where(frames) -> str | None:
-    """'file.py:line in fn' of the innermost frame outside torch, from (file, line, fn) triples."""
-    user = [f for f in frames if not os.path.abspath(f[0]).startswith(_TORCH_DIR)]
+    """'file.py:line in fn' of the innermost frame in user code, from (file, line, fn) triples."""
+    user = [f for f in frames if not os.path.abspath(f[0]).startswith(_LIBRARY_DIRS)]
     return f"{os.path.basename(user[-1][0])}:{user[-1][1]} in {user[-1][2]}" if user else None
 
 
@@ -101,7 +102,7 @@ class _Ctx:
 
 
 def _get(args, kwargs, i, name, default=None):
-    """Argument `name`, passed as the i-th positional or as a keyword."""
+    """Argument `name`, passed as the i-th positional or as a keyword (`partial` binds the call)."""
     return args[i] if len(args) > i else kwargs.get(name, default)
 
 
@@ -143,7 +144,7 @@ def _conv_module(ctx, n, args, kwargs):
 
 @_maps(F.conv1d, F.conv2d)
 def _conv_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     return _conv(ctx, args[0], _const_weight(g(1, "weight"), "weight"), g(2, "bias"), g(3, "stride", 1),
                  g(4, "padding", 0), g(5, "dilation", 1), g(6, "groups", 1))
 
@@ -167,7 +168,7 @@ def _conv_transpose_module(ctx, n, args, kwargs):
 
 @_maps(F.conv_transpose2d)
 def _conv_transpose_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     return _conv_transpose(ctx, args[0], _const_weight(g(1, "weight"), "weight"), g(2, "bias"), g(3, "stride", 1),
                            g(4, "padding", 0), g(5, "output_padding", 0), g(6, "groups", 1), g(7, "dilation", 1))
 
@@ -202,7 +203,7 @@ def _batch_norm_module(ctx, n, args, kwargs):
 
 @_maps(F.batch_norm)
 def _batch_norm_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     if g(5, "training", False):
         raise _Unsupported("training=True")
     return _batch_norm(ctx, args[0], g(1, "running_mean"), g(2, "running_var"), g(3, "weight"), g(4, "bias"),
@@ -224,7 +225,7 @@ def _layer_norm_module(ctx, n, args, kwargs):
 
 @_maps(F.layer_norm)
 def _layer_norm_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     return _layer_norm(ctx, args[0], g(1, "normalized_shape"), g(2, "weight"), g(3, "bias"), g(4, "eps", 1e-5))
 
 
@@ -238,8 +239,8 @@ def _simple(op):
 for _op, _keys in {
     "relu": (nn.ReLU, F.relu, torch.relu, "relu"),
     "relu6": (nn.ReLU6, F.relu6),
-    "sigmoid": (nn.Sigmoid, F.sigmoid, torch.sigmoid, "sigmoid"),
-    "tanh": (nn.Tanh, F.tanh, torch.tanh, "tanh"),
+    "sigmoid": (nn.Sigmoid, torch.sigmoid, "sigmoid"),  # F.sigmoid and F.tanh call the methods
+    "tanh": (nn.Tanh, torch.tanh, "tanh"),
     "hardswish": (nn.Hardswish, F.hardswish),
     "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid),
     "silu": (nn.SiLU, F.silu),
@@ -326,7 +327,7 @@ def _max_pool_module(ctx, n, args, kwargs):
 
 @_maps(F.max_pool1d, F.max_pool2d)
 def _max_pool_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     if g(6, "return_indices", False):
         raise _Unsupported("return_indices=True")
     return _pool(ctx, "max", args[0], g(1, "kernel_size"), g(2, "stride"), g(3, "padding", 0), g(5, "ceil_mode"),
@@ -348,7 +349,7 @@ def _avg_pool_module(ctx, n, args, kwargs):
 
 @_maps(F.avg_pool1d, F.avg_pool2d)
 def _avg_pool_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     return _avg_pool(ctx, args[0], g(1, "kernel_size"), g(2, "stride"), g(3, "padding", 0), g(4, "ceil_mode", False),
                      g(5, "count_include_pad", True), g(6, "divisor_override"))
 
@@ -381,7 +382,7 @@ def _upsample(ctx, n, args, kwargs):
 
 @_maps(F.interpolate)
 def _interpolate(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     return _resize(ctx, args[0], g(2, "scale_factor"), g(3, "mode", "nearest"), g(4, "align_corners"),
                    g(6, "antialias", False), g(5, "recompute_scale_factor"))
 
@@ -399,7 +400,7 @@ def _pad(ctx, x, pad, mode, value):
 
 @_maps(F.pad)
 def _pad_fn(ctx, n, args, kwargs):
-    g = lambda i, k, d=None: _get(args, kwargs, i, k, d)  # noqa: E731
+    g = partial(_get, args, kwargs)
     return _pad(ctx, args[0], g(1, "pad"), g(2, "mode", "constant"), g(3, "value"))
 
 
@@ -423,10 +424,16 @@ def _binary(op):
     return convert
 
 
-_maps(operator.add, operator.iadd, torch.add, "add")(_binary("add"))
-_maps(operator.sub, operator.isub, torch.sub, "sub")(_binary("sub"))
-_maps(operator.mul, operator.imul, torch.mul, "mul")(_binary("mul"))
-_maps(operator.truediv, operator.itruediv, torch.div, "div")(_binary("div"))
+# fx records `x += y` as operator.add (proxies have no __iadd__), so the in-place operators never appear
+_maps(operator.add, torch.add, "add")(_binary("add"))
+_maps(operator.sub, torch.sub, "sub")(_binary("sub"))
+_maps(operator.mul, torch.mul, "mul")(_binary("mul"))
+_maps(operator.truediv, torch.div, "div")(_binary("div"))
+
+
+@_maps(operator.neg, torch.neg, "neg")
+def _neg(ctx, n, args, kwargs):
+    return ctx.op("mul", [args[0], ctx.const(-1, args[0])])
 
 
 @_maps(torch.matmul, torch.bmm, operator.matmul, "matmul", "bmm")
@@ -473,7 +480,7 @@ def _transpose(ctx, n, args, kwargs):
 @_maps(torch.cat, torch.concat, torch.concatenate)
 def _concat(ctx, n, args, kwargs):
     xs = _get(args, kwargs, 0, "tensors")
-    return ctx.op("concat", list(xs), axis=int(_get(args, kwargs, 1, "dim", 0)))
+    return ctx.op("concat", list(xs), axis=int(_get(args, kwargs, 1, "dim", kwargs.get("axis", 0))))  # numpy name
 
 
 @_maps(torch.chunk, torch.split, "chunk", "split")
@@ -537,7 +544,9 @@ def _op_name(gm: torch.fx.GraphModule, n: torch.fx.Node) -> str:
         return f"torch.nn.{cls.__name__}" if getattr(nn, cls.__name__, None) is cls else cls.__qualname__
     if n.op == "call_method":
         return f"Tensor.{n.target}"
-    return _get_qualified_name(n.target)
+    name = _get_qualified_name(n.target)
+    m = re.fullmatch(r"torch\._C\._(\w+)\.(?:\1_)?(\w+)", name)  # torch._C._fft.fft_fft is torch.fft.fft
+    return f"torch.{'nn.functional' if m[1] == 'nn' else m[1]}.{m[2]}" if m else name
 
 
 def _shapes(x) -> list[tuple[int, ...]]:
@@ -565,17 +574,23 @@ def _is_python(n: torch.fx.Node, args, kwargs) -> bool:
             and not any(isinstance(v, Value) for v in _flatten([args, list(kwargs.values())])))
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _trace(model: nn.Module) -> torch.fx.GraphModule:
     tracer = torch.fx.Tracer()
     tracer.record_stack_traces = True  # gives each node the source line that created it
+    # a bare nn.Conv2d & co: record it as one call, not its forward()
+    root = nn.Sequential(model) if tracer.is_leaf_module(model, "") else model
     try:
-        graph = tracer.trace(model)
+        graph = tracer.trace(root)
         return torch.fx.GraphModule(tracer.root, graph)
     except Exception as e:  # tracing runs user code: any exception means it cannot be traced
         frames = [(f.f_code.co_filename, line, f.f_code.co_name) for f, line in traceback.walk_tb(e.__traceback__)]
-        what = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UnsupportedOpError(
-            [UnsupportedItem(what, type(model).__name__, _where(frames))],
+            [UnsupportedItem(_first_line(e), type(model).__name__, _where(frames))],
             title=f"the model {type(model).__name__} cannot be traced by torch.fx:",
             hint="fx records forward() with symbolic tensors, so Python control flow on tensor values "
                  "(`if x.sum() > 0:`, loops over data) cannot be captured; make such decisions "
@@ -586,21 +601,23 @@ def trace(model: nn.Module, example_inputs: tuple | torch.Tensor, name: str | No
     """Convert `model` into an IR graph whose shapes are those of `example_inputs`.
 
     The model runs in eval mode (its mode is restored afterwards), so batch norm uses running
-    statistics and dropout is recorded as a `dropout` op for `canonicalize` to remove.
+    statistics and dropout is recorded as a `dropout` op for `canonicalize` to remove. Raises
+    `UnsupportedOpError` for a model fx cannot trace or ops we cannot map (all of them at once),
+    and `UsageError` when the model does not run on `example_inputs`.
     """
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     was_training = model.training
     model.eval()
     try:
         gm = _trace(model)
-        try:
-            with torch.no_grad():
-                ShapeProp(gm).propagate(*inputs)
-        except Exception as e:
-            cause = e.__cause__ or e
-            raise ShapeError(None, f"running the model on the example inputs failed: "
-                                   f"{str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__}",
-                             hint="pass example_inputs that forward() accepts: their number, shapes and dtypes") from None
+        with torch.no_grad():
+            try:
+                gm(*inputs)  # ShapeProp would print the traceback of a failure; this run does not
+            except Exception as e:
+                raise UsageError(f"running the model on the example inputs failed: {_first_line(e)}",
+                                 hint="pass example_inputs that forward() accepts: their number, shapes "
+                                      "and dtypes") from None
+            ShapeProp(gm).propagate(*inputs)
     finally:
         model.train(was_training)
     return _convert(gm, name or type(model).__name__)
@@ -619,11 +636,11 @@ def _convert(gm: torch.fx.GraphModule, name: str) -> Graph:
             env[n] = g.add_input(n.name, TensorType(tuple(tm.shape), dtype))
         elif n.op == "get_attr":
             env[n] = ctx.attr(n.target)
-        elif n.op == "output":
+        elif n.op == "output" and not missing:
             outs = _flatten(map_arg(n.args[0], env.__getitem__))
             g.outputs = [v if isinstance(v, Value) else g.const(np.asarray(v, np.float32), name="output")
                          for v in outs]
-        else:
+        elif n.op != "output":
             skipped = any(env[d] is _SKIPPED for d in n.all_input_nodes)
             args, kwargs = map_arg(n.args, env.__getitem__), map_arg(n.kwargs, env.__getitem__)
             if not skipped and _is_python(n, args, kwargs):
