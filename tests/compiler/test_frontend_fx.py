@@ -179,6 +179,7 @@ CASES = {
                                      + torch.concatenate([x, x, y], axis=1)), [X4, X4], "concat"),
     "Flatten": (nn.Flatten(), [X4], "reshape"),
     "Unflatten": (nn.Unflatten(-1, (2, 5)), [X3], "reshape"),
+    "unflatten-method": (fn(lambda m, x: x.unflatten(1, (2, -1)).transpose(1, 2).flatten(1, 2)), [(1, 4, 3, 3)], "reshape"),
     "flatten": (fn(lambda m, x: torch.flatten(x, 1, 2).flatten()), [X4], "reshape"),
     "view-size": (fn(lambda m, x: x.view(x.size(0), x.size(1) * x.size(2), -1) + x.size(-1)), [X4], "reshape"),
     "reshape-shape": (fn(lambda m, x: torch.reshape(x, (x.shape[0], -1)) + x.reshape(-1, 96).dim()), [X4],

@@ -451,7 +451,7 @@ def _mean(ctx, n, args, kwargs):
 # ---------------------------------------------------------------- shape manipulation
 
 @_maps(nn.Flatten, nn.Unflatten, torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze,
-       "flatten", "view", "reshape", "squeeze", "unsqueeze")
+       "flatten", "unflatten", "view", "reshape", "squeeze", "unsqueeze")
 def _reshape(ctx, n, args, kwargs):
     return ctx.op("reshape", [args[0]], shape=list(ctx.shape))  # torch's result resolves -1 and squeezes
 

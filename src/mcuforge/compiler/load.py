@@ -42,7 +42,8 @@ def resolve_reference(ref: str):
     obj = getattr(module, name)
     if not isinstance(obj, torch.nn.Module):
         if not callable(obj):
-            raise UsageError(f"{ref} is neither an nn.Module nor a callable returning one")
+            raise UsageError(f"{ref} is neither an nn.Module nor a callable returning one",
+                             "point MODEL at a module instance or at a function that builds one")
         obj = obj()
     if not isinstance(obj, torch.nn.Module):
         raise UsageError(f"{ref} returned {type(obj).__name__}, not a torch.nn.Module",
@@ -65,7 +66,7 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
             example_inputs = example_inputs if example_inputs is not None else zoo_inputs
         elif text.endswith(".onnx") or (Path(text).is_file() and ":" not in Path(text).name):
             if not Path(text).is_file():
-                raise UsageError(f"model file {text} does not exist")
+                raise UsageError(f"model file {text} does not exist", "check the path (relative to the current directory)")
             if not text.endswith(".onnx"):
                 raise ModelLoadError(f"{text} is not a model mcuforge can read",
                                      "give an .onnx file or path/to/file.py:factory")

@@ -110,6 +110,13 @@ class Graph:
             v.name = self.unique_name(name)
         return v.name
 
+    def reclaim_name(self, v: Value):
+        """Drop the `_N` suffix `unique_name` gave `v` once the base name is free again (its holder
+        was erased), so a node that replaces another keeps the original name."""
+        base, sep, n = v.name.rpartition("_")
+        if sep and n.isdigit() and base not in self._names:
+            self.rename(v, base)
+
     # ------------------------------------------------------------------ building
     def add_input(self, name: str, type: TensorType) -> Value:
         v = Value(self.unique_name(name), type)
@@ -232,11 +239,9 @@ class Graph:
         """Point every use of `old` (operands and graph outputs) at `new`."""
         if old is new:
             return
-        for user in list(old.users):
+        for user in old.users:
             user.inputs = [new if v is old else v for v in user.inputs]
-            for v in user.inputs:
-                if v is new:
-                    new.users.append(user)
+        new.users.extend(old.users)  # a user is listed once per operand slot, on both sides
         old.users.clear()
         self.outputs = [new if o is old else o for o in self.outputs]
 
@@ -247,6 +252,8 @@ class Graph:
                 raise ValueError(f"cannot erase {node}: result %{v.name} is still used")
         for v in node.inputs:
             v.users.remove(node)
+        for v in node.outputs:
+            self._names.discard(v.name)  # the name is free for a replacement
         node.graph = None
         self._dirty = True
 

@@ -1,0 +1,590 @@
+"""ONNX frontend: an ONNX model (a file or a ModelProto) -> an `ir.Graph` with static shapes.
+
+`load_onnx` checks the model with `onnx.checker`, fixes dynamic input dimensions from
+`input_shapes`, runs ONNX shape inference, then converts node by node through `IMPORTS`, the one
+table from an ONNX op_type to a converter `(ctx, node) -> Value | list[Value]` (one per ONNX
+output). Initializers and Constant nodes become IR constants. A node whose inputs are all
+constants, and any Shape (shapes are static), is folded to a constant by onnx's reference
+evaluator, so the Shape -> Gather -> Concat -> Reshape chains exporters write disappear. IR values
+are named after the ONNX nodes (op_type + index when unnamed). Exporter idioms that are one IR op
+become it: MatMul + Add of a bias (linear), x * Sigmoid(x) (silu), x * HardSigmoid(x) (hardswish).
+
+Ops without a converter, or used in a way a converter refuses, are collected and reported in one
+`UnsupportedOpError`; the nodes depending on them are skipped. Each result's shape is checked
+against ONNX shape inference where that knows it. Models older than opset 13 are first converted
+to opset 13 by onnx's version converter (which also turns Upsample into Resize).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, version_converter
+from onnx.reference import ReferenceEvaluator
+
+from ..errors import ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpError, UsageError
+from ..ir.graph import Graph, Value
+from ..ir.ops import norm_axis
+from ..ir.types import DType, TensorType
+
+IMPORTS: dict = {}
+MIN_OPSET = 13  # older models are converted to it first
+_SKIPPED = object()  # the env entry of a tensor that was not converted
+
+
+class _Unsupported(Exception):
+    """A refusal to convert a node: the reason, or "" for an op type without a converter."""
+
+
+def imports(*op_types):
+    def register(fn):
+        for t in op_types:
+            IMPORTS[t] = fn
+        return fn
+    return register
+
+
+class _Ctx:
+    """What a converter sees: the graph being built, the ONNX node at hand and its operands."""
+
+    def __init__(self, g: Graph, opset: int, uses: Counter):
+        self.g, self.opset, self.uses = g, opset, uses
+        self.env: dict[str, object] = {}
+        self.node: onnx.NodeProto | None = None
+        self.name = ""
+        self.attrs: dict = {}
+
+    def has(self, i: int) -> bool:
+        return len(self.node.input) > i and self.node.input[i] != ""
+
+    def x(self, i: int) -> Value:
+        return self.env[self.node.input[i]]
+
+    def const(self, i: int, default=None):
+        """Operand i as a numpy array (`default` when absent); refuses a computed one."""
+        if not self.has(i):
+            return default
+        v = self.x(i)
+        if not v.is_const:
+            raise _Unsupported(f"input {i} ({self.node.input[i]}) must be a constant")
+        return v.data
+
+    def attr(self, name: str, default=None):
+        return self.attrs.get(name, default)
+
+    def op(self, op: str, inputs, **attrs) -> Value:
+        return self.g.op(op, list(inputs), attrs, name=self.name)
+
+    def c(self, array) -> Value:
+        return self.g.const(np.asarray(array, np.float32), name=f"{self.name}.c")
+
+    def sole_user(self, i: int, op: str):
+        """The IR node of `op` producing operand i, when the current node is its only user."""
+        p = self.x(i).producer
+        return p if p is not None and p.op == op and self.uses[self.node.input[i]] == 1 else None
+
+
+def _ints(v) -> list[int]:
+    return [int(a) for a in np.asarray(v).reshape(-1)]
+
+
+def _axes(ctx, input_index: int) -> list[int] | None:
+    """Axes given as an attribute (ReduceMean before opset 18) or as input `input_index`."""
+    a = ctx.attr("axes")
+    return list(a) if a is not None else (_ints(ctx.const(input_index)) if ctx.has(input_index) else None)
+
+
+def _fits(shape, target) -> bool:
+    """Whether `shape` broadcasts to `target` without growing it."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+def _sole_output(ctx):
+    if any(o and ctx.uses[o] for o in ctx.node.output[1:]):
+        raise _Unsupported("its extra outputs are used (training statistics, masks or indices)")
+
+
+# ---------------------------------------------------------------- convolution, linear, normalization
+
+def _pads(ctx, sizes, kernel, strides, dilations) -> list[int]:
+    """ONNX-style pads, resolving auto_pad SAME_* / VALID against the input sizes."""
+    nd, auto = len(kernel), ctx.attr("auto_pad", "NOTSET")
+    if auto == "NOTSET":
+        return _ints(ctx.attr("pads", [0] * 2 * nd))
+    if auto == "VALID":
+        return [0] * 2 * nd
+    total = [max((-(-s // st) - 1) * st + (k - 1) * d + 1 - s, 0)
+             for s, k, st, d in zip(sizes, kernel, strides, dilations)]
+    small, big = [t // 2 for t in total], [t - t // 2 for t in total]
+    return small + big if auto == "SAME_UPPER" else big + small
+
+
+@imports("Conv")
+def _conv(ctx, n):
+    x, w = ctx.x(0), ctx.x(1)
+    nd = w.type.rank - 2
+    if nd not in (1, 2):
+        raise _Unsupported(f"{nd}-D convolution")
+    strides, dil = _ints(ctx.attr("strides", [1] * nd)), _ints(ctx.attr("dilations", [1] * nd))
+    pads = _pads(ctx, x.shape[2:], w.shape[2:], strides, dil)
+    return ctx.op(f"conv{nd}d", [ctx.x(i) for i in range(3) if ctx.has(i)], stride=strides, pads=pads,
+                  dilation=dil, groups=ctx.attr("group", 1))
+
+
+@imports("ConvTranspose")
+def _conv_transpose(ctx, n):
+    if ctx.x(1).type.rank != 4 or ctx.attr("output_shape") or ctx.attr("auto_pad", "NOTSET") != "NOTSET":
+        raise _Unsupported("only 2-D, with explicit pads (no output_shape, no auto_pad)")
+    return ctx.op("conv_transpose2d", [ctx.x(i) for i in range(3) if ctx.has(i)],
+                  stride=_ints(ctx.attr("strides", [1, 1])), pads=_ints(ctx.attr("pads", [0] * 4)),
+                  dilation=_ints(ctx.attr("dilations", [1, 1])), groups=ctx.attr("group", 1),
+                  output_padding=_ints(ctx.attr("output_padding", [0, 0])))
+
+
+def _scaled(ctx, v: Value, s: float) -> Value:
+    if s == 1:
+        return v
+    return ctx.c(v.data * s) if v.is_const else ctx.op("mul", [v, ctx.c(s)])
+
+
+@imports("Gemm")
+def _gemm(ctx, n):
+    a, b = ctx.x(0), ctx.x(1)
+    alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
+    if ctx.attr("transA", 0):
+        a = ctx.op("transpose", [a], perm=[1, 0])
+    c = _scaled(ctx, ctx.x(2), beta) if ctx.has(2) else None
+    if not b.is_const:
+        y = _scaled(ctx, ctx.op("matmul", [a, ctx.op("transpose", [b], perm=[1, 0]) if ctx.attr("transB", 0) else b]),
+                    alpha)
+        return ctx.op("add", [y, c]) if c is not None else y
+    w = (b.data if ctx.attr("transB", 0) else b.data.T) * alpha
+    as_bias = c is not None and c.is_const and _fits(c.shape, (1, w.shape[0]))
+    bias = [ctx.c(np.broadcast_to(c.data, (1, w.shape[0])).reshape(-1))] if as_bias else []
+    y = ctx.op("linear", [a, ctx.c(w), *bias])
+    return ctx.op("add", [y, c]) if c is not None and not as_bias else y
+
+
+@imports("MatMul")
+def _matmul(ctx, n):
+    a, b = ctx.x(0), ctx.x(1)
+    if b.is_const and b.type.rank == 2:  # x @ W is a linear layer with weight W^T
+        return ctx.op("linear", [a, ctx.c(b.data.T)])
+    return ctx.op("matmul", [a, b])
+
+
+@imports("BatchNormalization")
+def _batch_norm(ctx, n):
+    _sole_output(ctx)
+    if ctx.attr("training_mode", 0):
+        raise _Unsupported("training_mode=1")
+    return ctx.op("batch_norm", [ctx.x(i) for i in range(5)], eps=ctx.attr("epsilon", 1e-5), axis=1)
+
+
+@imports("LayerNormalization")
+def _layer_norm(ctx, n):
+    _sole_output(ctx)
+    return ctx.op("layer_norm", [ctx.x(i) for i in range(3) if ctx.has(i)], eps=ctx.attr("epsilon", 1e-5),
+                  axis=ctx.attr("axis", -1))
+
+
+# ---------------------------------------------------------------- activations and elementwise
+
+def _unary(op):
+    return lambda ctx, n: ctx.op(op, [ctx.x(0)])
+
+
+for _t, _op in [("Relu", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("HardSwish", "hardswish"),
+                ("Identity", "identity")]:
+    IMPORTS[_t] = _unary(_op)
+
+
+@imports("Clip")
+def _clip(ctx, n):
+    lo, hi = float(ctx.const(1, -math.inf)), float(ctx.const(2, math.inf))
+    if (lo, hi) in ((0, 6), (0, math.inf)):
+        return ctx.op("relu6" if hi == 6 else "relu", [ctx.x(0)])
+    return ctx.op("clamp", [ctx.x(0)], min=lo, max=hi)
+
+
+@imports("LeakyRelu")
+def _leaky_relu(ctx, n):
+    return ctx.op("leaky_relu", [ctx.x(0)], alpha=ctx.attr("alpha", 0.01))
+
+
+@imports("HardSigmoid")
+def _hardsigmoid(ctx, n):
+    alpha, beta = ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5)
+    if np.isclose(alpha, 1 / 6, rtol=1e-6) and np.isclose(beta, 0.5):  # torch's relu6(x + 3) / 6
+        return ctx.op("hardsigmoid", [ctx.x(0)])
+    return ctx.op("clamp", [ctx.op("add", [ctx.op("mul", [ctx.x(0), ctx.c(alpha)]), ctx.c(beta)])], min=0.0, max=1.0)
+
+
+@imports("Gelu")
+def _gelu(ctx, n):
+    return ctx.op("gelu", [ctx.x(0)], approximate=ctx.attr("approximate", "none"))
+
+
+@imports("Softmax", "LogSoftmax")
+def _softmax(ctx, n):
+    return ctx.op("softmax" if n.op_type == "Softmax" else "log_softmax", [ctx.x(0)], axis=ctx.attr("axis", -1))
+
+
+@imports("Dropout")
+def _dropout(ctx, n):
+    _sole_output(ctx)
+    return ctx.op("dropout", [ctx.x(0)], p=float(ctx.const(1, 0.5)))
+
+
+@imports("Add", "Sub", "Mul", "Div")
+def _binary(ctx, n):
+    a, b = ctx.x(0), ctx.x(1)
+    if n.op_type == "Add":  # MatMul + Add of a per-output bias (how torch exports nn.Linear on rank > 2)
+        for i, bias in ((0, b), (1, a)):
+            lin = ctx.sole_user(i, "linear")
+            out = lin.output.shape if lin else ()
+            if lin and len(lin.inputs) == 2 and bias.is_const and _fits(bias.shape, (1,) * (len(out) - 1) + out[-1:]):
+                ctx.g.set_inputs(lin, [*lin.inputs, ctx.c(bias.data.reshape(-1))])
+                return lin.output
+    if n.op_type == "Mul":  # x * Sigmoid(x) and x * HardSigmoid(x) (HardSwish before opset 14)
+        for i, x in ((0, b), (1, a)):
+            for gate, op in (("sigmoid", "silu"), ("hardsigmoid", "hardswish")):
+                p = ctx.sole_user(i, gate)
+                if p and p.inputs[0] is x:
+                    ctx.g.erase(p)
+                    return ctx.op(op, [x])
+    return ctx.op(n.op_type.lower(), [a, b])
+
+
+# ---------------------------------------------------------------- pooling and reductions
+
+_LAYOUTS = {3: "NCW", 4: "NCHW"}  # ONNX is channel-first
+
+
+def _pool(ctx, n, op):
+    x = ctx.x(0)
+    nd = x.type.rank - 2
+    if nd not in (1, 2):
+        raise _Unsupported(f"{nd}-D pooling")
+    kernel, strides = _ints(ctx.attr("kernel_shape")), _ints(ctx.attr("strides", [1] * nd))
+    dil = _ints(ctx.attr("dilations", [1] * nd))
+    pads = _pads(ctx, x.shape[2:], kernel, strides, dil)
+    ceil = bool(ctx.attr("ceil_mode", 0))
+    for i in range(nd):  # ONNX's ceil mode keeps a last window that starts in the end padding, torch's does not
+        span = x.shape[2 + i] + pads[i] + pads[nd + i] - dil[i] * (kernel[i] - 1) - 1
+        if ceil and -(-span // strides[i]) * strides[i] >= x.shape[2 + i] + pads[i]:
+            raise _Unsupported("ceil_mode with a last window starting in the padding")
+    attrs = dict(kernel=kernel, stride=strides, pads=pads, ceil_mode=ceil, layout=_LAYOUTS[x.type.rank])
+    if op == "max_pool":
+        return ctx.op(f"max_pool{nd}d", [x], dilation=dil, **attrs)
+    if dil != [1] * nd:
+        raise _Unsupported("dilated average pooling")
+    return ctx.op(f"avg_pool{nd}d", [x], count_include_pad=bool(ctx.attr("count_include_pad", 0)), **attrs)
+
+
+@imports("MaxPool")
+def _max_pool(ctx, n):
+    _sole_output(ctx)
+    return _pool(ctx, n, "max_pool")
+
+
+@imports("AveragePool")
+def _avg_pool(ctx, n):
+    return _pool(ctx, n, "avg_pool")
+
+
+@imports("GlobalAveragePool")
+def _global_avg_pool(ctx, n):
+    x = ctx.x(0)
+    if x.type.rank not in (3, 4):
+        raise _Unsupported(f"rank-{x.type.rank} input")
+    return ctx.op("adaptive_avg_pool", [x], output_size=[1] * (x.type.rank - 2), layout=_LAYOUTS[x.type.rank])
+
+
+@imports("ReduceMean")
+def _reduce_mean(ctx, n):
+    x, axes = ctx.x(0), _axes(ctx, 1)
+    if not axes:
+        if ctx.attr("noop_with_empty_axes", 0):
+            return ctx.op("identity", [x])
+        axes = list(range(x.type.rank))
+    return ctx.op("mean", [x], axes=axes, keepdims=bool(ctx.attr("keepdims", 1)))
+
+
+# ---------------------------------------------------------------- shapes and data movement
+
+@imports("Flatten")
+def _flatten(ctx, n):
+    x = ctx.x(0)
+    axis = norm_axis(ctx.attr("axis", 1), x.type.rank + 1)
+    return ctx.op("reshape", [x], shape=[math.prod(x.shape[:axis]), math.prod(x.shape[axis:])])
+
+
+@imports("Reshape")
+def _reshape(ctx, n):
+    x, shape = ctx.x(0), _ints(ctx.const(1))
+    if not ctx.attr("allowzero", 0):  # 0 copies the input's dimension
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    if -1 in shape:
+        shape[shape.index(-1)] = x.type.numel // max(1, -math.prod(shape))
+    return ctx.op("reshape", [x], shape=shape)
+
+
+@imports("Squeeze", "Unsqueeze")
+def _squeeze(ctx, n):
+    x, axes = ctx.x(0), _axes(ctx, 1)
+    shape = list(x.shape)
+    if n.op_type == "Squeeze":
+        drop = {norm_axis(a, len(shape)) for a in axes} if axes else {i for i, d in enumerate(shape) if d == 1}
+        return ctx.op("reshape", [x], shape=[d for i, d in enumerate(shape) if i not in drop])
+    for a in sorted(norm_axis(a, len(shape) + len(axes)) for a in axes):
+        shape.insert(a, 1)
+    return ctx.op("reshape", [x], shape=shape)
+
+
+@imports("Transpose")
+def _transpose(ctx, n):
+    x = ctx.x(0)
+    return ctx.op("transpose", [x], perm=_ints(ctx.attr("perm", range(x.type.rank)[::-1])))
+
+
+@imports("Concat")
+def _concat(ctx, n):
+    return ctx.op("concat", [ctx.x(i) for i in range(len(n.input))], axis=ctx.attr("axis"))
+
+
+@imports("Split")
+def _split(ctx, n):
+    x, axis = ctx.x(0), ctx.attr("axis", 0)
+    sizes = _ints(ctx.const(1)) if ctx.has(1) else None
+    if sizes is None:  # equal parts; opset 18's num_outputs makes the last one smaller when needed
+        dim, k = x.shape[norm_axis(axis, x.type.rank)], len(n.output)
+        part = -(-dim // k)
+        sizes = [part] * (k - 1) + [dim - part * (k - 1)]
+    out = ctx.op("split", [x], axis=axis, sizes=_ints(sizes))
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+@imports("Slice")
+def _slice(ctx, n):
+    x = ctx.x(0)
+    starts, ends = _ints(ctx.const(1)), _ints(ctx.const(2))
+    axes = _ints(ctx.const(3, range(len(starts))))
+    steps = _ints(ctx.const(4, [1] * len(starts)))
+    if any(s <= 0 for s in steps):
+        raise _Unsupported("negative steps")
+    return ctx.op("slice", [x], axes=axes, starts=starts, ends=ends, steps=steps)
+
+
+@imports("Pad")
+def _pad(ctx, n):
+    x = ctx.x(0)
+    r = x.type.rank
+    if ctx.attr("mode", "constant") != "constant":
+        raise _Unsupported(f"mode={ctx.attr('mode')}")
+    pads = _ints(ctx.const(1))
+    if ctx.has(3):  # opset 18: pads for the listed axes only
+        full = [0] * 2 * r
+        for i, ax in enumerate(_ints(ctx.const(3))):
+            full[norm_axis(ax, r)], full[r + norm_axis(ax, r)] = pads[i], pads[len(pads) // 2 + i]
+        pads = full
+    if any(p < 0 for p in pads):
+        raise _Unsupported("negative pads (cropping)")
+    value = ctx.const(2, np.zeros(()))
+    return ctx.op("pad", [x], pads=pads, value=float(value) if value.size else 0.0)
+
+
+@imports("Resize")
+def _resize(ctx, n):
+    x, scales, sizes = ctx.x(0), ctx.const(2), ctx.const(3)
+    if x.type.rank != 4:
+        raise _Unsupported(f"rank-{x.type.rank} input")
+    if sizes is not None and sizes.size:
+        given, sizes = _ints(sizes), list(x.shape)
+        for i, ax in enumerate(ctx.attr("axes") or range(x.type.rank)):  # opset 18: only the listed axes
+            sizes[norm_axis(ax, x.type.rank)] = given[i]
+    else:
+        exact = [d * float(s) for d, s in zip(x.shape, scales.reshape(-1))]
+        if any(e != int(e) for e in exact):
+            raise _Unsupported(f"scales {_ints(scales)} that do not give whole sizes")
+        sizes = [int(e) for e in exact]
+    if tuple(sizes[:2]) != x.shape[:2]:
+        raise _Unsupported("resizing the batch or channel axis")
+    mode, ctm = ctx.attr("mode", "nearest"), ctx.attr("coordinate_transformation_mode", "half_pixel")
+    nearest = ctx.attr("nearest_mode", "round_prefer_floor")
+    whole = all(o % i == 0 for o, i in zip(sizes[2:], x.shape[2:]))
+    # torch's nearest is asymmetric + floor; half_pixel rounding agrees with it on whole upscales
+    if mode == "nearest" and (ctm == "asymmetric" and nearest == "floor" or ctm == "half_pixel" and whole
+                              and nearest in ("round_prefer_floor", "round_prefer_ceil")):
+        return ctx.op("resize", [x], size=sizes[2:], mode="nearest")
+    # pytorch_half_pixel is torch's bilinear except for outputs of size 1, which it samples at 0
+    if mode == "linear" and (ctm == "half_pixel" or ctm == "pytorch_half_pixel" and 1 not in sizes[2:]):
+        return ctx.op("resize", [x], size=sizes[2:], mode="bilinear", align_corners=False)
+    if mode == "linear" and ctm == "align_corners":
+        return ctx.op("resize", [x], size=sizes[2:], mode="bilinear", align_corners=True)
+    raise _Unsupported(f"mode={mode}, coordinate_transformation_mode={ctm}, nearest_mode={nearest}")
+
+
+# ---------------------------------------------------------------- loading
+
+def _convert(ctx, n, op_type) -> list[Value]:
+    """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
+    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i):
+        try:
+            return [ctx.g.const(a, name=ctx.name) for a in _fold(ctx, n)]
+        except Exception:
+            pass  # the reference evaluator cannot run it: convert it like any other node
+    if op_type not in IMPORTS:
+        raise _Unsupported()
+    out = IMPORTS[op_type](ctx, n)
+    return out if isinstance(out, list) else [out]
+
+
+def _fold(ctx, n) -> list[np.ndarray]:
+    if n.op_type == "Shape":
+        shape = ctx.x(0).shape
+        return [np.array(shape[ctx.attr("start", 0):ctx.attr("end", len(shape))], np.int64)]
+    feeds = {i: ctx.env[i].data for i in n.input if i}
+    return ReferenceEvaluator(n, opsets={"": ctx.opset}).run(None, feeds)
+
+
+def _read(model) -> tuple[onnx.ModelProto, str]:
+    if isinstance(model, onnx.ModelProto):
+        return model, "the ONNX model"
+    path = Path(model)
+    if not path.is_file():
+        raise UsageError(f"ONNX file {path} does not exist", "check the path")
+    try:
+        return onnx.load(path), str(path)
+    except Exception as e:
+        raise ModelLoadError(f"{path} is not a readable ONNX model: {type(e).__name__}: {e}",
+                             "the file may be truncated or not ONNX at all; export it again") from None
+
+
+def _fix_input_shapes(graph: onnx.GraphProto, input_shapes: dict | None, where: str):
+    """Write `input_shapes` into the graph inputs; refuse inputs left with dynamic dimensions."""
+    inits = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    shapes = dict(input_shapes or {})
+    unknown = set(shapes) - {i.name for i in inputs}
+    if unknown:
+        raise UsageError(f"input_shapes names {sorted(unknown)}, but {where} has inputs "
+                         f"{[i.name for i in inputs]}")
+    dynamic = []
+    for i in inputs:
+        dims = _dims(i) or []
+        if i.name in shapes:
+            want = [int(d) for d in shapes[i.name]]
+            if len(want) != len(dims) or any(isinstance(d, int) and d != w for d, w in zip(dims, want)):
+                raise UsageError(f"input_shapes gives {i.name} the shape {want}, but {where} declares {dims}")
+            for d, w in zip(i.type.tensor_type.shape.dim, want):
+                d.dim_value = w
+        elif _static_shape(i) is None:
+            dynamic.append(f"{i.name}: [{', '.join(map(str, dims))}]")
+    if dynamic:
+        example = inputs[0].name if inputs else "input"
+        raise UsageError(f"{where} has inputs with dynamic dimensions ({'; '.join(dynamic)}); "
+                         "microcontroller code needs static shapes",
+                         "pass the shapes to compile for, e.g. "
+                         f"load_onnx(path, input_shapes={{'{example}': (1, 3, 32, 32)}}) (CLI: --input-shape)")
+    return inputs
+
+
+def _dims(vi: onnx.ValueInfoProto) -> list | None:
+    """Dimensions as ints, or the symbolic name ('?' if none) where one is dynamic; None if unknown."""
+    t = vi.type.tensor_type
+    if not vi.type.HasField("tensor_type") or not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in t.shape.dim]
+
+
+def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    dims = _dims(vi)
+    return tuple(dims) if dims is not None and all(isinstance(d, int) for d in dims) else None
+
+
+def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | None = None) -> Graph:
+    """Read an ONNX file or ModelProto into an IR graph.
+
+    `input_shapes={input name: shape}` fixes dynamic input dimensions (and must agree with the
+    static ones). Raises ModelLoadError for unreadable or invalid files, UsageError for missing
+    files or dynamic shapes, UnsupportedOpError listing every op that cannot be converted.
+    """
+    model, where = _read(path_or_model)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ModelLoadError(f"{where} fails onnx.checker: {str(e).strip()}",
+                             "the file may be truncated or written by a broken exporter; export it again") from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    if opset < MIN_OPSET:  # older forms (Upsample, attribute operands) are rewritten by onnx
+        try:
+            model, opset = version_converter.convert_version(model, MIN_OPSET), MIN_OPSET
+        except Exception as e:
+            raise ModelLoadError(f"{where} uses opset {opset}, and converting it to {MIN_OPSET} failed: {e}",
+                                 f"export the model with opset {MIN_OPSET} or newer") from None
+    else:
+        model = onnx.ModelProto.FromString(model.SerializeToString())  # a copy: input_shapes edits it
+    inputs = _fix_input_shapes(model.graph, input_shapes, where)
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as e:
+        raise ModelLoadError(f"ONNX shape inference failed on {where}: {e}", "check the input shapes") from None
+    graph = model.graph
+    known = {vi.name: _static_shape(vi) for vi in [*graph.value_info, *graph.output]}
+    uses = Counter(i for n in graph.node for i in n.input) + Counter(o.name for o in graph.output)
+    g = Graph(name or graph.name or "main")
+    ctx = _Ctx(g, opset, uses)
+    for t in graph.initializer:
+        ctx.env[t.name] = g.const(onnx.numpy_helper.to_array(t), name=t.name)
+    for i in inputs:
+        elem = helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+        try:
+            dtype = DType.from_numpy(elem)
+        except ValueError:
+            raise ModelLoadError(f"input {i.name} of {where} has element type {elem}, which mcuforge does not support",
+                                 "export the model with float32 inputs") from None
+        ctx.env[i.name] = g.add_input(i.name, TensorType(_static_shape(i), dtype))
+    missing: list[UnsupportedItem] = []
+    for idx, n in enumerate(graph.node):
+        ctx.node, ctx.name = n, n.name or f"{n.op_type}_{idx}"
+        ctx.attrs = {a.name: _attr(a) for a in n.attribute}
+        op_type = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+        if any(ctx.env[i] is _SKIPPED for i in n.input if i):  # depends on an unsupported node
+            if op_type not in IMPORTS:
+                missing.append(UnsupportedItem(op_type, ctx.name))
+            ctx.env.update({o: _SKIPPED for o in n.output})
+            continue
+        try:
+            results = _convert(ctx, n, op_type)
+        except _Unsupported as e:
+            missing.append(UnsupportedItem(f"{op_type} ({e})" if str(e) else op_type, ctx.name))
+            ctx.env.update({o: _SKIPPED for o in n.output})
+            continue
+        except ShapeError as e:
+            raise ShapeError(ctx.name, f"{op_type}: {e.reason}") from None
+        for o, v in zip(n.output, results):
+            if o and known.get(o) not in (None, v.shape):
+                raise ShapeError(ctx.name, f"the converter of {op_type} made shape {v.shape} for {o}, ONNX "
+                                           f"infers {known[o]}", hint="this is a bug in mcuforge's ONNX frontend; "
+                                                                      "please report it with the model")
+            ctx.env[o] = v
+    if missing:
+        raise UnsupportedOpError(missing)
+    g.outputs = [ctx.env[o.name] for o in graph.output]
+    return g
+
+
+def _attr(a: onnx.AttributeProto):
+    v = helper.get_attribute_value(a)
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, list):
+        return [x.decode() if isinstance(x, bytes) else x for x in v]
+    return v

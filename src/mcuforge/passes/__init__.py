@@ -1,0 +1,20 @@
+"""Every pass, listed once. A pass is `fn(graph, ctx, **options) -> changed`; see `compiler.pass_manager`.
+
+File stem == pass name with '-' replaced by '_'.
+"""
+from ..compiler.pass_manager import Pass
+from .canonicalize import canonicalize
+from .constant_fold import constant_fold
+from .cse import cse
+from .dce import dce
+from .fold_bn import fold_bn
+from .fuse import fuse
+
+REGISTRY: dict[str, Pass] = {p.name: p for p in [
+    Pass("canonicalize", canonicalize),
+    Pass("constant-fold", constant_fold),
+    Pass("cse", cse),
+    Pass("dce", dce),
+    Pass("fold-bn", fold_bn),
+    Pass("fuse", fuse),
+]}

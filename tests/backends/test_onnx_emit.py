@@ -1,0 +1,325 @@
+"""IR -> ONNX: every op as a one-op graph, checked by onnx.checker, run by onnxruntime and compared
+with torch (the oracle) and with the reference interpreter; channel-last layouts too."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mcuforge.backends.onnx.emit import LOWERINGS, save_onnx, to_onnx
+from mcuforge.errors import UnsupportedOpError, UsageError
+from mcuforge.ir import interpreter, ops
+from mcuforge.ir.graph import Graph
+from mcuforge.ir.types import DType, QuantParams, TensorType
+
+RNG = np.random.default_rng(0)
+L1, L2 = {False: "NCW", True: "NWC"}, {False: "NCHW", True: "NHWC"}
+CASES = {}
+
+
+def rnd(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+def T(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def last(a):
+    """Channel-first array -> channel-last (also OIHW -> OHWI weights)."""
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def case(name, *shapes, layouts=False, opset=17):
+    """Register `fn(g, *inputs, channel_last) -> (IR result(s), torch function)` on channel-first
+    input `shapes`; `layouts` also runs it with channel-last inputs and outputs."""
+    def register(fn):
+        for cl in (False, True) if layouts else (False,):
+            CASES[name + ("-last" if cl else "")] = (shapes, fn, cl, opset)
+        return fn
+    return register
+
+
+@case("conv2d", (1, 3, 6, 7), layouts=True)
+def _(g, x, cl):
+    w, b = rnd(4, 3, 3, 3), rnd(4)
+    y = g.op("conv2d", [x, g.const(last(w) if cl else w), g.const(b)],
+             dict(stride=[2, 1], pads=[1, 0, 1, 2], dilation=[1, 2], act="relu", layout=L2[cl]))
+    return y, lambda x: F.relu(F.conv2d(F.pad(x, (0, 2, 1, 1)), T(w), T(b), stride=(2, 1), dilation=(1, 2)))
+
+
+@case("conv2d-depthwise", (1, 3, 5, 5), layouts=True)
+def _(g, x, cl):
+    w = rnd(6, 1, 3, 3)
+    y = g.op("conv2d", [x, g.const(last(w) if cl else w)],
+             dict(stride=[1, 1], pads=[1, 1, 1, 1], dilation=[1, 1], groups=3, act="relu6", layout=L2[cl]))
+    return y, lambda x: F.relu6(F.conv2d(x, T(w), padding=1, groups=3))
+
+
+@case("conv1d", (1, 4, 11), layouts=True)
+def _(g, x, cl):
+    w, b = rnd(6, 2, 3), rnd(6)
+    y = g.op("conv1d", [x, g.const(last(w) if cl else w), g.const(b)],
+             dict(stride=[2], pads=[1, 2], dilation=[2], groups=2, layout=L1[cl]))
+    return y, lambda x: F.conv1d(F.pad(x, (1, 2)), T(w), T(b), stride=2, dilation=2, groups=2)
+
+
+@case("conv_transpose2d", (1, 4, 5, 4), layouts=True)
+def _(g, x, cl):
+    w, b = rnd(4, 3, 3, 2), rnd(6)  # (I, O/groups, kH, kW), groups 2
+    wl = np.ascontiguousarray(w.transpose(1, 2, 3, 0))  # (O/groups, kH, kW, I)
+    y = g.op("conv_transpose2d", [x, g.const(wl if cl else w), g.const(b)],
+             dict(stride=[2, 3], pads=[1, 0, 1, 0], dilation=[1, 1], groups=2, output_padding=[1, 2],
+                  layout=L2[cl]))
+    return y, lambda x: F.conv_transpose2d(x, T(w), T(b), stride=(2, 3), padding=(1, 0),
+                                           output_padding=(1, 2), groups=2)
+
+
+@case("linear", (3, 5))
+def _(g, x, cl):
+    w, b = rnd(4, 5), rnd(4)
+    return g.op("linear", [x, g.const(w), g.const(b)], dict(act="relu")), lambda x: F.relu(F.linear(x, T(w), T(b)))
+
+
+@case("linear-rank3", (2, 3, 5))
+def _(g, x, cl):
+    w, b = rnd(4, 5), rnd(4)
+    return g.op("linear", [x, g.const(w), g.const(b)]), lambda x: F.linear(x, T(w), T(b))
+
+
+@case("linear-rank3-nobias-dynamic-weight", (2, 3, 5), (4, 5))
+def _(g, x, w, cl):
+    return g.op("linear", [x, w], dict(act="relu6")), lambda x, w: F.relu6(F.linear(x, w))
+
+
+@case("matmul", (2, 3, 4), (4, 5))
+def _(g, a, b, cl):
+    return g.op("matmul", [a, b]), torch.matmul
+
+
+@case("batch_norm", (2, 3, 4, 4))
+def _(g, x, cl):
+    p = [rnd(3), rnd(3), rnd(3), np.abs(rnd(3)) + 0.5]
+    return (g.op("batch_norm", [x, *map(g.const, p)], dict(eps=1e-3)),
+            lambda x: F.batch_norm(x, T(p[2]), T(p[3]), T(p[0]), T(p[1]), eps=1e-3))
+
+
+@case("batch_norm-axis-last", (2, 4, 5, 3))
+def _(g, x, cl):
+    p = [rnd(3), rnd(3), rnd(3), np.abs(rnd(3)) + 0.5]
+    return (g.op("batch_norm", [x, *map(g.const, p)], dict(axis=-1)),
+            lambda x: F.batch_norm(x.movedim(-1, 1), T(p[2]), T(p[3]), T(p[0]), T(p[1])).movedim(1, -1))
+
+
+@case("layer_norm", (2, 3, 8))
+def _(g, x, cl):
+    s, b = rnd(8), rnd(8)
+    return g.op("layer_norm", [x, g.const(s), g.const(b)]), lambda x: F.layer_norm(x, (8,), T(s), T(b))
+
+
+@case("layer_norm-2d-noparams", (2, 3, 4))
+def _(g, x, cl):
+    return g.op("layer_norm", [x], dict(axis=-2, eps=1e-3)), lambda x: F.layer_norm(x, (3, 4), eps=1e-3)
+
+
+def simple(name, shapes, op, attrs, ref, opset=17):
+    """A case of one layout-free op applied to all inputs."""
+    case(name, *shapes, opset=opset)(lambda g, *xs: (g.op(op, list(xs[:-1]), attrs), ref))
+
+
+X = [(2, 3, 5)]
+SIMPLE = [  # case name, input shapes, op, attributes, torch reference[, opset]
+    ("relu", X, "relu", {}, F.relu), ("relu6", X, "relu6", {}, F.relu6),
+    ("leaky_relu", X, "leaky_relu", dict(alpha=0.2), lambda x: F.leaky_relu(x, 0.2)),
+    ("clamp", X, "clamp", dict(min=-0.5, max=0.7), lambda x: x.clamp(-0.5, 0.7)),
+    ("sigmoid", X, "sigmoid", {}, torch.sigmoid), ("tanh", X, "tanh", {}, torch.tanh),
+    ("hardsigmoid", X, "hardsigmoid", {}, F.hardsigmoid), ("silu", X, "silu", {}, F.silu),
+    ("softmax", X, "softmax", dict(axis=1), lambda x: x.softmax(1)),
+    ("log_softmax", X, "log_softmax", {}, lambda x: x.log_softmax(-1)),
+    ("identity", X, "identity", {}, lambda x: x), ("dropout", X, "dropout", dict(p=0.3), lambda x: x),
+    # HardSwish is decomposed before opset 14, Gelu before 20
+    *((f"hardswish-opset{o}", X, "hardswish", {}, F.hardswish, o) for o in (13, 17)),
+    *((f"gelu-opset{o}", X, "gelu", {}, F.gelu, o) for o in (17, 20)),
+    *((f"gelu-tanh-opset{o}", X, "gelu", dict(approximate="tanh"), lambda x: F.gelu(x, approximate="tanh"), o)
+      for o in (17, 20)),
+    *((op, [(2, 3, 4), (3, 1)], op, {}, getattr(torch, op)) for op in ("add", "sub", "mul", "div")),
+    ("add-relu", [(2, 3), (3,)], "add", dict(act="relu"), lambda a, b: F.relu(a + b)),
+    # ReduceMean takes axes as an attribute before opset 18, as an input from 18
+    *((f"mean-opset{o}", [(2, 3, 4, 5)], "mean", dict(axes=[2, -1], keepdims=True),
+       lambda x: x.mean((2, -1), keepdim=True), o) for o in (17, 18)),
+    ("mean-drop", [(2, 3, 4)], "mean", dict(axes=[1]), lambda x: x.mean(1)),
+    ("reshape", [(2, 3, 4)], "reshape", dict(shape=[4, 6]), lambda x: x.reshape(4, 6)),
+    ("transpose", [(2, 3, 4)], "transpose", dict(perm=[2, 0, 1]), lambda x: x.permute(2, 0, 1)),
+    ("concat", [(2, 3), (2, 5)], "concat", dict(axis=-1), lambda a, b: torch.cat([a, b], -1)),
+    ("split", [(2, 5, 3)], "split", dict(axis=1, sizes=[1, 4]), lambda x: x.split([1, 4], 1)),
+    ("slice", [(3, 5, 8)], "slice", dict(axes=[1, 2], starts=[1, -6], ends=[3, 100], steps=[1, 2]),
+     lambda x: x[:, 1:3, -6:100:2]),
+    ("pad", [(1, 2, 3, 4)], "pad", dict(pads=[0, 0, 1, 2, 0, 0, 3, 0], value=0.5),
+     lambda x: F.pad(x, (2, 0, 1, 3), value=0.5)),
+]
+for _case in SIMPLE:
+    simple(*_case)
+
+
+@case("max_pool2d-ceil", (1, 2, 4, 5), layouts=True)  # ceil mode drops a window starting in the padding
+def _(g, x, cl):
+    y = g.op("max_pool2d", [x], dict(kernel=[2, 2], stride=[3, 2], pads=[1, 1, 1, 1], ceil_mode=True, layout=L2[cl]))
+    return y, lambda x: F.max_pool2d(x, 2, (3, 2), 1, ceil_mode=True)
+
+
+@case("max_pool2d-dilated", (1, 2, 7, 7), layouts=True)
+def _(g, x, cl):
+    y = g.op("max_pool2d", [x], dict(kernel=[2, 3], stride=[1, 2], pads=[0, 0, 0, 0], dilation=[2, 1], layout=L2[cl]))
+    return y, lambda x: F.max_pool2d(x, (2, 3), (1, 2), dilation=(2, 1))
+
+
+@case("max_pool1d", (1, 3, 9), layouts=True)
+def _(g, x, cl):
+    y = g.op("max_pool1d", [x], dict(kernel=[3], stride=[2], pads=[1, 1], layout=L1[cl]))
+    return y, lambda x: F.max_pool1d(x, 3, 2, 1)
+
+
+for _cip in (False, True):
+    @case(f"avg_pool2d-ceil-cip{int(_cip)}", (1, 2, 6, 6), layouts=True)
+    def _(g, x, cl, cip=_cip):
+        y = g.op("avg_pool2d", [x], dict(kernel=[3, 3], stride=[2, 2], pads=[1, 1, 1, 1], ceil_mode=True,
+                                         count_include_pad=cip, layout=L2[cl]))
+        return y, lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=cip)
+
+
+@case("avg_pool1d", (1, 3, 8), layouts=True)
+def _(g, x, cl):
+    y = g.op("avg_pool1d", [x], dict(kernel=[2], stride=[2], pads=[0, 0], layout=L1[cl]))
+    return y, lambda x: F.avg_pool1d(x, 2, 2)
+
+
+for _size, _out in [((6, 6), (1, 1)), ((6, 8), (2, 4)), ((5, 7), (3, 2)), ((9,), (4,))]:
+    @case(f"adaptive_avg_pool-{_size}-{_out}", (1, 3, *_size), layouts=True)
+    def _(g, x, cl, out=_out):
+        y = g.op("adaptive_avg_pool", [x], dict(output_size=list(out), layout=(L1 if len(out) == 1 else L2)[cl]))
+        return y, lambda x: (F.adaptive_avg_pool1d if len(out) == 1 else F.adaptive_avg_pool2d)(x, out)
+
+
+@case("resize-nearest", (1, 2, 3, 5), layouts=True)
+def _(g, x, cl):
+    return (g.op("resize", [x], dict(size=[7, 11], mode="nearest", layout=L2[cl])),
+            lambda x: F.interpolate(x, size=(7, 11), mode="nearest"))
+
+
+for _size in [(7, 11), (1, 3)]:  # an output of size 1 tells half_pixel from pytorch_half_pixel
+    for _ac in (False, True):
+        @case(f"resize-bilinear-{_size}-ac{int(_ac)}", (1, 2, 4, 5), layouts=True)
+        def _(g, x, cl, size=_size, ac=_ac):
+            return (g.op("resize", [x], dict(size=list(size), mode="bilinear", align_corners=ac, layout=L2[cl])),
+                    lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=ac))
+
+
+def build(name):
+    shapes, fn, cl, opset = CASES[name]
+    shapes = [tuple(np.moveaxis(np.empty(s), 1, -1).shape) if cl else s for s in shapes]
+    g = Graph(name.replace("-", "_"))
+    xs = [g.add_input(f"x{i}", TensorType(s)) for i, s in enumerate(shapes)]
+    out, ref = fn(g, *xs, cl)
+    g.outputs = list(out) if isinstance(out, tuple) else [out]
+    return g, ref, cl, opset
+
+
+def run_ort(model, arrays):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {i.name: a for i, a in zip(sess.get_inputs(), arrays)})
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_op_matches_torch_and_interpreter(name):
+    g, ref, cl, opset = build(name)
+    model = to_onnx(g, opset)
+    onnx.checker.check_model(model, full_check=True)
+    arrays = [rnd(*v.shape) for v in g.inputs]
+    got = run_ort(model, arrays)
+    torch_in = [T(np.moveaxis(a, -1, 1)) if cl else T(a) for a in arrays]
+    want = ref(*torch_in)
+    want = [t.numpy() for t in (want if isinstance(want, tuple) else (want,))]
+    want = [last(w) if cl else w for w in want]
+    assert len(got) == len(want)
+    for o, w in zip(got, want):
+        np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-5)
+    for o, w in zip(interpreter.run(g, *arrays), got):
+        np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-5)
+
+
+def test_every_op_has_a_lowering_and_a_case():
+    assert set(LOWERINGS) == set(ops.OPS)
+    assert {n.split("-")[0] for n in CASES} == set(ops.OPS)
+
+
+def test_model_metadata_names_and_save(tmp_path):
+    g, *_ = build("conv2d")
+    model = to_onnx(g)
+    assert model.producer_name == "mcuforge" and model.producer_version
+    assert model.opset_import[0].version == 17
+    assert [i.name for i in model.graph.input] == ["x0"]
+    out = model.graph.output[0]
+    assert out.name == g.outputs[0].name
+    assert [d.dim_value for d in out.type.tensor_type.shape.dim] == list(g.outputs[0].shape)
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Relu"]  # the fused act after the op
+    assert {i.name for i in model.graph.initializer} >= {v.name for v in g.constants()}
+    path = save_onnx(g, tmp_path / "m.onnx", opset=18)
+    assert onnx.load(path).opset_import[0].version == 18
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_channel_last_conv_transposes_weights_ahead_of_time():
+    g, *_ = build("conv2d-last")
+    types = [n.op_type for n in to_onnx(g).graph.node]
+    assert types == ["Transpose", "Conv", "Transpose", "Relu"]
+
+
+def test_bad_opset_quantized_graphs_and_missing_lowerings_are_reported(monkeypatch):
+    g, *_ = build("layer_norm")
+    with pytest.raises(UsageError, match="opset >= 17"):
+        to_onnx(g, 16)
+    with pytest.raises(UsageError, match="opset 12"):
+        to_onnx(g, 12)
+    q = Graph("q")
+    q.outputs = [q.op("relu", [q.add_input("x", TensorType((2,), DType.i8, QuantParams(0.1, 0)))])]
+    with pytest.raises(UsageError, match="quantized"):
+        to_onnx(q)
+    monkeypatch.delitem(LOWERINGS, "layer_norm")
+    with pytest.raises(UnsupportedOpError, match="layer_norm") as err:
+        to_onnx(g)
+    assert [i.node for i in err.value.items] == [g.nodes[0].name]
+
+
+# What the emitter writes as several ONNX nodes (beyond fused activations, dropout as Identity and
+# channel-last transposes, which `expected_counts` accounts for) comes back as several IR ops.
+DECOMPOSED = {"gelu-tanh-opset17", "avg_pool2d-ceil-cip1", "avg_pool2d-ceil-cip1-last",
+              "linear-rank3-nobias-dynamic-weight", "batch_norm-axis-last",
+              *(n for n in CASES if n.startswith("adaptive_avg_pool") and "(1, 1)" not in n)}
+
+
+def expected_counts(g):
+    counts = {}
+    for n in g.nodes:
+        for op in ["identity" if n.op == "dropout" else n.op, n.attrs.get("act", "none")] + \
+                ["transpose"] * 2 * ("layout" in n.attrs and n.attrs["layout"][1] != "C"):
+            if op != "none":
+                counts[op] = counts.get(op, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_round_trip_through_onnx_keeps_ops_and_numbers(name):
+    from mcuforge.compiler.frontend_onnx import load_onnx
+    g, _, _, opset = build(name)
+    if name == "gelu-opset17":  # Erf is not imported
+        with pytest.raises(UnsupportedOpError, match="Erf"):
+            load_onnx(to_onnx(g, opset))
+        return
+    back = load_onnx(to_onnx(g, opset))
+    if name not in DECOMPOSED:
+        assert back.count() == expected_counts(g)
+    assert [tuple(v.shape) for v in back.inputs] == [tuple(v.shape) for v in g.inputs]
+    arrays = [rnd(*v.shape) for v in g.inputs]
+    for o, w in zip(interpreter.run(back, *arrays), interpreter.run(g, *arrays), strict=True):
+        np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-5)
