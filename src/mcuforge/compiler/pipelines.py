@@ -1,7 +1,8 @@
 """Named pipelines: ordered lists of (pass name, options), each ordering constraint commented.
 
 `resolve("float")` returns a named pipeline; any other string is parsed as the textual pipeline
-syntax (`"canonicalize,fold-bn,fuse"`), so the CLI's `--passes` takes either.
+syntax (`"canonicalize,fold-bn,fuse"`), where a pipeline name stands for its passes
+(`"float,my-pass"`), so the CLI's `--passes` takes either.
 """
 from __future__ import annotations
 
@@ -31,5 +32,6 @@ def resolve(spec: str | list | None) -> list[tuple[str, dict]]:
     if spec is None:
         return list(FLOAT)
     if isinstance(spec, str):
-        return list(PIPELINES[spec]) if spec in PIPELINES else parse_pipeline(spec)
+        return [step for name, opts in parse_pipeline(spec)
+                for step in (PIPELINES[name] if name in PIPELINES and not opts else [(name, opts)])]
     return [(p, {}) if isinstance(p, str) else (p[0], dict(p[1])) for p in spec]

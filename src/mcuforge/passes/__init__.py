@@ -1,6 +1,7 @@
 """Every pass, listed once. A pass is `fn(graph, ctx, **options) -> changed`; see `compiler.pass_manager`.
 
-File stem == pass name with '-' replaced by '_'.
+File stem == pass name with '-' replaced by '_'. Users add their own passes with `register`
+(see docs/writing-passes.md and examples/custom_pass.py).
 """
 from ..compiler.pass_manager import Pass
 from .canonicalize import canonicalize
@@ -18,3 +19,15 @@ REGISTRY: dict[str, Pass] = {p.name: p for p in [
     Pass("fold-bn", fold_bn),
     Pass("fuse", fuse),
 ]}
+
+
+def register(name: str):
+    """Decorator adding a user-defined pass to `REGISTRY` under `name` (kebab-case)."""
+    from ..errors import UsageError
+
+    def add(fn):
+        if name in REGISTRY and REGISTRY[name].fn is not fn:
+            raise UsageError(f"a pass named '{name}' is already registered", "choose another name")
+        REGISTRY[name] = Pass(name, fn)
+        return fn
+    return add

@@ -1,0 +1,41 @@
+"""Examples are tests: every examples/*.py and the README's Python snippet run here."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_runs(script, tmp_path):
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_readme_python_snippet_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "README has no python example"
+    for code in blocks:
+        r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_readme_commands_run(tmp_path):
+    """Every `mcuforge ...` line of the README's sh blocks (the quick start runs in .ci/run)."""
+    readme = (ROOT / "README.md").read_text()
+    lines = [ln.split("#")[0].strip() for b in re.findall(r"```sh\n(.*?)```", readme, re.S) for ln in b.splitlines()]
+    commands = [ln for ln in lines if ln.startswith("mcuforge ")]
+    assert len(commands) >= 5
+    (tmp_path / "my_net.py").write_text(
+        "import torch\n\ndef make_model():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n")
+    subprocess.run([sys.executable, "-c", "import torch; torch.onnx.export(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),"
+                    " torch.nn.BatchNorm2d(4).eval(), torch.nn.ReLU()), (torch.randn(1, 3, 8, 8),), 'model.onnx',"
+                    " dynamo=False)"], cwd=tmp_path, check=True, capture_output=True)
+    for cmd in commands:
+        r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
