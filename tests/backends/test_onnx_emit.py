@@ -215,6 +215,22 @@ for _size in [(7, 11), (1, 3)]:  # an output of size 1 tells half_pixel from pyt
                     lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=ac))
 
 
+@case("quantize", (2, 3, 4))
+def _(g, x, cl):
+    q = g.op("quantize", [x], dict(scale=[0.05], zero_point=[-3], dtype="i8"))
+    return (g.op("dequantize", [q], dict(scale=[0.05], zero_point=[-3])),
+            lambda x: torch.quantize_per_tensor(x, 0.05, -3, torch.qint8).dequantize())
+
+
+@case("dequantize-per-axis", (2, 3, 4))
+def _(g, x, cl):
+    s, zp = [0.02, 0.04, 0.08], [0, 0, 0]
+    q = g.op("quantize", [x], dict(scale=s, zero_point=zp, axis=1, dtype="i8"))
+    return (g.op("dequantize", [q], dict(scale=s, zero_point=zp, axis=1)),
+            lambda x: torch.quantize_per_channel(x, torch.tensor(s, dtype=torch.float64), torch.tensor(zp), 1,
+                                                 torch.qint8).dequantize())
+
+
 def build(name):
     shapes, fn, cl, opset = CASES[name]
     shapes = [tuple(np.moveaxis(np.empty(s), 1, -1).shape) if cl else s for s in shapes]
@@ -275,16 +291,12 @@ def test_channel_last_conv_transposes_weights_ahead_of_time():
     assert types == ["Transpose", "Conv", "Transpose", "Relu"]
 
 
-def test_bad_opset_quantized_graphs_and_missing_lowerings_are_reported(monkeypatch):
+def test_bad_opset_and_missing_lowerings_are_reported(monkeypatch):
     g, *_ = build("layer_norm")
     with pytest.raises(UsageError, match="opset >= 17"):
         to_onnx(g, 16)
     with pytest.raises(UsageError, match="opset 12"):
         to_onnx(g, 12)
-    q = Graph("q")
-    q.outputs = [q.op("relu", [q.add_input("x", TensorType((2,), DType.i8, QuantParams(0.1, 0)))])]
-    with pytest.raises(UsageError, match="quantized"):
-        to_onnx(q)
     monkeypatch.delitem(LOWERINGS, "layer_norm")
     with pytest.raises(UnsupportedOpError, match="layer_norm") as err:
         to_onnx(g)

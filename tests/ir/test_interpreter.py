@@ -351,7 +351,33 @@ def test_resize1d_nearest(layout):
 CHECKED_ABOVE = {op for op, _, _ in UNARY} | {op for op, _ in BINARY} | {
     "conv1d", "conv2d", "conv_transpose2d", "linear", "matmul", "batch_norm", "layer_norm", "max_pool1d",
     "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool", "mean", "reshape", "transpose", "concat",
-    "split", "slice", "pad", "resize"}
+    "split", "slice", "pad", "resize", "quantize", "dequantize"}
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_quantize_dequantize_match_torch(per_channel):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((3, 4, 5)) * 4).astype(np.float32)
+    if per_channel:
+        scale, zp = [0.02, 0.05, 0.1], [0, 0, 0]
+        tq = torch.quantize_per_channel(torch.from_numpy(x), torch.tensor(scale, dtype=torch.float64),
+                                        torch.tensor(zp), 0, torch.qint8)
+    else:
+        scale, zp = [0.037], [-5]
+        tq = torch.quantize_per_tensor(torch.from_numpy(x), scale[0], zp[0], torch.qint8)
+    (q,) = evaluate("quantize", [x], dict(scale=scale, zero_point=zp, axis=0))
+    assert q.dtype == np.int8
+    np.testing.assert_array_equal(q, tq.int_repr().numpy())
+    (d,) = evaluate("dequantize", [q], dict(scale=scale, zero_point=zp, axis=0))
+    np.testing.assert_allclose(d, tq.dequantize().numpy(), rtol=1e-6)
+
+
+def test_quantize_rounds_ties_away_from_zero_and_saturates():
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1000.0, -1000.0], np.float32)
+    (q,) = evaluate("quantize", [x], dict(scale=[1.0], zero_point=[0]))
+    assert q.tolist() == [1, 2, 3, -1, -2, -3, 127, -128]  # TFLite rounding; torch/numpy round to even
+    (q16,) = evaluate("quantize", [x], dict(scale=[0.25], zero_point=[0], dtype="i16"))
+    assert q16.dtype == np.int16 and q16.tolist() == [2, 6, 10, -2, -6, -10, 4000, -4000]
 
 
 def test_every_op_has_semantics_and_a_torch_check():

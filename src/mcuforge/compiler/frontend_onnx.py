@@ -213,6 +213,19 @@ def _clip(ctx, n):
     return ctx.op("clamp", [ctx.x(0)], min=lo, max=hi)
 
 
+@imports("QuantizeLinear", "DequantizeLinear")
+def _qdq(ctx, n):
+    scale = np.asarray(ctx.const(1), np.float32).reshape(-1)
+    zp = ctx.const(2, np.zeros(scale.shape, np.uint8))  # ONNX's default zero point is uint8
+    attrs = dict(scale=scale.tolist(), zero_point=_ints(zp), axis=int(ctx.attr("axis", 1)))
+    if n.op_type == "DequantizeLinear":
+        return ctx.op("dequantize", [ctx.x(0)], **attrs)
+    dtype = {np.dtype(np.int8): "i8", np.dtype(np.uint8): "u8", np.dtype(np.int16): "i16"}.get(np.asarray(zp).dtype)
+    if dtype is None:
+        raise _Unsupported(f"quantizes to {np.asarray(zp).dtype}")
+    return ctx.op("quantize", [ctx.x(0)], **attrs, dtype=dtype)
+
+
 @imports("LeakyRelu")
 def _leaky_relu(ctx, n):
     return ctx.op("leaky_relu", [ctx.x(0)], alpha=ctx.attr("alpha", 0.01))

@@ -134,9 +134,8 @@ class Graph:
     def add_node(self, op: str, inputs: Sequence[Value], attrs: dict | None = None, *, name: str | None = None,
                  out_types: Sequence[TensorType] | None = None, before: Node | None = None,
                  meta: dict | None = None) -> Node:
-        """Create a node; result types come from the op's shape rule unless `out_types` is given.
-
-        Results take the dtype of the first operand. Names are made unique from `name` (or the op
+        """Create a node; result types come from the op table (`OpDef.result_types`: the shape
+        rule, and the first operand's dtype unless the op says otherwise) or from `out_types`. Names are made unique from `name` (or the op
         name). The node goes at the end, or just before `before` to keep a topological order.
         """
         if before is not None and before.graph is not self:
@@ -145,8 +144,7 @@ class Graph:
         attrs = d.full_attrs(dict(attrs or {}))
         inputs = list(inputs)
         if out_types is None:
-            shapes = d.shape([v.shape for v in inputs], attrs)
-            out_types = [TensorType(s, inputs[0].dtype) for s in shapes]
+            out_types = d.result_types([v.type for v in inputs], attrs)
         base = name or op
         outs = [Value(self.unique_name(base if i == 0 else f"{base}.{i}"), t) for i, t in enumerate(out_types)]
         node = Node(op, inputs, outs, attrs, meta)

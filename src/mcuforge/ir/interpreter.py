@@ -395,3 +395,35 @@ def resize(x, *, size, mode, align_corners, layout):
         frac = (src - i0).astype(x.dtype).reshape(-1, *[1] * (x.ndim - 1 - ax))
         x = np.take(x, i0, ax) * (1 - frac) + np.take(x, np.minimum(i0 + 1, n - 1), ax) * frac
     return _from_cf(x, layout)
+
+
+# ---------------------------------------------------------------- quantization
+
+def round_half_away(x):
+    """Round to nearest, ties away from zero (TFLite's rounding; numpy's round goes to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def _per_axis(values, axis, rank, dtype):
+    v = np.asarray(values, dtype=dtype)
+    if v.size == 1:
+        return v.reshape(())
+    shape = [1] * rank
+    shape[axis % rank] = v.size
+    return v.reshape(shape)
+
+
+@impl("quantize")
+def quantize(x, *, scale, zero_point, axis, dtype):
+    info = np.iinfo(np.dtype({"i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32"}[dtype]))
+    s = _per_axis(scale, axis, x.ndim, np.float32)
+    zp = _per_axis(zero_point, axis, x.ndim, np.int64)
+    q = round_half_away(x.astype(np.float32) / s).astype(np.int64) + zp
+    return np.clip(q, info.min, info.max).astype(info.dtype)
+
+
+@impl("dequantize")
+def dequantize(x, *, scale, zero_point, axis):
+    s = _per_axis(scale, axis, x.ndim, np.float32)
+    zp = _per_axis(zero_point, axis, x.ndim, np.int64)
+    return ((x.astype(np.int64) - zp).astype(np.float32) * s).astype(np.float32)

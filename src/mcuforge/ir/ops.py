@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ShapeError
+from .types import DType, QuantParams, TensorType
 
 REQUIRED = object()  # marks an attribute without a default
 FUSED_ACTS = ("none", "relu", "relu6")
@@ -37,6 +38,8 @@ class OpDef:
     function of the attributes. `shape(in_shapes, attrs)` returns the output shapes and raises
     `ShapeError` on operands it cannot accept. `tags` group ops for passes (see `with_tag`);
     `choices` lists the values an enumerated attribute may take (checked by the verifier).
+    `types` gives result dtypes (and quant parameters) for ops whose results do not take the
+    first operand's dtype.
     """
 
     name: str
@@ -46,6 +49,15 @@ class OpDef:
     num_outputs: int | Callable = 1
     tags: frozenset = frozenset()
     choices: dict = field(default_factory=dict)  # attribute -> the values it may take
+    types: Callable | None = None  # (in_types, attrs, shapes) -> result TensorTypes
+
+    def result_types(self, in_types: list[TensorType], attrs: dict) -> list[TensorType]:
+        """Result types: the shape rule's shapes with the first operand's dtype and no quant
+        parameters, unless the op has its own `types` rule (quantize, dequantize)."""
+        shapes = self.shape([t.shape for t in in_types], attrs)
+        if self.types is not None:
+            return self.types(in_types, attrs, shapes)
+        return [TensorType(s, in_types[0].dtype) for s in shapes]
 
     def arity(self) -> tuple[int, float]:
         """(min, max) number of operands."""
@@ -289,6 +301,15 @@ def _resize_shape(s, a):
     return [tuple(out)]
 
 
+def _quantize_types(t, a, shapes):
+    q = QuantParams(a["scale"], a["zero_point"], a["axis"] if len(a["scale"]) > 1 else None)
+    return [TensorType(shapes[0], DType(a["dtype"]), q)]
+
+
+def _dequantize_types(t, a, shapes):
+    return [TensorType(shapes[0], DType.f32)]
+
+
 # ---------------------------------------------------------------- the table
 
 _LAYOUT_2D, _LAYOUT_1D = {"layout": ("NCHW", "NHWC")}, {"layout": ("NCW", "NWC")}
@@ -352,6 +373,13 @@ _DEFS = [
           num_outputs=lambda a: len(a["sizes"])),
     OpDef("slice", ("x",), dict(axes=REQUIRED, starts=REQUIRED, ends=REQUIRED, steps=REQUIRED), _slice_shape),
     OpDef("pad", ("x",), dict(pads=REQUIRED, value=0.0), _pad_shape),
+
+    # Affine quantization (DESIGN.md "Numeric semantics"): q = clamp(round_half_away(x / scale) + zp)
+    # and x = (q - zp) * scale; one scale/zero point, or one per index of `axis`.
+    OpDef("quantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0, dtype="i8"), _same,
+          choices={"dtype": ("i8", "u8", "i16", "i32")}, types=_quantize_types, tags=frozenset({"quant"})),
+    OpDef("dequantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0), _same,
+          types=_dequantize_types, tags=frozenset({"quant"})),
     OpDef("resize", ("x",), dict(size=REQUIRED, mode="nearest", align_corners=False, layout="NCHW"),
           _resize_shape, tags=frozenset({"layout"}),
           choices={"mode": ("nearest", "bilinear"), "layout": ("NCW", "NWC", "NCHW", "NHWC")}),

@@ -3,7 +3,8 @@
 Structure: every operand is a graph input, a constant, or the result of an earlier node (so the
 node list is a topological order); use lists agree with operands; value names are unique; graph
 outputs are defined. Per op: the op exists, its arity and attributes fit the op table, fused
-activations are known, and the result types are what the shape rule gives. Constants hold data
+activations and enumerated attributes are known, and the result shapes and dtypes are what the
+op table gives. Constants hold data
 of their declared type.
 """
 from __future__ import annotations
@@ -60,15 +61,19 @@ def verify(graph: Graph) -> None:
         if len(n.outputs) != d.n_outputs(n.attrs):
             raise VerifyError(where, f"{n.op} has {d.n_outputs(n.attrs)} results, node has {len(n.outputs)}")
         try:
-            shapes = d.shape([v.shape for v in n.inputs], n.attrs)
+            types = d.result_types([v.type for v in n.inputs], n.attrs)
         except ShapeError as e:
             raise ShapeError(where, e.reason) from None
-        for v, s in zip(n.outputs, shapes):
+        for v, t in zip(n.outputs, types):
             if v.producer is not n:
                 raise VerifyError(where, f"result %{v.name} does not point back to its node")
-            if tuple(s) != v.shape:
+            if t.shape != v.shape:
                 raise ShapeError(where, f"result %{v.name} has shape {list(v.shape)}, "
-                                        f"the {n.op} shape rule gives {list(s)}")
+                                        f"the {n.op} shape rule gives {list(t.shape)}")
+            if t.dtype != v.dtype:
+                raise VerifyError(where, f"result %{v.name} has dtype {v.dtype.value}, {n.op} gives {t.dtype.value}")
+            if d.types is not None and t.quant != v.type.quant:
+                raise VerifyError(where, f"result %{v.name} has quantization {v.type.quant}, {n.op} gives {t.quant}")
             define(v, where)
 
     for v in graph.outputs:

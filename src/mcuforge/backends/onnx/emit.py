@@ -7,7 +7,8 @@ shapes and runs `onnx.checker` (full check, with strict shape inference) before 
 ONNX is channel-first, so ops under a channel-last layout (NHWC/NWC) are lowered as
 Transpose -> ONNX op -> Transpose, with constant weights transposed ahead of time. A fused `act`
 becomes one Relu/Clip after the op. Value names are kept: the ONNX node writing an IR value is
-named after it. Limits: float graphs, opset >= 13 (layer_norm needs 17; Gelu is native from 20).
+named after it. Limits: float graphs and
+their QDQ form (quantize/dequantize), opset >= 13 (layer_norm needs 17; Gelu is native from 20).
 """
 from __future__ import annotations
 
@@ -348,6 +349,20 @@ def _resize(e, n):
     _channel_first_op(e, n, "Resize", ["", "", e.ints(sizes, "sizes")], **attrs)
 
 
+@lowers("quantize", "dequantize")
+def _qdq(e, n):
+    """QuantizeLinear / DequantizeLinear (QDQ form). ONNX rounds ties to even where the IR rounds
+    them away from zero, so exact ties may differ by one step."""
+    a = n.attrs
+    per_axis = len(a["scale"]) > 1
+    shape = (len(a["scale"]),) if per_axis else ()
+    dtype = (n.output if n.op == "quantize" else n.inputs[0]).dtype.np
+    scale = e.const(np.array(a["scale"], np.float32).reshape(shape), "scale")
+    zp = e.const(np.array(a["zero_point"], dtype).reshape(shape), "zero_point")
+    op_type = "QuantizeLinear" if n.op == "quantize" else "DequantizeLinear"
+    e.emit(op_type, [e.name(n.inputs[0]), scale, zp], e.out(n.output), **({"axis": a["axis"]} if per_axis else {}))
+
+
 _ACTS = {"relu": lambda e, x, out: e.emit("Relu", [x], out),
          "relu6": lambda e, x, out: e.emit("Clip", [x, e.scalar(0.0), e.scalar(6.0)], out)}
 
@@ -363,10 +378,6 @@ def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise UsageError(f"cannot emit ONNX opset {opset}",
                          f"choose an opset in {MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
-    quantized = [v.name for v in graph.values() if v.type.quant is not None]
-    if quantized:
-        raise UsageError(f"to_onnx writes float graphs; {len(quantized)} values are quantized, e.g. %{quantized[0]}",
-                         "export the graph before the quantize pass")
     missing = [UnsupportedItem(n.op, n.name) for n in graph.nodes if n.op not in LOWERINGS]
     if missing:
         raise UnsupportedOpError(missing, "the ONNX backend lowers float ops only; use the tflite or c backend",
