@@ -10,7 +10,7 @@ from mcuforge import zoo
 def test_artifact_fields(tmp_path):
     model, inputs = zoo.get("tiny_cnn")
     art = mcuforge.compile(model, inputs, out_dir=tmp_path / "b")
-    assert set(art.files) == {"onnx", "report"} and all(p.is_file() for p in art.files.values())
+    assert set(art.files) == {"onnx", "report", "report_md"} and all(p.is_file() for p in art.files.values())
     assert art.report.total_params == sum(v.type.numel for v in art.graph.constants())
     (y,) = art.run(inputs[0])
     assert y.dtype == np.float32

@@ -88,6 +88,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     from .compiler.load import load_model
     from .compiler.pass_manager import PassContext, PassManager
     from .compiler.pipelines import resolve
+    from .compiler.html_report import render_html
     from .compiler.report import Report
 
     emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
@@ -107,8 +108,10 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
         with atomic_dir(out_dir) as tmp:
             for e in emit:
                 written[e] = EMITTERS[e](graph, tmp)
-            written["report"] = tmp / "report.md"
-            written["report"].write_text(report.to_markdown())
+            written["report_md"] = tmp / "report.md"
+            written["report_md"].write_text(report.to_markdown())
+            written["report"] = tmp / "report.html"
+            written["report"].write_text(render_html(report, ctx.artifacts.get("plan"), tgt))
         art.files = {k: Path(out_dir) / p.relative_to(tmp) for k, p in written.items()}
     return art
 

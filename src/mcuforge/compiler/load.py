@@ -56,6 +56,7 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
     """Any supported model form -> a fresh Graph (the caller's Graph is cloned, not mutated)."""
     if isinstance(model, Graph):
         return model.clone()
+    name = None
     if isinstance(model, (str, Path)):
         text = str(model)
         if text.startswith("zoo:"):
@@ -63,6 +64,7 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
             if text[4:] not in zoo.MODELS:
                 raise UsageError(f"no zoo model '{text[4:]}'", f"zoo models: {', '.join(zoo.names())}")
             model, zoo_inputs = zoo.get(text[4:])
+            name = text[4:]
             example_inputs = example_inputs if example_inputs is not None else zoo_inputs
         elif text.endswith(".onnx") or (Path(text).is_file() and ":" not in Path(text).name):
             if not Path(text).is_file():
@@ -92,4 +94,4 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
     example_inputs = tuple(torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
                            for x in example_inputs)
     from .frontend_fx import trace
-    return trace(model.eval(), example_inputs)
+    return trace(model.eval(), example_inputs, name)

@@ -1,0 +1,61 @@
+"""`report.html`: the compile report as one self-contained page (no network, no scripts).
+
+The page shows the per-layer table, flash and RAM against the target's capacity as bars, the
+memory plan as a picture (buffers as boxes: x = schedule step, y = arena offset), the passes with
+their timings, and the optimizations that did not happen with their reasons. Python prepares
+every number and box here; the template only loops over them.
+"""
+from __future__ import annotations
+
+import colorsys
+import hashlib
+from pathlib import Path
+
+import jinja2
+
+from .. import __version__
+from .report import Report, human_bytes
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+WIDTH, HEIGHT = 880, 360
+
+
+def _color(name: str) -> str:
+    h = int(hashlib.md5(name.encode()).hexdigest()[:6], 16) / 0xFFFFFF
+    r, g, b = colorsys.hls_to_rgb(h, 0.62, 0.55)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def timeline_boxes(plan) -> list[dict]:
+    """One SVG box per planned buffer: x from its first to its last step, y its byte range."""
+    steps = max(len(plan.schedule), 1)
+    arena = max(plan.arena_bytes, 1)
+    boxes = []
+    for name, (first, last) in plan.lifetimes.items():
+        if name not in plan.offsets:
+            continue
+        off, size = plan.offsets[name], plan.sizes[name]
+        boxes.append(dict(name=name, x=WIDTH * first / steps, w=max(WIDTH * (last - first + 1) / steps, 1.5),
+                          y=HEIGHT * (1 - (off + size) / arena), h=max(HEIGHT * size / arena, 1.0),
+                          color=_color(name), title=f"{name}: {human_bytes(size)} at offset {off}, "
+                                                    f"steps {first}..{last}"))
+    return boxes
+
+
+def _bar(label: str, used: int, capacity: int | None) -> dict:
+    frac = used / capacity if capacity else None
+    return dict(label=label, used=human_bytes(used), capacity=human_bytes(capacity) if capacity else "no target",
+                pct=min(frac, 1.0) * 100 if frac is not None else 0, over=frac is not None and frac > 1,
+                text=f"{frac * 100:.1f}%" if frac is not None else "")
+
+
+def render_html(report: Report, plan=None, target=None) -> str:
+    ram = plan.arena_bytes if plan is not None else max((layer.act_bytes for layer in report.layers), default=0)
+    bars = [_bar("flash (weights)", report.flash_bytes, target.flash if target else None),
+            _bar("RAM (arena)" if plan is not None else "RAM (largest layer output; no plan yet)", ram,
+                 target.sram if target else None)]
+    return _ENV.get_template("report.html.j2").render(
+        r=report, rows=report.rows(), header=report.HEADER, totals=report.totals(), bars=bars, plan=plan,
+        boxes=timeline_boxes(plan) if plan is not None else [], width=WIDTH, height=HEIGHT, target=target,
+        version=__version__, human_bytes=human_bytes)
