@@ -98,6 +98,11 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     if emit and out_dir is None:
         raise UsageError("emitting files needs out_dir", "pass out_dir=... (CLI: -o DIR), or emit=()")
     tgt = load_target(target) if target is not None else None
+    def stage(name):
+        for h in instrumentations:
+            h.stage(name)
+
+    stage("load")
     graph = load_model(model, example_inputs, input_shapes=input_shapes)
     pm = PassManager(resolve(passes), debug=debug, instrumentations=list(instrumentations))
     ctx = pm.run(graph, PassContext(target=tgt, debug=debug))
@@ -107,6 +112,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
         written = {}
         with atomic_dir(out_dir) as tmp:
             for e in emit:
+                stage(f"emit {e}")
                 written[e] = EMITTERS[e](graph, tmp)
             written["report_md"] = tmp / "report.md"
             written["report_md"].write_text(report.to_markdown())

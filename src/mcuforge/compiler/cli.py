@@ -16,6 +16,7 @@ from rich.text import Text
 
 from .. import __version__
 from ..errors import Error
+from .pass_manager import Instrumentation
 
 EXAMPLES = """examples:
   mcuforge compile zoo:resnet8 -o build/resnet8
@@ -87,14 +88,15 @@ def _compile(args, emit, out, instrumentations=()):
 
 def cmd_compile(args, console: Console) -> int:
     from .pass_manager import PrintIR
-    hooks = []
+    hooks: list[Instrumentation] = []
     if args.print_after:
         names = None if "all" in args.print_after else set(args.print_after)
         hooks.append(PrintIR(names, only_changed=args.print_changed, stream=sys.stdout))
     emit = [e.strip() for e in args.emit.split(",") if e.strip()]
     t0 = time.perf_counter()
-    with console.status(f"compiling {args.model}", spinner="dots") if not args.quiet else _Null():
-        art = _compile(args, emit, args.out, hooks)
+    quiet = args.quiet or args.json
+    with console.status(f"compiling {args.model}", spinner="dots") if not quiet else _Null() as status:
+        art = _compile(args, emit, args.out, hooks + ([StatusHook(status, args.model)] if not quiet else []))
     seconds = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"model": art.graph.name, "seconds": round(seconds, 3), "layers": len(art.report.layers),
@@ -160,6 +162,19 @@ def cmd_ops(args, console: Console) -> int:
     for name, d in OPS.items():
         console.print(f"{name}({', '.join(d.inputs)}) {{{', '.join(d.attrs)}}}", markup=False, highlight=False)
     return 0
+
+
+class StatusHook(Instrumentation):
+    """Shows the step a compile is at on the CLI's status line."""
+
+    def __init__(self, status, model: str):
+        self.status, self.model = status, model
+
+    def stage(self, name):
+        self.status.update(f"{self.model}: {name}")
+
+    def before(self, name, graph):
+        self.status.update(f"{self.model}: pass {name} ({len(graph)} nodes)")
 
 
 class _Null:

@@ -86,7 +86,11 @@ class PassRecord:
 
 
 class Instrumentation:
-    """Hook interface; subclass and override what you need."""
+    """Hook interface; subclass and override what you need. `stage` announces the steps of a
+    compile around the pipeline ("load", "emit onnx", ...)."""
+
+    def stage(self, name: str):
+        pass
 
     def before(self, name: str, graph: Graph):
         pass
