@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -133,10 +132,12 @@ class atomic_dir:
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"output path {self.path} exists and is not a directory",
                              "choose another -o/out_dir, or remove the file")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not os.access(self.path.parent, os.W_OK):
-            raise UsageError(f"cannot write to {self.path.parent}", "choose a writable output directory")
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+        except OSError as e:
+            raise UsageError(f"cannot write the output directory {self.path}: {e.strerror}",
+                             "choose a directory you can write to, whose parents are directories") from None
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):

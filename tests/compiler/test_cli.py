@@ -74,6 +74,8 @@ def test_print_after(netfile, tmp_path, capsys):
     (["compile", "{net}:make", "--input-shape", "1,3,8,8", "--passes", "fold-bn,nope", "-o", "{out}"], 2, "unknown pass"),
     (["compile", "{net}:make", "--input-shape", "1,3,8,8", "--target", "pdp11", "-o", "{out}"], 2, "unknown target"),
     (["compile", "{net}:make", "--input-shape", "1,3,8,8", "-o", "{net}"], 2, "not a directory"),
+    (["compile", "{net}:make", "--input-shape", "1,3,8,8", "-o", "{net}/sub"], 2, "cannot write the output"),
+    (["compile", "{net}:make", "--input-shape", "3,8", "-o", "{out}"], 2, "example inputs"),
 ])
 def test_errors_have_exit_codes_and_leave_nothing(argv, code, message, netfile, tmp_path, capsys):
     garbage = tmp_path / "garbage.onnx"
@@ -110,3 +112,14 @@ def test_console_script_is_installed():
     assert r.returncode == 0 and "exit codes" in r.stdout
     r = subprocess.run(["mcuforge", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "mcuforge" in r.stdout
+
+
+def test_bash_completion_completes_subcommands_and_options(tmp_path):
+    script = tmp_path / "c.sh"
+    r = subprocess.run(["mcuforge", "completion", "bash"], capture_output=True, text=True, check=True)
+    script.write_text(r.stdout + """
+COMP_WORDS=(mcuforge co); COMP_CWORD=1; _mcuforge; echo "${COMPREPLY[@]}"
+COMP_WORDS=(mcuforge compile --ti); COMP_CWORD=2; _mcuforge; echo "${COMPREPLY[@]}"
+""")
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["compile completion", "--time-passes"]

@@ -70,7 +70,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("targets", help="list the bundled MCU profiles")
     sub.add_parser("passes", help="list the registered passes and named pipelines")
     sub.add_parser("ops", help="list the ops of the IR")
+    comp = sub.add_parser("completion", help="print a shell completion script",
+                          description="enable with: eval \"$(mcuforge completion bash)\" (bash or zsh)")
+    comp.add_argument("shell", choices=["bash", "zsh"])
     return ap
+
+
+def completion_script(ap: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function built from the parser: subcommands, then each one's options,
+    then file names; zsh loads it through bashcompinit."""
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    cases = "\n".join(f"    {name}) opts=\"{' '.join(o for a in p._actions for o in a.option_strings)}\" ;;"
+                      for name, p in sub.choices.items())
+    body = f"""_mcuforge() {{
+  local cur=${{COMP_WORDS[COMP_CWORD]}} opts
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "{' '.join(sub.choices)} --help --version" -- "$cur")); return
+  fi
+  case "${{COMP_WORDS[1]}}" in
+{cases}
+  esac
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+}}
+complete -o filenames -F _mcuforge mcuforge
+"""
+    return ("autoload -U +X bashcompinit && bashcompinit\n" if shell == "zsh" else "") + body
 
 
 def _target(args):
@@ -185,7 +209,12 @@ class _Null:
         return False
 
 
-COMMANDS = {"compile": cmd_compile, "inspect": cmd_inspect, "targets": cmd_targets, "passes": cmd_passes,
+def cmd_completion(args, console: Console) -> int:
+    print(completion_script(build_parser(), args.shell))
+    return 0
+
+
+COMMANDS = {"completion": cmd_completion, "compile": cmd_compile, "inspect": cmd_inspect, "targets": cmd_targets, "passes": cmd_passes,
             "ops": cmd_ops}
 
 
