@@ -162,14 +162,17 @@ def _pool_shape(s, a):
     return [tuple(out)]
 
 
-def _adaptive_pool_shape(s, a):
-    x = s[0]
-    sp = spatial_axes(a["layout"], len(x))
-    _check(len(sp) == len(a["output_size"]), f"output_size {a['output_size']} does not match input {x}")
-    out = list(x)
-    for ax, o in zip(sp, a["output_size"]):
-        out[ax] = o
-    return [tuple(out)]
+def _spatial_from(key):
+    """Shape rule of ops whose attribute `key` gives the output's spatial sizes."""
+    def rule(s, a):
+        x = s[0]
+        sp = spatial_axes(a["layout"], len(x))
+        _check(len(sp) == len(a[key]), f"{key} {a[key]} does not match input {x}")
+        out = list(x)
+        for ax, o in zip(sp, a[key]):
+            out[ax] = o
+        return [tuple(out)]
+    return rule
 
 
 def _same(s, a):
@@ -291,16 +294,6 @@ def _pad_shape(s, a):
     return [tuple(d + p[i] + p[i + len(x)] for i, d in enumerate(x))]
 
 
-def _resize_shape(s, a):
-    x = s[0]
-    sp = spatial_axes(a["layout"], len(x))
-    _check(len(sp) == len(a["size"]), f"resize size {a['size']} does not match input {x}")
-    out = list(x)
-    for ax, o in zip(sp, a["size"]):
-        out[ax] = o
-    return [tuple(out)]
-
-
 def _quantize_types(t, a, shapes):
     q = QuantParams(a["scale"], a["zero_point"], a["axis"] if len(a["scale"]) > 1 else None)
     return [TensorType(shapes[0], DType(a["dtype"]), q)]
@@ -362,7 +355,7 @@ _DEFS = [
           choices=_LAYOUT_1D),
     OpDef("avg_pool2d", ("x",), dict(_POOL_ATTRS, count_include_pad=True, layout="NCHW"), _pool_shape, tags=frozenset({"pool", "layout"}),
           choices=_LAYOUT_2D),
-    OpDef("adaptive_avg_pool", ("x",), dict(output_size=REQUIRED, layout="NCHW"), _adaptive_pool_shape,
+    OpDef("adaptive_avg_pool", ("x",), dict(output_size=REQUIRED, layout="NCHW"), _spatial_from("output_size"),
           tags=frozenset({"pool", "layout"}), choices={"layout": ("NCW", "NWC", "NCHW", "NHWC")}),
     OpDef("mean", ("x",), dict(axes=REQUIRED, keepdims=False), _mean_shape),
 
@@ -381,7 +374,7 @@ _DEFS = [
     OpDef("dequantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0), _same,
           types=_dequantize_types, tags=frozenset({"quant"})),
     OpDef("resize", ("x",), dict(size=REQUIRED, mode="nearest", align_corners=False, layout="NCHW"),
-          _resize_shape, tags=frozenset({"layout"}),
+          _spatial_from("size"), tags=frozenset({"layout"}),
           choices={"mode": ("nearest", "bilinear"), "layout": ("NCW", "NWC", "NCHW", "NHWC")}),
 ]
 
