@@ -24,3 +24,24 @@ def golden(request):
         assert path.exists(), f"missing golden file {path}; create it with pytest --update-golden and review it"
         assert text == path.read_text(), f"{path} differs; if the change is intended, run pytest --update-golden and review the diff"
     return check
+
+
+@pytest.fixture(scope="session")
+def zoo_float():
+    """`zoo_float(name) -> (graph, example input)`: a zoo model traced and run through the float
+    pipeline once per session (tracing dominates the time of zoo-wide tests); every call returns a
+    fresh clone of the graph, which the caller may change."""
+    import mcuforge
+    from mcuforge import zoo
+    from mcuforge.compiler.pass_manager import PassManager
+    from mcuforge.compiler.pipelines import resolve
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            model, (x,) = zoo.get(name)
+            cache[name] = mcuforge.trace(model, (x,)), x
+            PassManager(resolve("float")).run(cache[name][0])
+        graph, x = cache[name]
+        return graph.clone(), x
+    return get

@@ -40,7 +40,7 @@ def test_failed_emit_leaves_previous_output_untouched(tmp_path, monkeypatch):
     mcuforge.compile(model, inputs, out_dir=out)
     first = (out / "model.onnx").read_bytes()
 
-    def broken(graph, directory):
+    def broken(graph, directory, ctx, prefix):
         (directory / "half.bin").write_bytes(b"x")
         raise RuntimeError("disk on fire")
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +37,7 @@ def test_readme_commands_run(tmp_path):
     subprocess.run([sys.executable, "-c", "import torch; torch.onnx.export(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3),"
                     " torch.nn.BatchNorm2d(4).eval(), torch.nn.ReLU()), (torch.randn(1, 3, 8, 8),), 'model.onnx',"
                     " dynamo=False)"], cwd=tmp_path, check=True, capture_output=True)
+    np.savez(tmp_path / "calib.npz", np.random.default_rng(0).standard_normal((16, 3, 16, 16)).astype(np.float32))
     for cmd in commands:
         r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"

@@ -1,4 +1,4 @@
-"""Golden text of the IR after each pass of the default pipeline, on a small model.
+"""Golden text of the IR after each pass of the "deploy" pipeline, on a small model.
 
 Refresh with `pytest tests/test_golden.py --update-golden` and review the diff like code.
 """
@@ -8,7 +8,7 @@ import torch
 
 import mcuforge
 from mcuforge.compiler.pass_manager import PrintIR
-from mcuforge.compiler.pipelines import FLOAT
+from mcuforge.compiler.pipelines import PIPELINES
 
 
 class Small(torch.nn.Module):
@@ -32,6 +32,7 @@ class Small(torch.nn.Module):
 def test_ir_after_each_pass(golden):
     torch.manual_seed(0)
     out = io.StringIO()
-    mcuforge.compile(Small().eval(), (torch.randn(1, 3, 6, 6),), emit=(), instrumentations=[PrintIR(stream=out)])
+    mcuforge.compile(Small().eval(), (torch.randn(1, 3, 6, 6),), emit=(), passes="deploy",
+                     instrumentations=[PrintIR(stream=out)])
     golden("small_default_pipeline.txt", out.getvalue())
-    assert len(FLOAT) == out.getvalue().count("IR after")
+    assert len(PIPELINES["deploy"]) == out.getvalue().count("IR after")

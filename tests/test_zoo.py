@@ -28,6 +28,7 @@ PARAMS = {
     "mnasnet": (2.15e6, 2.3e6),
     "digits_cnn": (1e3, 10e3),
     "tiny_cnn": (500, 5e3),
+    "unet_tiny": (50e3, 56e3),
 }
 
 # What each traced call becomes in the IR; every target must be an op of the op table.
@@ -35,6 +36,7 @@ IR_OP = {
     nn.Conv2d: "conv2d", nn.Linear: "linear", nn.BatchNorm1d: "batch_norm", nn.BatchNorm2d: "batch_norm",
     nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Dropout: "dropout", nn.ZeroPad2d: "pad",
     nn.MaxPool2d: "max_pool2d", nn.AvgPool2d: "avg_pool2d", nn.AdaptiveAvgPool2d: "adaptive_avg_pool",
+    nn.ConvTranspose2d: "conv_transpose2d", nn.Upsample: "resize",
     operator.add: "add", torch.cat: "concat", torch.flatten: "reshape", operator.getitem: "split",
     "flatten": "reshape", "unflatten": "reshape", "transpose": "transpose", "chunk": "split", "mean": "mean",
 }

@@ -21,7 +21,7 @@ from .ir.parser import parse
 from .ir.printer import print_graph
 
 __version__ = "0.1.0"
-__all__ = ["compile", "trace", "load_onnx", "load_target", "list_targets", "Artifact", "Graph", "parse",
+__all__ = ["compile", "trace", "to_torch", "load_onnx", "load_tflite", "load_target", "list_targets", "Artifact", "Graph", "parse",
            "print_graph", "Error", "UnsupportedOpError", "UsageError", "ModelLoadError", "ShapeError",
            "VerifyError", "PassError", "ParseError", "DoesNotFitError"]
 
@@ -32,10 +32,22 @@ def trace(model, example_inputs, name=None) -> Graph:
     return _trace(model, example_inputs, name)
 
 
+def to_torch(graph: Graph):
+    """A float Graph -> torch.fx.GraphModule with real parameters (fine-tune it, trace it again)."""
+    from .compiler.to_torch import to_torch as _to_torch
+    return _to_torch(graph)
+
+
 def load_onnx(path_or_model, input_shapes=None) -> Graph:
     """An ONNX file or ModelProto -> Graph."""
     from .compiler.frontend_onnx import load_onnx as _load
     return _load(path_or_model, input_shapes=input_shapes)
+
+
+def load_tflite(path_or_bytes) -> Graph:
+    """A .tflite file (float or int8) or its bytes -> Graph."""
+    from .backends.tflite.importer import load_tflite as _load
+    return _load(path_or_bytes)
 
 
 def load_target(name_or_path):
@@ -58,6 +70,11 @@ class Artifact:
     ctx: object = None
     target: object = None
 
+    @property
+    def plan(self):
+        """The MemoryPlan (arena_bytes, lower_bound_bytes, algorithm, offsets), if one was made."""
+        return self.ctx.artifacts.get("plan") if self.ctx is not None else None
+
     def run(self, *inputs) -> list[np.ndarray]:
         """Run the compiled graph in the reference interpreter (numpy or torch inputs)."""
         from .ir.interpreter import run
@@ -65,24 +82,42 @@ class Artifact:
         return run(self.graph, *arrays)
 
 
-def _emit_onnx(graph: Graph, out: Path) -> Path:
+def _emit_onnx(graph: Graph, out: Path, ctx, prefix: str) -> Path:
     from .backends.onnx.emit import save_onnx
-    save_onnx(graph, out / "model.onnx")
-    return out / "model.onnx"
+    # a quantized model is written in its QDQ form (QuantizeLinear/DequantizeLinear)
+    save_onnx(ctx.artifacts.get("qdq_graph", graph), out / f"{prefix}.onnx")
+    return out / f"{prefix}.onnx"
 
 
-# Backend name -> function(graph, directory) returning the path it wrote.
-EMITTERS = {"onnx": _emit_onnx}
+def _emit_tflite(graph: Graph, out: Path, ctx, prefix: str) -> Path:
+    from .backends.tflite.emit import save_tflite
+    save_tflite(graph, out / f"{prefix}.tflite", plan=ctx.artifacts.get("plan"))  # offline plan when one was made
+    return out / f"{prefix}.tflite"
+
+
+def _emit_c(graph: Graph, out: Path, ctx, prefix: str) -> Path:
+    from .backends.c.emit import emit_c
+    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.artifacts.get("plan"))
+
+
+# Backend name -> function(graph, directory, pass context, model name) returning the path it wrote.
+EMITTERS = {"onnx": _emit_onnx, "tflite": _emit_tflite, "c": _emit_c}
 
 
 def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
-            debug=False, instrumentations=(), input_shapes=None) -> Artifact:
+            debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
+            observer="minmax", io="int8", prefix="model") -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
     or `zoo:NAME`. `passes` is a pipeline name ("float"), a textual spec ("fold-bn,fuse") or a
     list; None runs the default pipeline. `emit` names backends; files go to `out_dir`, written
     atomically (on failure nothing is left there). `debug=True` verifies the IR after every pass.
+    `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes (needs
+    `calibration` data, see `compiler.calibrate`; `observer` picks the range estimator; `io="int8"`
+    makes the model's inputs and outputs integer, "float" keeps them float); the onnx backend then
+    writes the QDQ form of the model. `prefix` names the outputs (model.onnx, model.c, ...) and
+    the C backend's symbols (model_invoke), so that two models can share one firmware.
     """
     from .compiler.load import load_model
     from .compiler.pass_manager import PassContext, PassManager
@@ -103,16 +138,27 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
 
     stage("load")
     graph = load_model(model, example_inputs, input_shapes=input_shapes)
-    pm = PassManager(resolve(passes), debug=debug, instrumentations=list(instrumentations))
-    ctx = pm.run(graph, PassContext(target=tgt, debug=debug))
-    report = Report.build(graph, pm.records, ctx.missed, ctx.stats)
+    pipeline = resolve(passes, emit)
+    if quantize is not None:
+        from .compiler.pipelines import with_quantization
+        pipeline = with_quantization(pipeline, quantize, io, calibration=calibration, observer=observer)
+    elif calibration is not None:
+        raise UsageError("calibration data given without quantize", "pass quantize='int8' (CLI: --quantize int8)")
+    pm = PassManager(pipeline, debug=debug, instrumentations=list(instrumentations))
+    ctx = PassContext(target=tgt, debug=debug)
+    if "c" in emit:  # the memory plan reserves the scratch the C kernels need
+        from .backends.c.ops import scratch_bytes
+        ctx.artifacts["scratch"] = scratch_bytes
+    ctx = pm.run(graph, ctx)
+    report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.artifacts.get("quant"),
+                          plan=ctx.artifacts.get("plan"))
     art = Artifact(graph, report, ctx=ctx, target=tgt)
     if emit:
         written = {}
         with atomic_dir(out_dir) as tmp:
             for e in emit:
                 stage(f"emit {e}")
-                written[e] = EMITTERS[e](graph, tmp)
+                written[e] = EMITTERS[e](graph, tmp, ctx, prefix)
             written["report_md"] = tmp / "report.md"
             written["report_md"].write_text(report.to_markdown())
             written["report"] = tmp / "report.html"

@@ -256,6 +256,35 @@ def tiny_cnn(num_classes=10):
     return _Classifier(features, nn.AdaptiveAvgPool2d(1), nn.Linear(16, num_classes))
 
 
+class _UNet(nn.Module):
+    """A small U-Net: two 2x2 max-pool downsamplings, upsampling by a transposed conv and by a
+    nearest resize, and skip connections concatenated on channels after a 1x1 conv that halves
+    them (written where the decoder uses them, the natural place; computing them early frees
+    the wide encoder features sooner, which the `schedule` pass finds)."""
+
+    def __init__(self, cin=3, classes=2, c=16):
+        super().__init__()
+        self.enc1 = nn.Sequential(_conv(cin, c, 3), _conv(c, c, 3))
+        self.enc2 = nn.Sequential(nn.MaxPool2d(2), _conv(c, 2 * c, 3))
+        self.mid = nn.Sequential(nn.MaxPool2d(2), _conv(2 * c, 4 * c, 3))
+        self.skip1, self.skip2 = _conv(c, c // 2, 1), _conv(2 * c, c, 1)
+        self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
+        self.dec2 = _conv(3 * c, 2 * c, 3)
+        self.up1 = nn.Sequential(nn.Upsample(scale_factor=2), _conv(2 * c, c, 1))
+        self.dec1 = nn.Sequential(_conv(c + c // 2, c, 3), nn.Conv2d(c, classes, 1))
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(e1)
+        d2 = self.dec2(torch.cat([self.up2(self.mid(e2)), self.skip2(e2)], 1))
+        return self.dec1(torch.cat([self.up1(d2), self.skip1(e1)], 1))
+
+
+def unet_tiny(num_classes=2):
+    """Segmentation U-Net for 32x32 images: 16/32/64 channels, skips through 1x1 convs."""
+    return _UNet(3, num_classes)
+
+
 # ---------------------------------------------------------------- registry
 
 @dataclass(frozen=True)
@@ -284,6 +313,7 @@ MODELS: dict[str, ZooEntry] = {e.name: e for e in [
     ZooEntry("mnasnet", mnasnet, (1, 3, 96, 96), (1, 1000), "MnasNet 0.5"),
     ZooEntry("digits_cnn", digits_cnn, (1, 1, 8, 8), (1, 10), "tiny CNN for scikit-learn's 8x8 digits"),
     ZooEntry("tiny_cnn", tiny_cnn, (1, 3, 16, 16), (1, 10), "tiny conv/bn/relu/pool/linear net for tests"),
+    ZooEntry("unet_tiny", unet_tiny, (1, 3, 32, 32), (1, 2, 32, 32), "small U-Net with skip concats"),
 ]}
 
 

@@ -101,10 +101,12 @@ def test_listing_commands(capsys):
     assert main(["ops"]) == 0 and "conv2d(x, w, b?)" in capsys.readouterr().out
 
 
-def test_inspect_prints_table_and_ir(capsys):
-    assert main(["inspect", "zoo:tiny_cnn", "--ir"]) == 0
+def test_inspect_prints_table_ir_and_memory_timeline(capsys):
+    assert main(["inspect", "zoo:tiny_cnn", "--ir", "--memory"]) == 0
     out = capsys.readouterr().out
-    assert "graph @" in out and "MACs" in out
+    assert "graph @" in out and "MACs" in out and "lower bound" in out and "algorithm" in out
+    assert main(["inspect", "zoo:tiny_cnn", "--memory", "--passes", "float"]) == 2
+    assert "no memory plan" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

@@ -382,7 +382,7 @@ def test_quantize_rounds_ties_away_from_zero_and_saturates():
 
 def test_every_op_has_semantics_and_a_torch_check():
     assert set(IMPLS) == set(ops.OPS)
-    assert CHECKED_ABOVE == set(ops.OPS)
+    assert CHECKED_ABOVE == set(ops.OPS) - ops.with_tag("integer")  # those: test_interpreter_integer.py
 
 
 def small_cnn():

@@ -1,8 +1,11 @@
-"""`apply` fixture shared by the pass tests."""
+"""`apply` and `float_zoo` fixtures shared by the pass tests."""
 import numpy as np
 import pytest
 
+import mcuforge
+from mcuforge import zoo
 from mcuforge.compiler.pass_manager import PassManager
+from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.ir.interpreter import run
 
 
@@ -21,3 +24,20 @@ def apply():
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         return ctx, after
     return go
+
+
+@pytest.fixture(scope="session")
+def float_zoo():
+    """`float_zoo(name) -> (graph, inputs)`: a zoo model traced and through the default float
+    pipeline (once per session; each call gets a fresh clone), and its example inputs as arrays."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            model, inputs = zoo.get(name)
+            graph = mcuforge.trace(model, inputs)
+            PassManager(FLOAT).run(graph)
+            cache[name] = graph, [x.numpy() for x in inputs]
+        graph, inputs = cache[name]
+        return graph.clone(), inputs
+    return get

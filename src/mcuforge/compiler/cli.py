@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 
+import rich
 from rich.console import Console
 from rich.text import Text
 
@@ -23,6 +24,7 @@ EXAMPLES = """examples:
   mcuforge compile model.onnx -o build/ --passes canonicalize,fold-bn,fuse --print-after fuse
   mcuforge compile nets.py:make_net --input-shape 1,3,32,32 -o build/ --time-passes
   mcuforge inspect zoo:ds_cnn
+  mcuforge compile zoo:ds_cnn -o build/ --quantize int8 --calibration calib.npz --observer mse
   mcuforge targets
 exit codes: 0 ok, 1 internal error, 2 usage, 3 unsupported model, 4 does not fit the target
 """
@@ -44,6 +46,14 @@ def _model_args(p: argparse.ArgumentParser):
     p.add_argument("--sram", help="override the target's SRAM size, e.g. 96K")
     p.add_argument("--flash", help="override the target's flash size, e.g. 512K")
     p.add_argument("--debug", action="store_true", help="verify the IR after every pass; show tracebacks")
+    q = p.add_argument_group("quantization")
+    q.add_argument("--quantize", choices=["int8", "int16x8"], help="post-training quantization scheme")
+    q.add_argument("--calibration", metavar="FILE.npz", help="calibration inputs: arrays named after the model "
+                   "inputs (or arr_0, ... in input order), leading axis = samples")
+    q.add_argument("--observer", default="minmax", choices=["minmax", "moving_minmax", "percentile", "mse", "entropy"],
+                   help="how calibration picks each tensor's range (default minmax)")
+    q.add_argument("--io", default="int8", choices=["int8", "float"],
+                   help="int8: integer model inputs/outputs; float: quantize/dequantize at the edges")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _model_args(c)
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (written atomically)")
-    c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx)")
+    c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx, tflite, c)")
+    c.add_argument("--prefix", default="model", help="name of the outputs and of the generated C symbols "
+                   "(default: model)")
     c.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS ('all' for every pass)")
     c.add_argument("--print-changed", action="store_true", help="with --print-after: only when the pass changed the IR")
     c.add_argument("--time-passes", action="store_true", help="print the time each pass took")
@@ -66,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print the per-layer table of a compiled model")
     _model_args(i)
     i.add_argument("--ir", action="store_true", help="also print the IR (constants elided)")
+    i.add_argument("--memory", action="store_true", help="also print the memory plan as a timeline")
 
     sub.add_parser("targets", help="list the bundled MCU profiles")
     sub.add_parser("passes", help="list the registered passes and named pipelines")
@@ -107,7 +120,9 @@ def _target(args):
 def _compile(args, emit, out, instrumentations=()):
     import mcuforge
     return mcuforge.compile(args.model, emit=emit, out_dir=out, passes=args.passes, target=_target(args),
-                            debug=args.debug, input_shapes=args.input_shape, instrumentations=instrumentations)
+                            debug=args.debug, input_shapes=args.input_shape, instrumentations=instrumentations,
+                            quantize=args.quantize, calibration=args.calibration, observer=args.observer, io=args.io,
+                            prefix=getattr(args, "prefix", "model"))
 
 
 def cmd_compile(args, console: Console) -> int:
@@ -119,8 +134,14 @@ def cmd_compile(args, console: Console) -> int:
     emit = [e.strip() for e in args.emit.split(",") if e.strip()]
     t0 = time.perf_counter()
     quiet = args.quiet or args.json
-    with console.status(f"compiling {args.model}", spinner="dots") if not quiet else _Null() as status:
-        art = _compile(args, emit, args.out, hooks + ([StatusHook(status, args.model)] if not quiet else []))
+    spin = not quiet and not args.quantize  # quantize shows calibration's progress bar instead
+    bar_console, was_quiet = rich.get_console(), rich.get_console().quiet  # where that bar goes
+    bar_console.quiet = quiet or was_quiet
+    try:
+        with console.status(f"compiling {args.model}", spinner="dots") if spin else _Null() as status:
+            art = _compile(args, emit, args.out, hooks + ([StatusHook(status, args.model)] if spin else []))
+    finally:
+        bar_console.quiet = was_quiet
     seconds = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"model": art.graph.name, "seconds": round(seconds, 3), "layers": len(art.report.layers),
@@ -152,6 +173,12 @@ def cmd_inspect(args, console: Console) -> int:
         from ..ir.printer import print_graph
         console.print(print_graph(art.graph, elide=True, locs=True), markup=False, highlight=False)
     console.print(art.report.to_rich())
+    if args.memory:
+        from ..errors import UsageError
+        from .memory import format_timeline
+        if art.plan is None:
+            raise UsageError("the pipeline made no memory plan", "drop --passes, or end it with schedule,memory-plan")
+        console.print(format_timeline(art.plan), markup=False, highlight=False)
     return 0
 
 

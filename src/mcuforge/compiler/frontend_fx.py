@@ -364,6 +364,7 @@ def _adaptive_avg_pool(ctx, n, args, kwargs):
 
 
 def _resize(ctx, x, scale_factor, mode, align_corners, antialias=False, recompute=None):
+    mode = "bilinear" if mode == "linear" and len(x.shape) == 3 else mode  # the IR's bilinear on one axis
     if mode not in ("nearest", "bilinear") or antialias:
         raise _Unsupported(f"mode={mode!r}" + (", antialias=True" if antialias else ""))
     size = ctx.shape[2:]

@@ -1,4 +1,4 @@
-"""Turns what a user hands us into an IR graph: an nn.Module, an `.onnx` file, a
+"""Turns what a user hands us into an IR graph: an nn.Module, an `.onnx` or `.tflite` file, a
 `path/to/file.py:name` reference, a `zoo:name`, or a Graph.
 
 Example inputs for a module come from the caller, from `input_shapes`, or from an
@@ -66,12 +66,15 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
             model, zoo_inputs = zoo.get(text[4:])
             name = text[4:]
             example_inputs = example_inputs if example_inputs is not None else zoo_inputs
-        elif text.endswith(".onnx") or (Path(text).is_file() and ":" not in Path(text).name):
+        elif text.endswith((".onnx", ".tflite")) or (Path(text).is_file() and ":" not in Path(text).name):
             if not Path(text).is_file():
                 raise UsageError(f"model file {text} does not exist", "check the path (relative to the current directory)")
+            if text.endswith(".tflite"):
+                from ..backends.tflite.importer import load_tflite
+                return load_tflite(text)
             if not text.endswith(".onnx"):
                 raise ModelLoadError(f"{text} is not a model mcuforge can read",
-                                     "give an .onnx file or path/to/file.py:factory")
+                                     "give an .onnx or .tflite file or path/to/file.py:factory")
             from .frontend_onnx import load_onnx
             return load_onnx(text, input_shapes=input_shapes)
         elif ":" in text:
@@ -79,7 +82,7 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
             example_inputs = example_inputs if example_inputs is not None else found
         else:
             raise UsageError(f"cannot read model '{text}'",
-                             "give an .onnx file, path/to/file.py:factory, or zoo:NAME")
+                             "give an .onnx or .tflite file, path/to/file.py:factory, or zoo:NAME")
     import torch
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"cannot compile a {type(model).__name__}",

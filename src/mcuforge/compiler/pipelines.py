@@ -21,16 +21,44 @@ FLOAT = [
     ("canonicalize", {}),
 ]
 
+PLAN = [
+    # The schedule fixes the lifetimes the planner packs, so it comes first.
+    ("schedule", {}),
+    ("memory-plan", {}),
+]
+
+DEPLOY = [
+    # TFLite and the fastest C kernels are channel-last; the layout change adds and removes
+    # transposes, so it runs before the schedule and the plan, which must see the final graph.
+    ("to-nhwc", {}),
+    *PLAN,
+]
+
 PIPELINES: dict[str, list[tuple[str, dict]]] = {
     "float": FLOAT,
+    "planned": FLOAT + PLAN,
+    "deploy": FLOAT + DEPLOY,
     "none": [],
 }
 
 
-def resolve(spec: str | list | None) -> list[tuple[str, dict]]:
-    """A named pipeline, a textual spec, or an explicit list -> list of (name, options)."""
+def with_quantization(pipeline: list, scheme: str, io: str = "int8", **options) -> list[tuple[str, dict]]:
+    """`pipeline` with `quantize{scheme, **options}` and `lower-quantized{io}` added: after the
+    float passes (calibration sees the folded, fused graph, whose ranges are the ones the integer
+    kernels produce) and before layout, scheduling and planning, which work on the integer graph."""
+    late = [i for i, (name, _) in enumerate(pipeline) if name in ("to-nhwc", "schedule", "memory-plan")]
+    at = late[0] if late else len(pipeline)
+    steps = [("quantize", {"scheme": scheme, **options}), ("lower-quantized", {"io": io})]
+    return [*pipeline[:at], *steps, *pipeline[at:]]
+
+
+def resolve(spec: str | list | None, emit=()) -> list[tuple[str, dict]]:
+    """A named pipeline, a textual spec, or an explicit list -> list of (name, options).
+
+    The default (None) is "deploy" when a channel-last backend (tflite, c) is emitted, else
+    "planned": the float passes, then a schedule and a memory plan for the report."""
     if spec is None:
-        return list(FLOAT)
+        return list(PIPELINES["deploy" if {"tflite", "c"} & set(emit) else "planned"])
     if isinstance(spec, str):
         return [step for name, opts in parse_pipeline(spec)
                 for step in (PIPELINES[name] if name in PIPELINES and not opts else [(name, opts)])]

@@ -3,7 +3,11 @@ totals, the passes that ran, and the optimizations that did not happen with thei
 
 MACs count multiply-accumulates of the ops that have them (convolutions, linear, matmul);
 elementwise work is not counted. Parameters are the elements of constant operands; flash bytes
-are their bytes. Activation bytes are the bytes of a layer's results.
+are their bytes. Activation bytes are the bytes of a layer's results. A quantized model also gets
+a quantization table: per layer the scheme, the input/output scale and zero point and the range
+of the per-channel weight scales, the SQNR (dB) of its output in the quantized model against the
+float model, the sensitivity (output SQNR with only that layer quantized, when measured), and
+the weights' bytes before and after.
 """
 from __future__ import annotations
 
@@ -16,14 +20,15 @@ from .pass_manager import Missed, PassRecord
 
 def macs(node: Node) -> int:
     x, out = node.inputs[0], node.outputs[0]
-    if node.op in ("conv1d", "conv2d"):
+    op = node.op[1:] if node.op in ("qconv1d", "qconv2d", "qconv_transpose2d", "qlinear") else node.op
+    if op in ("conv1d", "conv2d"):
         w = node.inputs[1]
         return out.type.numel * (w.type.numel // w.shape[0])
-    if node.op == "conv_transpose2d":
+    if op == "conv_transpose2d":
         w = node.inputs[1]
         c_in = x.shape[1] if node.attrs["layout"] == "NCHW" else x.shape[-1]
         return x.type.numel * (w.type.numel // c_in)
-    if node.op == "linear":
+    if op == "linear":
         return out.type.numel * node.inputs[1].shape[1]
     if node.op == "matmul":
         return out.type.numel * x.shape[-1]
@@ -40,6 +45,23 @@ class Layer:
     param_bytes: int
     act_bytes: int
     source: str | None = None
+    scheme: str = ""  # quantized models: int8 / int16x8 / float (why), and the scales
+    scales: str = ""
+    sqnr: float | None = None
+    sensitivity: float | None = None
+
+
+def _quant_cells(n: Node) -> tuple[str, str]:
+    """(scheme, scales) of a node of a quantized graph."""
+    def qp(t):
+        return f"{t.quant.scale[0]:.4g}/{t.quant.zero_point[0]}" if t.quant else "float"
+    out, acts = n.outputs[0].type, [v for v in n.inputs if not v.is_const]
+    scheme = {"i8": "int8", "i16": "int16x8"}.get(out.dtype.value, f"float ({n.meta.get('float', '')})")
+    scales = f"{qp(acts[0].type) if acts else '-'} -> {qp(out)}"
+    w = n.inputs[1].type.quant if len(n.inputs) > 1 and n.inputs[1].is_const else None
+    if w is not None:
+        scales += f", w {min(w.scale):.3g}..{max(w.scale):.3g}" if len(w.scale) > 1 else f", w {w.scale[0]:.3g}"
+    return scheme, scales
 
 
 @dataclass
@@ -49,16 +71,21 @@ class Report:
     passes: list[PassRecord] = field(default_factory=list)
     missed: list[Missed] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    quant: dict | None = None  # the quantize pass's summary (scheme, observer, float weight bytes, SQNR)
+    plan: object = None  # the MemoryPlan, when the pipeline planned memory
 
     @classmethod
-    def build(cls, graph: Graph, passes=(), missed=(), stats=None) -> "Report":
+    def build(cls, graph: Graph, passes=(), missed=(), stats=None, quant=None, plan=None) -> "Report":
         layers = []
         for n in graph.nodes:
             consts = [v for v in n.inputs if v.is_const]
             layers.append(Layer(n.name, n.op, n.outputs[0].shape, macs(n),
                                 sum(v.type.numel for v in consts), sum(v.type.nbytes for v in consts),
                                 sum(v.type.nbytes for v in n.outputs), n.meta.get("source")))
-        return cls(graph.name, layers, list(passes), list(missed), dict(stats or {}))
+            if quant is not None and n.op not in ("quantize", "dequantize", "requantize"):
+                layers[-1].scheme, layers[-1].scales = _quant_cells(n)
+                layers[-1].sqnr, layers[-1].sensitivity = n.meta.get("sqnr"), n.meta.get("sensitivity")
+        return cls(graph.name, layers, list(passes), list(missed), dict(stats or {}), quant, plan)
 
     @property
     def total_macs(self) -> int:
@@ -82,19 +109,54 @@ class Report:
         return ["total", f"{len(self.layers)} layers", "", f"{self.total_macs:,}", f"{self.total_params:,}",
                 f"{max((layer.act_bytes for layer in self.layers), default=0):,} max"]
 
+    QUANT_HEADER = ["layer", "scheme", "scales in -> out, weights", "SQNR dB", "sensitivity dB"]
+
+    def quant_rows(self) -> list[list[str]]:
+        def db(x):
+            return "" if x is None else f"{x:.1f}"
+        return [[layer.name, layer.scheme, layer.scales, db(layer.sqnr), db(layer.sensitivity)]
+                for layer in self.layers if layer.scheme]
+
+    def quant_summary(self) -> str:
+        q, before = self.quant, self.quant["float_weight_bytes"]
+        return (f"{q['scheme']} ({q['observer']} observer, {q['samples']} calibration samples): weights "
+                f"{before:,} B float -> {self.flash_bytes:,} B ({before / max(self.flash_bytes, 1):.2f}x smaller), "
+                f"output SQNR {q['output_sqnr']:.1f} dB against float")
+
+    def plan_summary(self) -> str:
+        p = self.plan
+        return (f"arena {p.arena_bytes:,} B (lower bound {p.lower_bound_bytes:,} B, "
+                f"{p.arena_bytes / max(p.lower_bound_bytes, 1):.2f}x), algorithm {p.algorithm}, "
+                f"{len(p.aliases)} buffers shared in place")
+
     def to_rich(self):
+        from rich.console import Group
         from rich.table import Table
-        t = Table(title=f"{self.model}: per-layer report", show_footer=True)
+        t = Table(title=f"{self.model}: per-layer report", show_footer=True,
+                  caption=self.plan_summary() if self.plan is not None else None)
         for h, f in zip(self.HEADER, self.totals()):
             t.add_column(h, footer=f, justify="right" if h in ("MACs", "params", "act bytes") else "left")
         for r in self.rows():
             t.add_row(*r)
-        return t
+        if not self.quant:
+            return t
+        qt = Table(title="quantization", caption=self.quant_summary())
+        for h in self.QUANT_HEADER:
+            qt.add_column(h, justify="right" if h.endswith("dB") else "left")
+        for r in self.quant_rows():
+            qt.add_row(*r)
+        return Group(t, qt)
 
     def to_markdown(self) -> str:
         lines = [f"# {self.model}", "", "| " + " | ".join(self.HEADER) + " |",
                  "|" + "---|" * len(self.HEADER)]
         lines += ["| " + " | ".join(r) + " |" for r in [*self.rows(), self.totals()]]
+        if self.plan is not None:
+            lines += ["", "## Memory plan", "", self.plan_summary()]
+        if self.quant:
+            lines += ["", "## Quantization", "", self.quant_summary(), "", "| " + " | ".join(self.QUANT_HEADER) + " |",
+                      "|" + "---|" * len(self.QUANT_HEADER)]
+            lines += ["| " + " | ".join(r) + " |" for r in self.quant_rows()]
         if self.passes:
             lines += ["", "## Passes", "", "| pass | changed | ms | nodes before -> after |", "|---|---|---|---|"]
             lines += [f"| {p.name} | {'yes' if p.changed else 'no'} | {p.seconds * 1e3:.1f} | "
@@ -108,7 +170,12 @@ class Report:
         widths = [max(len(h), *(len(r[i]) for r in [*self.rows(), self.totals()])) for i, h in enumerate(self.HEADER)]
         fmt = lambda r: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-        return "\n".join([fmt(self.HEADER), rule, *map(fmt, self.rows()), rule, fmt(self.totals())])
+        text = "\n".join([fmt(self.HEADER), rule, *map(fmt, self.rows()), rule, fmt(self.totals())])
+        if self.plan is not None:
+            text += "\n" + self.plan_summary()
+        if self.quant:
+            text += "\n\n" + self.quant_summary() + "".join(f"\n  {'  '.join(r)}" for r in self.quant_rows())
+        return text
 
 
 def human_bytes(n: int) -> str:

@@ -284,6 +284,12 @@ class Graph:
             raise ValueError("graph has a cycle")
         self._nodes = order
 
+    def reorder(self, nodes: Sequence[Node]):
+        """Adopt `nodes`, a topological order of exactly this graph's nodes, as the node order."""
+        if sorted(map(id, nodes)) != sorted(map(id, self.nodes)):
+            raise ValueError("reorder needs every node of the graph exactly once")
+        self._nodes = list(nodes)
+
     def dce(self) -> int:
         """Erase nodes whose results are unused; returns how many were erased."""
         erased = 0

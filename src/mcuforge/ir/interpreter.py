@@ -4,9 +4,11 @@
 node's complete attributes and returning an array, or a tuple of arrays for multi-result ops.
 `evaluate` applies one op (constant folding calls it); `run` evaluates a whole graph.
 
-Float ops compute in float32 as torch does (the oracle of the float tests). Layout-sensitive ops
-are written for channel-first tensors; under a channel-last layout they move the channel axis
-(and the weights' input-channel axis) to the front, compute, and move it back.
+Float ops compute in float32 as torch does (the oracle of the float tests). Integer ops (ops.py's
+"integer ops") compute bit for bit what TFLite Micro's reference kernels compute; the ops that
+also run unchanged on integer tensors (max_pool, pad, concat, clamp, ...) keep their dtype.
+Layout-sensitive ops are written for channel-first tensors; under a channel-last layout they move
+the channel axis (and the weights' input-channel axis) to the front, compute, and move it back.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import ShapeError, UsageError
-from . import ops
+from . import ops, quant
+from .types import DType
 
 IMPLS: dict[str, Callable] = {}
 
@@ -217,6 +220,9 @@ def leaky_relu(x, *, alpha):
 
 @impl("clamp")
 def clamp(x, *, min, max):
+    if x.dtype.kind in "iu":  # integer bounds, within the dtype's range (so ±inf are fine)
+        info = np.iinfo(x.dtype)
+        min, max = math.ceil(np.clip(min, info.min, info.max)), math.floor(np.clip(max, info.min, info.max))
     return np.clip(x, min, max)
 
 
@@ -302,7 +308,8 @@ def div(a, b):
 
 @impl("max_pool1d", "max_pool2d")
 def max_pool(x, *, kernel, stride, pads, dilation, ceil_mode, layout):
-    win = _pool_windows(_to_cf(x, layout), kernel, stride, pads, dilation, ceil_mode, -np.inf)
+    lowest = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min  # padding never wins
+    win = _pool_windows(_to_cf(x, layout), kernel, stride, pads, dilation, ceil_mode, lowest)
     return _from_cf(win.max(tuple(range(-len(kernel), 0))), layout)
 
 
@@ -427,3 +434,183 @@ def dequantize(x, *, scale, zero_point, axis):
     s = _per_axis(scale, axis, x.ndim, np.float32)
     zp = _per_axis(zero_point, axis, x.ndim, np.int64)
     return ((x.astype(np.int64) - zp).astype(np.float32) * s).astype(np.float32)
+
+
+# ---------------------------------------------------------------- integer ops
+# Bit-exact to TFLite Micro's reference kernels (reference/integer_ops/*.h and the kernels they
+# share with float), the fixed-point steps in quant.py. Sums are exact: int64, or float64 for the
+# matrix products (BLAS speed; partial sums of int8/int16 x int8 products stay far below 2^53).
+
+def _int8_only(x, op: str):
+    if x.dtype != np.int8:
+        raise UsageError(f"{op} is defined for int8 tensors, got {x.dtype}",
+                         "TFLite's int16 kernel for it uses other arithmetic; quantize this op to int8")
+
+
+def _centered(x, zero_point):
+    """x - zero_point (in float64): convolving it with zero padding is TFLite's skipping of the
+    taps outside the input, i.e. padding with the input zero point."""
+    return x.astype(np.float64) - zero_point
+
+
+def _requantize_acc(acc, b, x, multiplier, shift, out_zp, act_min, act_max, axis):
+    """Conv/linear epilogue: + bias, requantization per output channel (on `axis`), + output
+    zero point, clamp. int16 activations accumulate and requantize in 64 bits unless the bias is
+    i32, as TFLite Micro does."""
+    shape = [1] * acc.ndim
+    shape[axis] = -1
+    acc = np.rint(acc).astype(np.int64)
+    if b is not None:
+        acc = acc + b.astype(np.int64).reshape(shape)
+    acc64 = x.dtype == np.int16 and (b is None or b.dtype != np.int32)
+    m, s = (np.asarray(v, np.int64).reshape(shape) for v in (multiplier, shift))
+    y = quant.multiply_by_quantized_multiplier(acc, m, s, acc64) + out_zp
+    return np.clip(y, act_min, act_max).astype(x.dtype)
+
+
+def _saturate(y, dtype):
+    info = np.iinfo(dtype)
+    return np.clip(y, info.min, info.max).astype(dtype)
+
+
+@impl("requantize")
+def requantize(x, *, in_zp, out_zp, multiplier, shift, dtype):
+    (m,), (s,) = multiplier, shift  # TFLite's QUANTIZE requantizes per tensor
+    y = quant.multiply_by_quantized_multiplier(x.astype(np.int64) - in_zp, m, s) + out_zp
+    return _saturate(y, DType(dtype).np)
+
+
+@impl("qconv1d", "qconv2d")
+def qconv(x, w, b=None, *, stride, pads, dilation, groups, layout, in_zp, out_zp, multiplier, shift, act_min,
+          act_max):
+    acc = conv(_centered(x, in_zp), w.astype(np.float64), stride=stride, pads=pads, dilation=dilation,
+               groups=groups, act="none", layout=layout)
+    return _requantize_acc(acc, b, x, multiplier, shift, out_zp, act_min, act_max, ops.channel_axis(layout))
+
+
+@impl("qconv_transpose2d")
+def qconv_transpose(x, w, b=None, *, stride, pads, dilation, groups, output_padding, layout, in_zp, out_zp,
+                    multiplier, shift, act_min, act_max):
+    acc = conv_transpose(_centered(x, in_zp), w.astype(np.float64), stride=stride, pads=pads, dilation=dilation,
+                         groups=groups, output_padding=output_padding, act="none", layout=layout)
+    return _requantize_acc(acc, b, x, multiplier, shift, out_zp, act_min, act_max, ops.channel_axis(layout))
+
+
+@impl("qlinear")
+def qlinear(x, w, b=None, *, in_zp, out_zp, multiplier, shift, act_min, act_max):
+    acc = _centered(x, in_zp) @ w.astype(np.float64).T
+    return _requantize_acc(acc, b, x, multiplier, shift, out_zp, act_min, act_max, -1)
+
+
+def _rescaled_sum(a, b, sign, *, a_zp, b_zp, out_zp, left_shift, a_multiplier, a_shift, b_multiplier, b_shift,
+                  multiplier, shift, act_min, act_max):
+    """ADD / SUB: each input moved to a common scale with `left_shift` bits of headroom, then the
+    sum (difference) rescaled to the output."""
+    mbqm = quant.multiply_by_quantized_multiplier
+    sa = mbqm((a.astype(np.int64) - a_zp) << left_shift, a_multiplier, a_shift)
+    sb = mbqm((b.astype(np.int64) - b_zp) << left_shift, b_multiplier, b_shift)
+    y = mbqm(sa + sign * sb, multiplier, shift) + out_zp
+    return np.clip(y, act_min, act_max).astype(a.dtype)
+
+
+@impl("qadd")
+def qadd(a, b, **attrs):
+    return _rescaled_sum(a, b, 1, **attrs)
+
+
+@impl("qsub")
+def qsub(a, b, **attrs):
+    return _rescaled_sum(a, b, -1, **attrs)
+
+
+@impl("qmul")
+def qmul(a, b, *, a_zp, b_zp, out_zp, multiplier, shift, act_min, act_max):
+    product = (a.astype(np.int64) - a_zp) * (b.astype(np.int64) - b_zp)
+    y = quant.multiply_by_quantized_multiplier(product, multiplier, shift) + out_zp
+    return np.clip(y, act_min, act_max).astype(a.dtype)
+
+
+@impl("qavg_pool1d", "qavg_pool2d")
+def qavg_pool(x, *, kernel, stride, pads, ceil_mode, layout, act_min, act_max):
+    # the sum of the taps inside the input (raw values: input and output share the zero point)
+    # divided by their number, ties away from zero
+    xc, nd = _to_cf(x, layout).astype(np.int64), len(kernel)
+    axes, ones = tuple(range(-nd, 0)), [1] * nd
+    total = _pool_windows(xc, kernel, stride, pads, ones, ceil_mode, 0).sum(axes)
+    count = _pool_windows(np.ones_like(xc), kernel, stride, pads, ones, ceil_mode, 0).sum(axes)
+    avg = np.sign(total) * ((np.abs(total) + count // 2) // count)
+    return _from_cf(np.clip(avg, act_min, act_max).astype(x.dtype), layout)
+
+
+@impl("qmean")
+def qmean(x, *, axes, keepdims, in_zp, out_zp, multiplier, shift):
+    axes = tuple({ops.norm_axis(a, x.ndim) for a in axes})
+    count = math.prod(x.shape[a] for a in axes)  # `multiplier` already includes 1 / count
+    total = x.astype(np.int64).sum(axes, keepdims=keepdims) - in_zp * count
+    return _saturate(quant.multiply_by_quantized_multiplier(total, multiplier, shift) + out_zp, x.dtype)
+
+
+@impl("qsoftmax")
+def qsoftmax(x, *, axis, multiplier, shift, diff_min):
+    # int8 -> int8 (scale 1/256, zero point -128): exp of each difference to the row maximum in
+    # Q5.26 -> Q0.31, their sum in Q12.19, times its reciprocal; differences below diff_min count 0
+    _int8_only(x, "qsoftmax")
+    srdhm, rdbpot = quant.saturating_rounding_doubling_high_mul, quant.rounding_divide_by_pot
+    x = np.moveaxis(x.astype(np.int64), axis, -1)
+    diff = x - x.max(-1, keepdims=True)
+    counted = diff >= diff_min
+    exps = quant.exp_on_negative_values(srdhm(np.where(counted, diff, 0) << shift, multiplier), 5)
+    reciprocal, bits_over_unit = quant.get_reciprocal(np.where(counted, rdbpot(exps, 12), 0).sum(-1, keepdims=True), 12)
+    y = np.clip(rdbpot(srdhm(reciprocal, exps), bits_over_unit + 23) - 128, -128, 127)
+    return np.moveaxis(np.where(counted, y, -128), -1, axis).astype(np.int8)
+
+
+def _sigmoid_like(x, fn, out_bits, out_zp, in_zp, range_radius, multiplier, shift):
+    """int8 Logistic / Tanh: inputs beyond ±range_radius saturate, the others go to Q4.27, through
+    gemmlowp's fixed-point `fn`, and to `out_bits` fractional bits."""
+    d = x.astype(np.int64) - in_zp
+    inside = np.abs(d) < range_radius
+    q4 = quant.multiply_by_quantized_multiplier(np.where(inside, d, 0), multiplier, shift)
+    y = np.clip(quant.rounding_divide_by_pot(fn(q4, 4), 31 - out_bits) + out_zp, -128, 127)
+    return np.where(inside, y, np.where(d > 0, 127, -128)).astype(np.int8)
+
+
+@impl("qlogistic")
+def qlogistic(x, *, in_zp, range_radius, multiplier, shift):
+    _int8_only(x, "qlogistic")
+    return _sigmoid_like(x, quant.logistic, 8, -128, in_zp, range_radius, multiplier, shift)  # 1/256, -128
+
+
+@impl("qtanh")
+def qtanh(x, *, in_zp, range_radius, multiplier, shift):
+    _int8_only(x, "qtanh")
+    return _sigmoid_like(x, quant.tanh, 7, 0, in_zp, range_radius, multiplier, shift)  # 1/128, 0
+
+
+@impl("qhardswish")
+def qhardswish(x, *, in_zp, out_zp, relu_multiplier, relu_shift, out_multiplier, out_shift):
+    # x * relu6(x + 3) / 6 in 16-bit fixed point: x (at 1/128 of its scale) times a "relu-ish"
+    # factor in [0, 1], the factor's left shift split to saturate only at the last bit
+    _int8_only(x, "qhardswish")
+    srdhm = quant.saturating_rounding_doubling_high_mul
+    hires = (x.astype(np.int64) - in_zp) * 128
+    relu = hires
+    if relu_shift > 0:
+        relu = np.clip(relu << (relu_shift - 1), -32768, 32767)
+    relu = srdhm(relu, relu_multiplier, 16)
+    if relu_shift > 0:
+        relu = np.clip(relu << 1, -32768, 32767)
+    if relu_shift < 0:
+        relu = quant.rounding_divide_by_pot(relu, -relu_shift)
+    relu = (relu + (1 << 15)) >> 1
+    y = quant.saturating_doubling_high_mul16(relu, srdhm(hires, out_multiplier, 16))
+    y = (quant.rounding_divide_by_pot(y, -out_shift) + out_zp + 32768) % 65536 - 32768  # an int16 in C
+    return np.clip(y, -128, 127).astype(np.int8)
+
+
+@impl("qleaky_relu")
+def qleaky_relu(x, *, in_zp, out_zp, alpha_multiplier, alpha_shift, id_multiplier, id_shift):
+    mbqm = quant.multiply_by_quantized_multiplier
+    d = x.astype(np.int64) - in_zp
+    negative = mbqm(d, abs(alpha_multiplier), alpha_shift) * (-1 if alpha_multiplier < 0 else 1)
+    return _saturate(out_zp + np.where(d >= 0, mbqm(d, id_multiplier, id_shift), negative), x.dtype)

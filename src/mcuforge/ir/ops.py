@@ -52,12 +52,16 @@ class OpDef:
     types: Callable | None = None  # (in_types, attrs, shapes) -> result TensorTypes
 
     def result_types(self, in_types: list[TensorType], attrs: dict) -> list[TensorType]:
-        """Result types: the shape rule's shapes with the first operand's dtype and no quant
-        parameters, unless the op has its own `types` rule (quantize, dequantize)."""
+        """Result types: the shape rule's shapes with the first operand's dtype, unless the op
+        has its own `types` rule (quantize, dequantize). A non-integer op (max_pool, reshape, ...)
+        keeps a per-tensor quantized operand's parameters, as it runs unchanged on its integers;
+        an integer op's result parameters are the caller's to give."""
         shapes = self.shape([t.shape for t in in_types], attrs)
         if self.types is not None:
             return self.types(in_types, attrs, shapes)
-        return [TensorType(s, in_types[0].dtype) for s in shapes]
+        q = in_types[0].quant
+        keep = q if q is not None and q.axis is None and "integer" not in self.tags else None
+        return [TensorType(s, in_types[0].dtype, keep) for s in shapes]
 
     def arity(self) -> tuple[int, float]:
         """(min, max) number of operands."""
@@ -376,6 +380,53 @@ _DEFS = [
     OpDef("resize", ("x",), dict(size=REQUIRED, mode="nearest", align_corners=False, layout="NCHW"),
           _spatial_from("size"), tags=frozenset({"layout"}),
           choices={"mode": ("nearest", "bilinear"), "layout": ("NCW", "NWC", "NCHW", "NHWC")}),
+]
+
+# Integer ops: TFLite Micro's reference int8 (and int16x8: i16 activations with zero point 0, i8
+# weights, i64 bias) kernels, bit for bit; quant.py computes their attributes from the scales and
+# zero points. `multiplier` is a Q31 int, `shift` TFLite's exponent (> 0 shifts left); conv and
+# linear carry one per output channel (or one for all); act_min/act_max clamp the integer result.
+# Operand and weight layouts are the float ops'. qsoftmax/qlogistic (output 1/256, -128), qtanh
+# (1/128, 0) and qhardswish are int8 only. Ops not listed here (max_pool, reshape, pad with the
+# zero point, ...) run unchanged on integer tensors.
+_QOUT = dict(out_zp=REQUIRED, multiplier=REQUIRED, shift=REQUIRED)
+_QCONV = dict(stride=REQUIRED, pads=REQUIRED, dilation=REQUIRED, groups=1, in_zp=REQUIRED, **_QOUT,
+              act_min=REQUIRED, act_max=REQUIRED)
+_QMUL = dict(a_zp=REQUIRED, b_zp=REQUIRED, **_QOUT, act_min=REQUIRED, act_max=REQUIRED)
+_QADD = dict(_QMUL, left_shift=REQUIRED, a_multiplier=REQUIRED, a_shift=REQUIRED, b_multiplier=REQUIRED,
+             b_shift=REQUIRED)
+_QSIGMOID = dict(in_zp=REQUIRED, range_radius=REQUIRED, multiplier=REQUIRED, shift=REQUIRED)
+_QPOOL = dict(_POOL_ATTRS, act_min=REQUIRED, act_max=REQUIRED)
+INTEGER = frozenset({"integer"})
+Q_ELEMENTWISE = frozenset({"integer", "elementwise"})
+Q_BINARY = frozenset({"integer", "elementwise", "binary"})
+Q_CONV, Q_POOL = frozenset({"integer", "conv", "layout"}), frozenset({"integer", "pool", "layout"})
+
+_DEFS += [
+    OpDef("requantize", ("x",), dict(in_zp=REQUIRED, **_QOUT, dtype="i8"), _same, tags=Q_ELEMENTWISE,
+          choices={"dtype": ("i8", "u8", "i16", "i32")},
+          types=lambda t, a, shapes: [TensorType(shapes[0], DType(a["dtype"]))]),
+    OpDef("qconv1d", ("x", "w", "b?"), dict(_QCONV, layout="NCW"), _conv_shape, tags=Q_CONV, choices=_LAYOUT_1D),
+    OpDef("qconv2d", ("x", "w", "b?"), dict(_QCONV, layout="NCHW"), _conv_shape, tags=Q_CONV, choices=_LAYOUT_2D),
+    OpDef("qconv_transpose2d", ("x", "w", "b?"), dict(_QCONV, output_padding=[0, 0], layout="NCHW"),
+          _conv_transpose_shape, tags=Q_CONV, choices=_LAYOUT_2D),
+    OpDef("qlinear", ("x", "w", "b?"), dict(in_zp=REQUIRED, **_QOUT, act_min=REQUIRED, act_max=REQUIRED),
+          _linear_shape, tags=INTEGER),
+    OpDef("qadd", ("a", "b"), _QADD, _broadcast, tags=Q_BINARY),
+    OpDef("qsub", ("a", "b"), _QADD, _broadcast, tags=Q_BINARY),
+    OpDef("qmul", ("a", "b"), _QMUL, _broadcast, tags=Q_BINARY),
+    OpDef("qavg_pool1d", ("x",), dict(_QPOOL, layout="NCW"), _pool_shape, tags=Q_POOL, choices=_LAYOUT_1D),
+    OpDef("qavg_pool2d", ("x",), dict(_QPOOL, layout="NCHW"), _pool_shape, tags=Q_POOL, choices=_LAYOUT_2D),
+    OpDef("qmean", ("x",), dict(axes=REQUIRED, keepdims=False, in_zp=REQUIRED, **_QOUT), _mean_shape, tags=INTEGER),
+    OpDef("qsoftmax", ("x",), dict(axis=-1, multiplier=REQUIRED, shift=REQUIRED, diff_min=REQUIRED), _axis_same,
+          tags=INTEGER),
+    OpDef("qlogistic", ("x",), _QSIGMOID, _same, tags=Q_ELEMENTWISE),
+    OpDef("qtanh", ("x",), _QSIGMOID, _same, tags=Q_ELEMENTWISE),
+    OpDef("qhardswish", ("x",), dict(in_zp=REQUIRED, out_zp=REQUIRED, relu_multiplier=REQUIRED, relu_shift=REQUIRED,
+                                     out_multiplier=REQUIRED, out_shift=REQUIRED), _same, tags=Q_ELEMENTWISE),
+    OpDef("qleaky_relu", ("x",), dict(in_zp=REQUIRED, out_zp=REQUIRED, alpha_multiplier=REQUIRED,
+                                      alpha_shift=REQUIRED, id_multiplier=REQUIRED, id_shift=REQUIRED),
+          _same, tags=Q_ELEMENTWISE),
 ]
 
 OPS: dict[str, OpDef] = {d.name: d for d in _DEFS}

@@ -4,8 +4,8 @@ Structure: every operand is a graph input, a constant, or the result of an earli
 node list is a topological order); use lists agree with operands; value names are unique; graph
 outputs are defined. Per op: the op exists, its arity and attributes fit the op table, fused
 activations and enumerated attributes are known, and the result shapes and dtypes are what the
-op table gives. Constants hold data
-of their declared type.
+op table gives; an integer op's zero-point attributes match its quantized operand and result
+types. Constants hold data of their declared type.
 """
 from __future__ import annotations
 
@@ -72,10 +72,25 @@ def verify(graph: Graph) -> None:
                                         f"the {n.op} shape rule gives {list(t.shape)}")
             if t.dtype != v.dtype:
                 raise VerifyError(where, f"result %{v.name} has dtype {v.dtype.value}, {n.op} gives {t.dtype.value}")
-            if d.types is not None and t.quant != v.type.quant:
+            if "quant" in d.tags and t.quant != v.type.quant:  # quantize/dequantize set it; others keep it
                 raise VerifyError(where, f"result %{v.name} has quantization {v.type.quant}, {n.op} gives {t.quant}")
             define(v, where)
+        if "integer" in d.tags:
+            _check_zero_points(n)
 
     for v in graph.outputs:
         if id(v) not in defined:
             raise VerifyError(None, f"graph output %{v.name} is not defined")
+
+
+_ZERO_POINT_OF = {"in_zp": lambda n: n.inputs[0], "a_zp": lambda n: n.inputs[0], "b_zp": lambda n: n.inputs[1],
+                  "out_zp": lambda n: n.outputs[0]}
+
+
+def _check_zero_points(n) -> None:
+    """An integer op's zero-point attributes agree with the quantized types of the values they describe."""
+    for attr, value_of in _ZERO_POINT_OF.items():
+        q = value_of(n).type.quant if attr in n.attrs else None
+        if q is not None and set(q.zero_point) != {n.attrs[attr]}:
+            raise VerifyError(n.name, f"{attr}={n.attrs[attr]} but %{value_of(n).name} has zero point "
+                                      f"{list(q.zero_point)}", "recompute the attributes with mcuforge.ir.quant")

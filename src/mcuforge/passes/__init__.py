@@ -10,6 +10,12 @@ from .cse import cse
 from .dce import dce
 from .fold_bn import fold_bn
 from .fuse import fuse
+from .lower_quantized import lower_quantized
+from .memory_plan import memory_plan
+from .prune_channels import prune_channels
+from .quantize import quantize
+from .schedule import schedule
+from .to_nhwc import to_nhwc
 
 REGISTRY: dict[str, Pass] = {p.name: p for p in [
     Pass("canonicalize", canonicalize),
@@ -18,6 +24,12 @@ REGISTRY: dict[str, Pass] = {p.name: p for p in [
     Pass("dce", dce),
     Pass("fold-bn", fold_bn),
     Pass("fuse", fuse),
+    Pass("lower-quantized", lower_quantized),
+    Pass("memory-plan", memory_plan),
+    Pass("prune-channels", prune_channels),
+    Pass("quantize", quantize),
+    Pass("schedule", schedule),
+    Pass("to-nhwc", to_nhwc),
 ]}
 
 

@@ -1,0 +1,61 @@
+/* float32 elementwise ops: broadcasting binary ops, activations, per-channel affine. All may run
+ * in place (y == a, y == b or y == x). */
+#include <math.h>
+
+#include "mcuforge.h"
+
+void mcuforge_binary_f32(int32_t op, const mcuforge_bcast *p, const float *a, const float *b, float *y,
+                         float act_min, float act_max) {
+    const int32_t last = p->rank - 1, n = p->shape[last], sa = p->a_stride[last], sb = p->b_stride[last];
+    const int32_t *strides[2];
+    int32_t idx[MCUFORGE_MAX_RANK] = {0}, off[2] = {0, 0}, row, i;
+    strides[0] = p->a_stride;
+    strides[1] = p->b_stride;
+    for (row = 0; row < p->outer; ++row, y += n) {
+        const float *ar = a + off[0], *br = b + off[1];
+        switch (op) {
+        case MCUFORGE_ADD: for (i = 0; i < n; ++i) y[i] = ar[i * sa] + br[i * sb]; break;
+        case MCUFORGE_SUB: for (i = 0; i < n; ++i) y[i] = ar[i * sa] - br[i * sb]; break;
+        case MCUFORGE_MUL: for (i = 0; i < n; ++i) y[i] = ar[i * sa] * br[i * sb]; break;
+        default: for (i = 0; i < n; ++i) y[i] = ar[i * sa] / br[i * sb]; break;
+        }
+        for (i = 0; i < n; ++i) y[i] = mcuforge_clampf(y[i], act_min, act_max);
+        mcuforge_next_row(p->rank, p->shape, idx, 2, off, strides);
+    }
+}
+
+static float sigmoidf(float v) {
+    return 1.0f / (1.0f + expf(-v));
+}
+
+void mcuforge_unary_f32(int32_t op, const float *x, float *y, int32_t n, float alpha, float beta) {
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        const float v = x[i];
+        float r;
+        switch (op) {
+        case MCUFORGE_RELU: r = v > 0.0f ? v : 0.0f; break;
+        case MCUFORGE_RELU6: r = mcuforge_clampf(v, 0.0f, 6.0f); break;
+        case MCUFORGE_CLAMP: r = mcuforge_clampf(v, alpha, beta); break;
+        case MCUFORGE_LEAKY_RELU: r = v > 0.0f ? v : v * alpha; break;
+        case MCUFORGE_SIGMOID: r = sigmoidf(v); break;
+        case MCUFORGE_TANH: r = tanhf(v); break;
+        case MCUFORGE_HARDSWISH: r = v * mcuforge_clampf(v + 3.0f, 0.0f, 6.0f) / 6.0f; break;
+        case MCUFORGE_HARDSIGMOID: r = mcuforge_clampf(v + 3.0f, 0.0f, 6.0f) / 6.0f; break;
+        case MCUFORGE_SILU: r = v * sigmoidf(v); break;
+        case MCUFORGE_GELU: r = 0.5f * v * (1.0f + erff(v * 0.70710678f)); break;
+        default: /* MCUFORGE_GELU_TANH */
+            r = 0.5f * v * (1.0f + tanhf(0.79788456f * (v + 0.044715f * v * v * v)));
+            break;
+        }
+        y[i] = r;
+    }
+}
+
+void mcuforge_affine_f32(const float *x, const float *scale, const float *shift, float *y, int32_t outer,
+                         int32_t c, int32_t inner) {
+    int32_t o, k, i;
+    for (o = 0; o < outer; ++o)
+        for (k = 0; k < c; ++k, x += inner, y += inner)
+            for (i = 0; i < inner; ++i) y[i] = x[i] * scale[k] + shift[k];
+}

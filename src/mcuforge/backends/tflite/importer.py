@@ -1,0 +1,568 @@
+""".tflite -> IR: TFLite's builtin ops back into IR ops, float and int8/int16, channel-last.
+
+`load_tflite` checks the file (the TFL3 identifier, then the whole flatbuffer read through the
+schema's object API, then every index and buffer size), then converts the first subgraph op by op
+through `IMPORTS`, the one table from a builtin operator to a converter `(ctx, op) -> [Value]`.
+Constant tensors become IR constants (with their quantization parameters); the others get the
+tensor's name. TFLite's SAME/VALID padding becomes explicit pads; fused activations become the
+IR's `act` where the op has one and a relu/relu6/clamp after it elsewhere. Integer ops get their
+kernel attributes from `ir.quant`, computed from the tensors' scales and zero points exactly as
+TFLite does, so the integer graph computes what TFLite Micro computes.
+
+Malformed files raise `ModelLoadError`; ops without a converter, or used in a way a converter
+refuses, are collected and reported in one `UnsupportedOpError` (the ops depending on them are
+skipped). Limits: one subgraph (no control flow), static shapes, no sparse or custom ops.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as fb
+
+from ...errors import Error, ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpError
+from ...ir import quant
+from ...ir.graph import Graph, Value
+from ...ir.types import DType, QuantParams, TensorType
+from .emit import _DTYPES
+
+OP, ACT, PAD = fb.BuiltinOperator, fb.ActivationFunctionType, fb.Padding
+_IR_DTYPE = {code: dt for dt, code in _DTYPES.items()}
+_OP_NAMES = {v: k for k, v in vars(OP).items() if not k.startswith("_")}
+_ACT_NAMES = {ACT.NONE: "none", ACT.RELU: "relu", ACT.RELU6: "relu6"}
+_HINT = "check that the file is a complete .tflite model (re-export it); mcuforge reads TFLite flatbuffers"
+
+
+class _Unsupported(Exception):
+    """A converter's refusal: why this op cannot become IR."""
+
+
+class _Ctx:
+    """The graph being built, the TFLite tensors and the Values made from them."""
+
+    def __init__(self, model: fb.ModelT, sub: fb.SubGraphT):
+        self.g = Graph(_text(sub.name) or "tflite")
+        self.model, self.tensors = model, sub.tensors
+        self.env: dict[int, Value] = {}
+        self.code, self.op_name = 0, ""  # the builtin being converted, and the name its results get
+
+    def value(self, i: int) -> Value:
+        """The Value of tensor `i`: converted before, or a constant read from its buffer."""
+        if i in self.env:
+            return self.env[i]
+        t = self.tensors[i]
+        data = self.model.buffers[t.buffer].data
+        if data is None or not len(data):
+            raise _Unsupported(f"reads tensor {_text(t.name)!r}, which no op writes and which has no data")
+        dt = _dtype(t)
+        array = np.frombuffer(np.asarray(data, np.uint8).tobytes(), dt.np).reshape(_shape(t))
+        self.env[i] = self.g.const(array, _text(t.name) or "const", quant=_quant(t))
+        return self.env[i]
+
+    def const(self, i: int) -> np.ndarray:
+        v = self.value(i)
+        if not v.is_const:
+            raise _Unsupported(f"needs tensor {v.name!r} to be a constant")
+        return v.data
+
+    def tensor_type(self, i: int) -> TensorType:
+        t = self.tensors[i]
+        return TensorType(_shape(t), _dtype(t), _quant(t))
+
+    def op(self, op: str, inputs, attrs=None, out: int | None = None) -> Value:
+        """An IR op; with `out`, its result is TFLite tensor `out` (named after it, with its
+        quantization parameters)."""
+        if out is None:
+            return self.g.op(op, inputs, attrs, name=self.op_name)
+        return self.node(op, inputs, attrs, [out])[0]
+
+    def node(self, op: str, inputs, attrs, outs: list[int]) -> list[Value]:
+        """An IR op writing TFLite tensors `outs`, whose shapes and dtypes must be what the op
+        table gives (a file that disagrees is refused)."""
+        n = self.g.add_node(op, inputs, attrs, name=_text(self.tensors[outs[0]].name) or self.op_name)
+        for v, i in zip(n.outputs, outs, strict=True):
+            want = self.tensor_type(i)
+            if (v.shape, v.dtype) != (want.shape, want.dtype):
+                raise _Unsupported(f"the file gives tensor {v.name!r} type {want.dtype.value}{list(want.shape)}, "
+                                   f"but {op} computes {v.dtype.value}{list(v.shape)}")
+            v.type = want
+        return n.outputs
+
+
+def _text(s) -> str:
+    return s.decode(errors="replace") if isinstance(s, bytes) else (s or "")
+
+
+def _shape(t: fb.TensorT) -> tuple[int, ...]:
+    return tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+
+
+def _dtype(t: fb.TensorT) -> DType:
+    if t.type not in _IR_DTYPE:
+        raise _Unsupported(f"tensor {_text(t.name)!r} has TFLite type {t.type}, which the IR has not")
+    return _IR_DTYPE[t.type]
+
+
+def _quant(t: fb.TensorT) -> QuantParams | None:
+    q = t.quantization
+    if q is None or q.scale is None or not len(q.scale):
+        return None
+    zp = list(q.zeroPoint) if q.zeroPoint is not None and len(q.zeroPoint) else [0] * len(q.scale)
+    return QuantParams(list(q.scale), zp, q.quantizedDimension if len(q.scale) > 1 else None)
+
+
+def _sq(t: TensorType) -> tuple[float, int]:
+    """(scale, zero point) of a per-tensor quantized type."""
+    if t.quant is None:
+        raise _Unsupported("an integer tensor has no quantization parameters")
+    return t.quant.scale[0], t.quant.zero_point[0]
+
+
+# ---------------------------------------------------------------- helpers
+
+def _act_name(op) -> str:
+    act = getattr(op.builtinOptions, "fusedActivationFunction", ACT.NONE)
+    if act not in _ACT_NAMES:
+        raise _Unsupported(f"fused activation {act} (only NONE, RELU, RELU6)")
+    return _ACT_NAMES[act]
+
+
+def _then_act(ctx: _Ctx, op, v: Value, out: int) -> Value:
+    """`v` followed by the op's fused activation as its own IR op (for ops without `act`)."""
+    act = _act_name(op)
+    if act == "none":
+        return v
+    if v.dtype != DType.f32:
+        raise _Unsupported(f"fused {act} on an integer op without an integer clamp")
+    return ctx.op(act, [v], out=out)
+
+
+def _tflite_pads(padding: int, sizes, kernel, stride, dilation) -> list[int]:
+    """TFLite's SAME (extra padding at the end) or VALID as begin-then-end pads."""
+    if padding == PAD.VALID:
+        return [0] * (2 * len(sizes))
+    totals = [max((-(-n // s) - 1) * s + d * (k - 1) + 1 - n, 0)
+              for n, k, s, d in zip(sizes, kernel, stride, dilation)]
+    return [t // 2 for t in totals] + [t - t // 2 for t in totals]
+
+
+def _window(op, sizes, kernel):
+    o = op.builtinOptions
+    stride = [o.strideH, o.strideW]
+    dilation = [getattr(o, "dilationHFactor", 1) or 1, getattr(o, "dilationWFactor", 1) or 1]
+    return dict(stride=stride, dilation=dilation, pads=_tflite_pads(o.padding, sizes, kernel, stride, dilation))
+
+
+# ---------------------------------------------------------------- converters
+
+IMPORTS: dict = {}
+
+
+def imports(*codes):
+    def register(fn):
+        for c in codes:
+            IMPORTS[c] = fn
+        return fn
+    return register
+
+
+def _conv_like(ctx: _Ctx, op, x: Value, w: Value, bias: int, attrs: dict, name: str):
+    """`name` (float) or its integer form (attributes from the scales) writing the op's output."""
+    inputs = [x, w] + ([ctx.value(bias)] if bias >= 0 else [])
+    out, act = ctx.tensor_type(op.outputs[0]), _act_name(op)
+    if x.dtype == DType.f32:
+        return ctx.op(name, inputs, {**attrs, "act": act}, out=op.outputs[0])
+    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(out)
+    params = quant.conv_params(s_in, w.type.quant.scale, s_out, zp_in, zp_out, act, out.dtype.value)
+    return ctx.op("q" + name, inputs, {**attrs, **params}, out=op.outputs[0])
+
+
+def _bias_index(op, k: int) -> int:
+    return op.inputs[k] if len(op.inputs) > k else -1
+
+
+@imports(OP.CONV_2D)
+def _conv2d(ctx, op):
+    x, w = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    attrs = dict(_window(op, x.shape[1:3], w.shape[1:3]), groups=x.shape[-1] // w.shape[-1], layout="NHWC")
+    return _conv_like(ctx, op, x, w, _bias_index(op, 2), attrs, "conv2d")
+
+
+@imports(OP.DEPTHWISE_CONV_2D)
+def _depthwise(ctx, op):
+    """Filter [1, kH, kW, C_out] -> OHWI (C_out, kH, kW, 1), one group per input channel."""
+    x, f = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    q = f.type.quant
+    if q is not None and q.axis is not None:
+        q = QuantParams(q.scale, q.zero_point, 0)
+    w = ctx.g.const(np.ascontiguousarray(ctx.const(op.inputs[1])[0].transpose(2, 0, 1)[..., None]), f.name, quant=q)
+    attrs = dict(_window(op, x.shape[1:3], w.shape[1:3]), groups=x.shape[-1], layout="NHWC")
+    return _conv_like(ctx, op, x, w, _bias_index(op, 2), attrs, "conv2d")
+
+
+@imports(OP.TRANSPOSE_CONV)
+def _transpose_conv(ctx, op):
+    """TFLite pads as for a conv reading the output; the end pad the size leaves is output_padding."""
+    out_shape, w, x = ctx.const(op.inputs[0]), ctx.value(op.inputs[1]), ctx.value(op.inputs[2])
+    o = op.builtinOptions
+    stride, kernel = [o.strideH, o.strideW], list(w.shape[1:3])
+    pads = _tflite_pads(o.padding, list(out_shape[1:3]), kernel, stride, [1, 1])[:2]
+    ends = [(n - 1) * s + k - p - int(m) for n, s, k, p, m in zip(x.shape[1:3], stride, kernel, pads, out_shape[1:3])]
+    attrs = dict(stride=stride, dilation=[1, 1], pads=pads + [max(e, 0) for e in ends],
+                 output_padding=[max(-e, 0) for e in ends], groups=1, layout="NHWC")
+    return _conv_like(ctx, op, x, w, _bias_index(op, 3), attrs, "conv_transpose2d")
+
+
+@imports(OP.FULLY_CONNECTED)
+def _fully_connected(ctx, op):
+    x, w = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    out = ctx.tensor_type(op.outputs[0])
+    if x.type.rank != 2 and not op.builtinOptions.keepNumDims:  # TFLite flattens the leading axes
+        x = ctx.op("reshape", [x], {"shape": [x.type.numel // w.shape[1], w.shape[1]]})
+    inputs = [x, w] + ([ctx.value(op.inputs[2])] if _bias_index(op, 2) >= 0 else [])
+    act = _act_name(op)
+    if x.dtype == DType.f32:
+        return ctx.op("linear", inputs, {"act": act}, out=op.outputs[0])
+    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(out)
+    return ctx.op("qlinear", inputs, quant.linear_params(s_in, w.type.quant.scale, s_out, zp_in, zp_out, act,
+                                                         out.dtype.value), out=op.outputs[0])
+
+
+@imports(OP.ADD, OP.SUB, OP.MUL)
+def _binary(ctx, op):
+    a, b = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    name = {OP.ADD: "add", OP.SUB: "sub", OP.MUL: "mul"}[ctx.code]
+    act, out = _act_name(op), ctx.tensor_type(op.outputs[0])
+    if a.dtype == DType.f32:
+        return ctx.op(name, [a, b], {"act": act}, out=op.outputs[0])
+    (sa, za), (sb, zb), (so, zo) = _sq(a.type), _sq(b.type), _sq(out)
+    params = quant.mul_params(sa, za, sb, zb, so, zo, act, out.dtype.value) if name == "mul" else \
+        quant.add_params(sa, za, sb, zb, so, zo, act, out.dtype.value)
+    return ctx.op("q" + name, [a, b], params, out=op.outputs[0])
+
+
+@imports(OP.DIV)
+def _div(ctx, op):
+    v = ctx.op("div", [ctx.value(op.inputs[0]), ctx.value(op.inputs[1])],
+               out=None if _act_name(op) != "none" else op.outputs[0])
+    return _then_act(ctx, op, v, op.outputs[0])
+
+
+@imports(OP.AVERAGE_POOL_2D, OP.MAX_POOL_2D)
+def _pool(ctx, op):
+    """TFLite's average pool divides by the valid taps only: count_include_pad=False."""
+    x, o = ctx.value(op.inputs[0]), op.builtinOptions
+    kernel = [o.filterHeight, o.filterWidth]
+    attrs = dict(_window(op, x.shape[1:3], kernel), kernel=kernel, layout="NHWC")
+    del attrs["dilation"]
+    is_max, act = ctx.code == OP.MAX_POOL_2D, _act_name(op)
+    if x.dtype != DType.f32 and not is_max:
+        s, zp = _sq(x.type)
+        return ctx.op("qavg_pool2d", [x], {**attrs, **quant.avg_pool_params(s, zp, act, x.dtype.value)},
+                      out=op.outputs[0])
+    v = ctx.op("max_pool2d" if is_max else "avg_pool2d", [x], attrs if is_max else dict(attrs, count_include_pad=False),
+               out=None if act != "none" else op.outputs[0])
+    return _then_act(ctx, op, v, op.outputs[0])
+
+
+@imports(OP.MEAN)
+def _mean(ctx, op):
+    x = ctx.value(op.inputs[0])
+    axes = sorted(int(a) % x.type.rank for a in np.atleast_1d(ctx.const(op.inputs[1])))
+    attrs = dict(axes=axes, keepdims=bool(op.builtinOptions.keepDims))
+    if x.dtype == DType.f32:
+        return ctx.op("mean", [x], attrs, out=op.outputs[0])
+    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
+    count = int(np.prod([x.shape[a] for a in axes]))
+    return ctx.op("qmean", [x], {**attrs, **quant.mean_params(s_in, zp_in, s_out, zp_out, count)}, out=op.outputs[0])
+
+
+@imports(OP.RESHAPE, OP.SQUEEZE, OP.EXPAND_DIMS)
+def _reshape(ctx, op):
+    """The result's shape is in its tensor: every one of these is a reshape."""
+    return ctx.op("reshape", [ctx.value(op.inputs[0])], {"shape": list(_shape(ctx.tensors[op.outputs[0]]))},
+                  out=op.outputs[0])
+
+
+@imports(OP.TRANSPOSE)
+def _transpose(ctx, op):
+    return ctx.op("transpose", [ctx.value(op.inputs[0])], {"perm": [int(p) for p in ctx.const(op.inputs[1])]},
+                  out=op.outputs[0])
+
+
+@imports(OP.CONCATENATION)
+def _concat(ctx, op):
+    act = _act_name(op)
+    v = ctx.op("concat", [ctx.value(i) for i in op.inputs], {"axis": op.builtinOptions.axis},
+               out=None if act != "none" else op.outputs[0])
+    return _then_act(ctx, op, v, op.outputs[0])
+
+
+def _split_into(ctx, op, x: Value, axis: int):
+    sizes = [_shape(ctx.tensors[i])[axis] for i in op.outputs]
+    return ctx.node("split", [x], {"axis": axis, "sizes": sizes}, op.outputs)
+
+
+@imports(OP.SPLIT)
+def _split(ctx, op):
+    x = ctx.value(op.inputs[1])
+    return _split_into(ctx, op, x, int(ctx.const(op.inputs[0])) % x.type.rank)
+
+
+@imports(OP.SPLIT_V)
+def _split_v(ctx, op):
+    x = ctx.value(op.inputs[0])
+    return _split_into(ctx, op, x, int(ctx.const(op.inputs[2])) % x.type.rank)
+
+
+@imports(OP.STRIDED_SLICE)
+def _strided_slice(ctx, op):
+    """Positive strides, begin/end masks; shrink_axis_mask becomes a reshape after the slice."""
+    x, o = ctx.value(op.inputs[0]), op.builtinOptions
+    begin, end, strides = (np.atleast_1d(ctx.const(i)).tolist() for i in op.inputs[1:4])
+    if o.ellipsisMask or o.newAxisMask or o.offset or any(s <= 0 for s in strides) or len(begin) != x.type.rank:
+        raise _Unsupported("only positive strides over every axis (no ellipsis, new axes or offsets)")
+    bit = lambda mask, i: mask >> i & 1  # noqa: E731
+    starts = [b % x.shape[i] if bit(o.shrinkAxisMask, i) else 0 if bit(o.beginMask, i) else b for i, b in enumerate(begin)]
+    ends = [starts[i] + 1 if bit(o.shrinkAxisMask, i) else x.shape[i] if bit(o.endMask, i) else e
+            for i, e in enumerate(end)]
+    attrs = dict(axes=list(range(x.type.rank)), starts=starts, ends=ends, steps=strides)
+    if not o.shrinkAxisMask:
+        return ctx.op("slice", [x], attrs, out=op.outputs[0])
+    return ctx.op("reshape", [ctx.op("slice", [x], attrs)], {"shape": list(_shape(ctx.tensors[op.outputs[0]]))},
+                  out=op.outputs[0])
+
+
+@imports(OP.PAD, OP.PADV2)
+def _pad(ctx, op):
+    x, table = ctx.value(op.inputs[0]), ctx.const(op.inputs[1]).reshape(-1, 2)
+    if ctx.code == OP.PADV2:
+        value = ctx.const(op.inputs[2]).reshape(-1)[0].item()
+    else:  # zeros: the zero point of a quantized tensor
+        value = _sq(x.type)[1] if x.dtype != DType.f32 else 0.0
+    pads = [int(b) for b in table[:, 0]] + [int(e) for e in table[:, 1]]
+    return ctx.op("pad", [x], {"pads": pads, "value": value}, out=op.outputs[0])
+
+
+@imports(OP.SOFTMAX)
+def _softmax(ctx, op):
+    x, beta = ctx.value(op.inputs[0]), op.builtinOptions.beta
+    if x.dtype != DType.f32:
+        return ctx.op("qsoftmax", [x], {"axis": -1, **quant.softmax_params(beta, _sq(x.type)[0])}, out=op.outputs[0])
+    if beta != 1:
+        x = ctx.op("mul", [x, ctx.g.const(np.float32(beta), "beta")])
+    return ctx.op("softmax", [x], {"axis": -1}, out=op.outputs[0])
+
+
+@imports(OP.LOG_SOFTMAX)
+def _log_softmax(ctx, op):
+    x = ctx.value(op.inputs[0])
+    if x.dtype != DType.f32:
+        raise _Unsupported("integer LOG_SOFTMAX")
+    return ctx.op("log_softmax", [x], {"axis": -1}, out=op.outputs[0])
+
+
+def _unary(name: str, qname: str | None = None, params=None):
+    def convert(ctx, op):
+        x = ctx.value(op.inputs[0])
+        if x.dtype == DType.f32 or qname is None:
+            return ctx.op(name, [x], out=op.outputs[0])
+        (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
+        return ctx.op(qname, [x], params(s_in, zp_in, s_out, zp_out), out=op.outputs[0])
+    return convert
+
+
+IMPORTS[OP.LOGISTIC] = _unary("sigmoid", "qlogistic", lambda s, z, so, zo: quant.logistic_params(s, z))
+IMPORTS[OP.TANH] = _unary("tanh", "qtanh", lambda s, z, so, zo: quant.tanh_params(s, z))
+IMPORTS[OP.HARD_SWISH] = _unary("hardswish", "qhardswish", quant.hardswish_params)
+
+
+@imports(OP.RELU, OP.RELU6, OP.RELU_N1_TO_1)
+def _relu(ctx, op):
+    """relu/relu6 on floats; on integers TFLite clamps at the quantized bounds (same scale in and out)."""
+    x, out = ctx.value(op.inputs[0]), ctx.tensor_type(op.outputs[0])
+    lo, hi = {OP.RELU: (0.0, np.inf), OP.RELU6: (0.0, 6.0), OP.RELU_N1_TO_1: (-1.0, 1.0)}[ctx.code]
+    if x.dtype == DType.f32:
+        name = {OP.RELU: "relu", OP.RELU6: "relu6"}.get(ctx.code)
+        return ctx.op(name, [x], out=op.outputs[0]) if name else \
+            ctx.op("clamp", [x], {"min": lo, "max": hi}, out=op.outputs[0])
+    if x.type.quant != out.quant:
+        raise _Unsupported("an integer relu that rescales")
+    s, zp = _sq(x.type)
+    info = np.iinfo(x.dtype.np)
+    bound = lambda r: zp + quant.round_half_away(float(np.float32(r) / np.float32(s)))  # noqa: E731
+    return ctx.op("clamp", [x], {"min": max(info.min, bound(lo)), "max": min(info.max, bound(hi)) if hi < np.inf
+                                 else int(info.max)}, out=op.outputs[0])
+
+
+@imports(OP.LEAKY_RELU)
+def _leaky_relu(ctx, op):
+    x, alpha = ctx.value(op.inputs[0]), op.builtinOptions.alpha
+    if x.dtype == DType.f32:
+        return ctx.op("leaky_relu", [x], {"alpha": alpha}, out=op.outputs[0])
+    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
+    return ctx.op("qleaky_relu", [x], quant.leaky_relu_params(s_in, zp_in, s_out, zp_out, alpha), out=op.outputs[0])
+
+
+@imports(OP.GELU)
+def _gelu(ctx, op):
+    approximate = "tanh" if op.builtinOptions.approximate else "none"
+    return ctx.op("gelu", [ctx.value(op.inputs[0])], {"approximate": approximate}, out=op.outputs[0])
+
+
+@imports(OP.MAXIMUM, OP.MINIMUM)
+def _min_max(ctx, op):
+    """Against a constant scalar of the same type: a one-sided clamp (how the emitter writes clamp)."""
+    x, c = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if not c.is_const or c.type.numel != 1 or c.type.quant != x.type.quant:
+        raise _Unsupported("only against a constant scalar of the input's type")
+    inf = np.inf if x.dtype == DType.f32 else int(np.iinfo(x.dtype.np).max)
+    bounds = {"min": c.data.item(), "max": inf} if ctx.code == OP.MAXIMUM else {"min": -inf, "max": c.data.item()}
+    return ctx.op("clamp", [x], bounds, out=op.outputs[0])
+
+
+@imports(OP.BATCH_MATMUL)
+def _batch_matmul(ctx, op):
+    a, b = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if a.dtype != DType.f32:
+        raise _Unsupported("integer BATCH_MATMUL")
+    o = op.builtinOptions
+    def swap(v):  # the last two axes
+        r = v.type.rank
+        return ctx.op("transpose", [v], {"perm": [*range(r - 2), r - 1, r - 2]})
+    return ctx.op("matmul", [swap(a) if o.adjX else a, swap(b) if o.adjY else b], out=op.outputs[0])
+
+
+@imports(OP.RESIZE_NEAREST_NEIGHBOR, OP.RESIZE_BILINEAR)
+def _resize(ctx, op):
+    x, o, size = ctx.value(op.inputs[0]), op.builtinOptions, [int(s) for s in ctx.const(op.inputs[1])]
+    nearest = ctx.code == OP.RESIZE_NEAREST_NEIGHBOR
+    ok = (not o.alignCorners and not o.halfPixelCenters) if nearest else o.alignCorners != o.halfPixelCenters
+    if not ok:
+        raise _Unsupported(f"align_corners={bool(o.alignCorners)}, half_pixel_centers={bool(o.halfPixelCenters)} "
+                           "has no torch equivalent")
+    attrs = dict(size=size, mode="nearest" if nearest else "bilinear", align_corners=bool(o.alignCorners),
+                 layout="NHWC")
+    return ctx.op("resize", [x], attrs, out=op.outputs[0])
+
+
+@imports(OP.QUANTIZE)
+def _quantize(ctx, op):
+    x, out = ctx.value(op.inputs[0]), ctx.tensor_type(op.outputs[0])
+    if x.dtype == DType.f32:
+        q = out.quant
+        attrs = dict(scale=list(q.scale), zero_point=list(q.zero_point), axis=q.axis or 0, dtype=out.dtype.value)
+        return ctx.op("quantize", [x], attrs, out=op.outputs[0])
+    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(out)
+    return ctx.op("requantize", [x], quant.requantize_params(s_in, zp_in, s_out, zp_out, out.dtype.value),
+                  out=op.outputs[0])
+
+
+@imports(OP.DEQUANTIZE)
+def _dequantize(ctx, op):
+    x = ctx.value(op.inputs[0])
+    q = x.type.quant
+    return ctx.op("dequantize", [x], dict(scale=list(q.scale), zero_point=list(q.zero_point), axis=q.axis or 0),
+                  out=op.outputs[0])
+
+
+# ---------------------------------------------------------------- file -> graph
+
+def _parse(data: bytes, where: str) -> fb.ModelT:
+    """The model, after checks that turn a truncated or corrupt file into a ModelLoadError."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelLoadError(f"{where} is not a TFLite model (no 'TFL3' file identifier)", _HINT)
+    try:
+        model = fb.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as err:  # the flatbuffers reader fails on offsets outside the data
+        raise ModelLoadError(f"{where} is truncated or corrupt ({type(err).__name__}: {err})", _HINT) from None
+    if not model.subgraphs:
+        raise ModelLoadError(f"{where} has no subgraph", _HINT)
+    buffers, codes = model.buffers or [], model.operatorCodes or []
+    sub = model.subgraphs[0]
+    tensors = sub.tensors or []
+
+    def bad(what: str):
+        raise ModelLoadError(f"{where} is corrupt: {what}", _HINT)
+    for i, t in enumerate(tensors):
+        if not 0 <= t.buffer < len(buffers):
+            bad(f"tensor {i} points at buffer {t.buffer} of {len(buffers)}")
+        if any(d < 0 for d in _shape(t)):
+            bad(f"tensor {i} ({_text(t.name)!r}) has a dynamic shape {list(_shape(t))}")
+        data_ = buffers[t.buffer].data
+        if data_ is not None and len(data_) and t.type in _IR_DTYPE:
+            want = int(np.prod(_shape(t), dtype=np.int64)) * _IR_DTYPE[t.type].itemsize
+            if len(data_) != want:
+                bad(f"tensor {i} ({_text(t.name)!r}) has {len(data_)} bytes of data, its shape needs {want}")
+    for k, o in enumerate(sub.operators or []):
+        if not 0 <= o.opcodeIndex < len(codes):
+            bad(f"operator {k} uses operator code {o.opcodeIndex} of {len(codes)}")
+        ios = [*(o.inputs if o.inputs is not None else ()), *(o.outputs if o.outputs is not None else ())]
+        if any(not -1 <= i < len(tensors) for i in ios):
+            bad(f"operator {k} reads or writes a tensor index outside 0..{len(tensors) - 1}")
+    if any(not 0 <= i < len(tensors) for i in [*(sub.inputs if sub.inputs is not None else ()),
+                                                *(sub.outputs if sub.outputs is not None else ())]):
+        bad("a subgraph input or output is not a tensor")
+    return model
+
+
+def load_tflite(path_or_bytes) -> Graph:
+    """A .tflite file (a path, or its bytes) -> Graph with channel-last layout ops."""
+    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+        data, where = bytes(path_or_bytes), "the TFLite data"
+    else:
+        where = os.fspath(path_or_bytes)
+        try:
+            with open(where, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise ModelLoadError(f"cannot read {where}: {err.strerror}", "check the path") from None
+    model = _parse(data, where)
+    ctx = _Ctx(model, model.subgraphs[0])
+    try:
+        return _convert(ctx, where)
+    except Error:
+        raise
+    except Exception as err:  # an operator the checks let through but that makes no sense
+        raise ModelLoadError(f"{where} is corrupt at {ctx.op_name or 'the subgraph inputs'}: "
+                             f"{type(err).__name__}: {err}", _HINT) from None
+
+
+def _convert(ctx: _Ctx, where: str) -> Graph:
+    model, sub = ctx.model, ctx.model.subgraphs[0]
+    try:
+        for i in (int(i) for i in sub.inputs):
+            ctx.env[i] = ctx.g.add_input(_text(sub.tensors[i].name) or "input", ctx.tensor_type(i))
+    except _Unsupported as why:
+        raise ModelLoadError(f"{where}: {why}", _HINT) from None
+    missing, skipped = [], set()
+    for k, o in enumerate(sub.operators or []):
+        oc = model.operatorCodes[o.opcodeIndex]
+        ctx.code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        name = _OP_NAMES.get(ctx.code, f"op {ctx.code}")
+        name = f"CUSTOM {_text(oc.customCode)!r}" if ctx.code == OP.CUSTOM else name
+        o.inputs = [int(i) for i in (o.inputs if o.inputs is not None else ())]
+        o.outputs = [int(i) for i in (o.outputs if o.outputs is not None else ())]
+        ctx.op_name = _text(sub.tensors[o.outputs[0]].name) if o.outputs else f"{name.lower()}_{k}"
+        if any(i in skipped for i in o.inputs):  # fed by an op already reported
+            skipped.update(o.outputs)
+            continue
+        try:
+            if ctx.code not in IMPORTS:
+                raise _Unsupported()
+            result = IMPORTS[ctx.code](ctx, o)
+            ctx.env.update(zip(o.outputs, result if isinstance(result, (list, tuple)) else [result], strict=True))
+        except (_Unsupported, ShapeError) as why:
+            reason = why.reason if isinstance(why, ShapeError) else str(why)
+            missing.append(UnsupportedItem(name + (f": {reason}" if reason else ""), ctx.op_name))
+            skipped.update(o.outputs)
+    if missing:
+        raise UnsupportedOpError(missing, "mcuforge imports the TFLite builtin ops that have an IR equivalent; "
+                                          "rewrite or remove these in the source model",
+                                 f"{where} uses {len(missing)} op(s) that mcuforge cannot import:")
+    ctx.op_name = "the subgraph outputs"
+    try:
+        ctx.g.outputs = [ctx.value(int(i)) for i in sub.outputs]
+    except _Unsupported as why:
+        raise ModelLoadError(f"{where}: a subgraph output {why}", _HINT) from None
+    return ctx.g

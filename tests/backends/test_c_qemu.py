@@ -1,0 +1,103 @@
+"""C backend on Cortex-M: `make cortex-m` builds an ELF for QEMU's MPS2 boards with
+arm-none-eabi-gcc, our startup code and linker script and newlib semihosting; `make qemu` runs
+it under qemu-system-arm, reading input.bin and writing output.bin. The outputs are compared
+with the reference interpreter: int8 models bit for bit (also with the DSP build and on the
+Cortex-M7 board), float models within 1e-4.
+
+Also checked with arm-none-eabi-size: the RAM of the model's own objects (data + bss) is its
+planned arena plus at most a few hundred bytes. The flash/RAM figures, and the instructions of
+one inference (SysTick under -icount), are printed (pytest -s); nothing asserts on speed.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import mcuforge
+from mcuforge import zoo
+from mcuforge.backends.c.emit import emit_c
+from mcuforge.ir.interpreter import run
+
+# (zoo model, quantized, pipeline): channels-last int8 exercises the 1x1 fast path
+MODELS = [("tiny_cnn", False, None), ("fc_autoencoder", False, None), ("ds_cnn", True, None),
+          ("resnet8", True, None), ("mobilenet_v1", True, "float,to-nhwc")]
+# (build name, make arguments)
+BUILDS = {"m4": ["TARGET=mps2-an386"], "m4_dsp": ["TARGET=mps2-an386", "DSP=1"],
+          "m7_dsp": ["TARGET=mps2-an500", "DSP=1"]}
+ARM = ["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2",
+       "-ffunction-sections", "-fdata-sections", "-Ikernels", "-c"]
+
+
+def _make(directory, args):
+    r = subprocess.run(["make", "-s", "cortex-m", *args], cwd=directory, capture_output=True, text=True)
+    assert r.returncode == 0, f"cortex-m build in {directory} failed:\n{r.stdout}\n{r.stderr}"
+    return directory
+
+
+def _qemu(directory, inputs, board) -> tuple[bytes, str]:
+    (directory / "input.bin").write_bytes(b"".join(x.tobytes() for x in inputs))
+    r = subprocess.run(["make", "-s", "qemu", f"TARGET={board}"], cwd=directory, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"QEMU run failed:\n{r.stdout}\n{r.stderr}"
+    return (directory / "output.bin").read_bytes(), r.stdout
+
+
+def _model_sizes(directory) -> tuple[int, int, int]:
+    """(text, data, bss) of the model's own objects: model.c and its kernels, compiled for the M4."""
+    sources = ["model.c", *sorted(f"kernels/{p.name}" for p in (directory / "kernels").glob("*.c"))]
+    objects = []
+    for src in sources:
+        objects.append(str(directory / (src.replace("/", "_") + ".o")))
+        subprocess.run([*ARM, src, "-o", objects[-1]], cwd=directory, check=True)
+    sizes = subprocess.run(["arm-none-eabi-size", "-t", *objects], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in sizes.strip().splitlines()[-1].split()[:3])
+    return text, data, bss
+
+
+@pytest.mark.parametrize("name,quantized,passes", MODELS, ids=[m[0] for m in MODELS])
+def test_qemu(tmp_path, name, quantized, passes):
+    model, example = zoo.get(name)
+    kw = {}
+    if quantized:
+        rng = np.random.default_rng(1)
+        kw = dict(quantize="int8", calibration=[rng.standard_normal(zoo.MODELS[name].input_shape).astype(np.float32)
+                                                for _ in range(4)])
+    graph = mcuforge.compile(model, example, emit=(), passes=passes, **kw).graph
+    builds = {b: a for b, a in BUILDS.items() if quantized or b == "m4"}  # DSP changes the int8 kernels only
+    emit_c(graph, tmp_path / "m4")
+    for build in builds:
+        if build != "m4":
+            shutil.copytree(tmp_path / "m4", tmp_path / build, copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_make, [tmp_path / b for b in builds], builds.values()))
+
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(-128, 128, v.shape).astype(np.int8) if v.dtype.value == "i8"
+          else rng.standard_normal(v.shape).astype(np.float32) for v in graph.inputs]
+    (want,) = run(graph, *xs)
+    for build in builds:
+        out, log = _qemu(tmp_path / build, xs, "mps2-an500" if build.startswith("m7") else "mps2-an386")
+        if want.dtype == np.int8:
+            assert out == want.tobytes(), build
+        else:
+            got = np.frombuffer(out, np.float32).reshape(want.shape)
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+        instructions = int(re.search(r"\((\d+) instructions", log).group(1))
+        print(f"\n{name} [{build}]: {instructions:,} instructions per inference")
+
+    # arm-none-eabi-size: the RAM of the model's own objects is its planned arena + a few hundred B
+    text, data, bss = _model_sizes(tmp_path / "m4")
+    arena = int(re.search(r"MODEL_ARENA_SIZE (\d+)u", (tmp_path / "m4" / "model.h").read_text()).group(1))
+    assert arena <= data + bss <= arena + 256
+    elf = subprocess.run(["arm-none-eabi-size", str(tmp_path / "m4" / "model.elf")], capture_output=True, text=True,
+                         check=True).stdout.splitlines()[-1].split()
+    target = mcuforge.load_target("nrf52840")
+    print(f"{name}: model flash {text + data:,} B, RAM {data + bss:,} B (arena {arena:,}); whole ELF flash "
+          f"{int(elf[0]) + int(elf[1]):,} B, RAM {int(elf[1]) + int(elf[2]):,} B; {target.name} has "
+          f"{target.flash:,} B flash, {target.sram:,} B SRAM")
