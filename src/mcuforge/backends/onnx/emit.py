@@ -13,14 +13,13 @@ their QDQ form (quantize/dequantize), opset >= 13 (layer_norm needs 17; Gelu is 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 import onnx
 from onnx import helper
 
 from ... import __version__
+from .. import write_atomic
 from ...errors import UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
 from ...ir.ops import norm_axis, spatial_axes
@@ -400,13 +399,4 @@ def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 def save_onnx(graph: Graph, path, opset: int = DEFAULT_OPSET) -> str:
     """Write `to_onnx(graph)` to `path` atomically (nothing is left behind on failure)."""
     data = to_onnx(graph, opset).SerializeToString()
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".onnx.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, data)

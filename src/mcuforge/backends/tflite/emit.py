@@ -22,14 +22,13 @@ offset for every activation, the temporaries the lowerings add included (see `to
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from ... import __version__
+from .. import write_atomic
 from ...errors import Error, UnsupportedItem, UnsupportedOpError
 from ...ir import ops, quant
 from ...ir.graph import Graph, Node, Value
@@ -820,13 +819,4 @@ def _check(data: bytes, graph: Graph):
 def save_tflite(graph: Graph, path, plan=None, offline_plan: bool | None = None) -> str:
     """Write `to_tflite(graph, plan)` to `path` atomically (nothing is left behind on failure)."""
     data = to_tflite(graph, plan, offline_plan)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tflite.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, data)
