@@ -41,3 +41,17 @@ def test_readme_commands_run(tmp_path):
     for cmd in commands:
         r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
+
+
+def test_tutorial_commands_run(tmp_path):
+    """docs/tutorial.md, command by command, from a directory that sees the repository's examples."""
+    text = (ROOT / "docs" / "tutorial.md").read_text()
+    commands = [ln for b in re.findall(r"```sh\n(.*?)```", text, re.S) for ln in b.splitlines() if ln.strip()]
+    assert len(commands) >= 10
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    for cmd in commands:
+        r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
+    assert (tmp_path / "build/tutorial/host_out.bin").read_bytes() == (tmp_path / "build/tutorial/out/c/output.bin").read_bytes()
+    assert "predicted class" in subprocess.run(commands[4], shell=True, cwd=tmp_path, capture_output=True,
+                                               text=True).stdout
