@@ -31,6 +31,7 @@ from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from ..errors import ShapeError, UnsupportedItem, UnsupportedOpError, UsageError
 from ..ir.graph import Graph, Value
+from ..ir.ops import registrar
 from ..ir.types import DType, TensorType
 
 TABLE: dict = {}
@@ -43,13 +44,7 @@ class _Unsupported(Exception):
     """A converter's refusal: the op is known but used in a way we cannot compile (the reason)."""
 
 
-def _maps(*keys):
-    """Register the decorated converter under every key (module class, function, method name)."""
-    def register(fn):
-        for k in keys:
-            TABLE[k] = fn
-        return fn
-    return register
+_maps = registrar(TABLE)  # keys: module classes, functions, method names
 
 
 def _where(frames) -> str | None:

@@ -27,7 +27,7 @@ from onnx.reference import ReferenceEvaluator
 
 from ..errors import ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpError, UsageError
 from ..ir.graph import Graph, Value
-from ..ir.ops import norm_axis
+from ..ir.ops import norm_axis, registrar
 from ..ir.types import DType, TensorType
 
 IMPORTS: dict = {}
@@ -39,12 +39,7 @@ class _Unsupported(Exception):
     """A refusal to convert a node: the reason, or "" for an op type without a converter."""
 
 
-def imports(*op_types):
-    def register(fn):
-        for t in op_types:
-            IMPORTS[t] = fn
-        return fn
-    return register
+imports = registrar(IMPORTS)
 
 
 class _Ctx:

@@ -25,13 +25,7 @@ from .types import DType
 IMPLS: dict[str, Callable] = {}
 
 
-def impl(*names: str):
-    """Register the decorated function as the semantics of the ops `names`."""
-    def register(fn):
-        for name in names:
-            IMPLS[name] = fn
-        return fn
-    return register
+impl = ops.registrar(IMPLS)  # @impl("conv1d", "conv2d"): the semantics of those ops
 
 
 def evaluate(op: str, arrays: list, attrs: dict) -> list[np.ndarray]:

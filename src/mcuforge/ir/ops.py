@@ -90,6 +90,18 @@ class OpDef:
         return out
 
 
+def registrar(table: dict):
+    """Decorator factory for the per-op tables (interpreter, lowerings, importers): the decorator
+    it returns, called with names, stores the decorated function in `table` under each name."""
+    def names(*keys):
+        def register(fn):
+            for k in keys:
+                table[k] = fn
+            return fn
+        return register
+    return names
+
+
 # ---------------------------------------------------------------- shape helpers
 
 def _check(cond: bool, msg: str):

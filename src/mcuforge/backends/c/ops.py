@@ -231,12 +231,7 @@ def copy(e, n: Node, src: str, dst: str, shape, src_strides, dst_strides, elem: 
 LOWERINGS: dict = {}
 
 
-def lowers(*names):
-    def register(fn):
-        for name in names:
-            LOWERINGS[name] = fn
-        return fn
-    return register
+lowers = ops.registrar(LOWERINGS)
 
 
 @lowers("conv1d", "conv2d")

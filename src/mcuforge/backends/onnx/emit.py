@@ -22,7 +22,7 @@ from ... import __version__
 from .. import write_atomic
 from ...errors import UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
-from ...ir.ops import norm_axis, spatial_axes
+from ...ir.ops import norm_axis, registrar, spatial_axes
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
@@ -136,12 +136,7 @@ def _spatial_in(node: Node) -> tuple[int, ...]:
 LOWERINGS: dict = {}
 
 
-def lowers(*ops):
-    def register(fn):
-        for op in ops:
-            LOWERINGS[op] = fn
-        return fn
-    return register
+lowers = registrar(LOWERINGS)
 
 
 @lowers("conv1d", "conv2d", "conv_transpose2d")

@@ -232,12 +232,7 @@ def _as_2d(e: Emitter, n: Node, lower_2d):
 LOWERINGS: dict = {}
 
 
-def lowers(*names):
-    def register(fn):
-        for name in names:
-            LOWERINGS[name] = fn
-        return fn
-    return register
+lowers = ops.registrar(LOWERINGS)
 
 
 def _bias(e: Emitter, n: Node, cout: int) -> int:

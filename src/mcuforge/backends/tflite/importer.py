@@ -23,6 +23,7 @@ from ai_edge_litert import schema_py_generated as fb
 from ...errors import Error, ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpError
 from ...ir import quant
 from ...ir.graph import Graph, Value
+from ...ir.ops import registrar
 from ...ir.types import DType, QuantParams, TensorType
 from .emit import _DTYPES
 
@@ -158,12 +159,7 @@ def _window(op, sizes, kernel):
 IMPORTS: dict = {}
 
 
-def imports(*codes):
-    def register(fn):
-        for c in codes:
-            IMPORTS[c] = fn
-        return fn
-    return register
+imports = registrar(IMPORTS)
 
 
 def _conv_like(ctx: _Ctx, op, x: Value, w: Value, bias: int, attrs: dict, name: str):
