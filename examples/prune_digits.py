@@ -6,11 +6,14 @@ Trains the zoo's digits_cnn on scikit-learn's 8x8 digits. Then, for each importa
 (l1, l2, bn_scale, taylor), the `prune-channels` pass removes 30% of the channels of every
 channel group (before fold-bn, so that bn_scale sees the batch norms' scales), the smaller
 model goes back to PyTorch with `mcuforge.to_torch` for a few epochs of fine-tuning, and is
-compiled again, quantized to int8. Accuracies of compiled models come from mcuforge's reference
-interpreter (right after pruning, before fine-tuning, from the `to_torch` module); parameters,
-MACs, flash and arena are those of one inference of the compiled model. Every pruned int8 model
-must stay within 2 points of the unpruned float model.
+compiled again, quantized to int8, to C. The int8 accuracies are those of the generated C, built
+with `make host` and fed the whole test set through one process (`model_host -b`); the float
+accuracy comes from mcuforge's reference interpreter (right after pruning, before fine-tuning,
+from the `to_torch` module); parameters, MACs, flash and arena are those of one inference of the
+compiled model. Every pruned int8 model must stay within 2 points of the unpruned float model.
 """
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -48,17 +51,31 @@ def accuracy(predict) -> float:
     return 100 * float(np.mean([np.argmax(predict(x[i:i + 1])) == y[i] for i in test.tolist()]))
 
 
+def c_accuracy(c_dir) -> float:
+    """Test accuracy in % of the generated C in `c_dir`: the test images, float32 one after the
+    other, through one run of the host build in batch mode; float32 logits back."""
+    subprocess.run(["make", "-s", "host"], cwd=c_dir, check=True)
+    logits = subprocess.run([str(c_dir / "model_host"), "-b"], input=x[test].numpy().tobytes(), capture_output=True,
+                            check=True).stdout
+    return 100 * float(np.mean(np.frombuffer(logits, np.float32).reshape(len(test), -1).argmax(1) == y[test].numpy()))
+
+
 def compiled(model, **quant):
-    """`model` compiled for one image (optionally quantized): its accuracy and measures."""
-    art = mcuforge.compile(model, (x[:1],), emit=(), **quant)
-    return accuracy(lambda image: art.run(image)[0]), measure(art.graph)
+    """`model` compiled for one image: float, its accuracy in the interpreter; quantized, that of
+    its generated C. And its measures."""
+    if not quant:
+        art = mcuforge.compile(model, (x[:1],), emit=())
+        return accuracy(lambda image: art.run(image)[0]), measure(art.graph)
+    with tempfile.TemporaryDirectory() as out:
+        art = mcuforge.compile(model, (x[:1],), emit=("c",), out_dir=out, **quant)
+        return c_accuracy(art.files["c"]), measure(art.graph)
 
 
 def row(name, acc, m, before="") -> str:
     return f"{name:<10} {m.params:>7,} {m.macs:>7,} {m.flash:>8,} {m.arena:>8,} {before:>7} {acc:>6.1f}%"
 
 
-int8 = dict(quantize="int8", calibration=x[train[:256]], io="float")  # calibration: 256 single images
+int8 = dict(quantize="int8", calibration=x[train[:256]], io="float")  # 256 single images; float in and out
 model = fit(zoo.get("digits_cnn")[0], epochs=15, lr=1e-2)
 base_acc, base_float = compiled(model)
 rows = [row("float", base_acc, base_float), row("int8", *compiled(model, **int8))]
@@ -78,7 +95,8 @@ for importance in ["l1", "l2", "bn_scale", "taylor"]:
 
 print(f"{'model':<10} {'params':>7} {'MACs':>7} {'flash B':>8} {'arena B':>8} {'pruned':>7} {'final':>7}")
 print("\n".join(rows))
-print(f"(rows l1..taylor: pruned 30%, accuracy right after pruning, then after fine-tuning, int8)\n"
+print(f"(final: float in the interpreter, int8 in the generated C; rows l1..taylor: pruned 30%, accuracy right "
+      f"after pruning, then after fine-tuning, int8)\n"
       f"{time.perf_counter() - t0:.1f} s")
 for line in rows[2:]:
     assert float(line.split()[-1][:-1]) >= base_acc - 2, f"{line}: more than 2 points below float {base_acc:.1f}%"

@@ -1,4 +1,6 @@
 """The benchmark scripts run (in their quick modes) and print the tables they promise."""
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,13 @@ def test_memory_benchmark_table():
     assert lines[-1].startswith("scheduling and planning a 10,000-node chain: ")
 
 
+def test_qdq_onnx_table():
+    lines = run_script("qdq_onnx.py", "--quick").splitlines()
+    assert lines[0].split()[:3] == ["model", "elements", "within"]
+    assert [line.split()[:4] for line in lines[1:]] == [["digits_cnn", "40", "100.00%", "0"],
+                                                       ["tiny_cnn", "40", "100.00%", "0"]]
+
+
 def test_quantization_sqnr_table():
     lines = run_script("quant_sqnr.py", "--quick").splitlines()
     assert lines[0].split()[:2] == ["model", "layers"]
@@ -38,3 +47,52 @@ def test_quantization_sqnr_table():
         float_bytes, int8_bytes = (int(c.replace(",", "")) for c in cells[2:4])
         assert int8_bytes < float_bytes / 3 and float(cells[4]) > 20 and len(cells) == 7  # no "< 20 dB" mark
     assert lines[-1].startswith("int8, minmax observer") and "2/2 models at or above 20 dB" in lines[-1]
+
+
+def test_peers_table_without_peer_environments():
+    """benchmarks/peers.py with no ExecuTorch/TVM environment: our columns measured, theirs '-'."""
+    lines = run_script("peers.py", "--models", "tiny_cnn", "--executorch", "", "--tvm", "").splitlines()
+    assert lines[0].split()[:3] == ["model", "arena", "B"]
+    cells = lines[1].split()
+    assert cells[0] == "tiny_cnn" and int(cells[1].replace(",", "")) > 0 and float(cells[3].replace(",", "")) > 0
+    assert cells[4:] == ["-"] * 4
+
+
+def test_c_speed_table():
+    """benchmarks/c_speed.py --quick: times and ratios measured, M4 instructions counted, and (in
+    the script) our C's output equal to TFLite Micro's bytes for each model."""
+    lines = run_script("c_speed.py", "--quick").splitlines()
+    assert lines[0].split()[:4] == ["model", "MACs", "ours", "us"]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[1:3]]
+    assert [r[0] for r in rows] == ["tiny_cnn", "ds_cnn"]
+    for name, macs, ours, tflm, speedup, litert, vs_litert, instructions, goals in rows:
+        ours, tflm, litert = float(ours), float(tflm), float(litert)
+        assert min(ours, tflm, litert) > 0 and int(macs.replace(",", "")) > 0
+        assert abs(float(speedup) - tflm / ours) <= 0.051 * tflm / ours
+        assert abs(float(vs_litert) - ours / litert) <= 0.0051 * ours / litert + 0.005
+        assert int(instructions.replace(",", "")) > int(macs.replace(",", ""))  # plain M4: no SIMD
+        # each goal is judged on unrounded times: a printed ratio may sit on the line
+        assert float(speedup) <= 5.05 if "TFLM/ours < 5" in goals else float(speedup) >= 4.95, goals
+        assert float(vs_litert) >= 1.995 if "ours/LiteRT > 2" in goals else float(vs_litert) <= 2.005, goals
+        assert goals == "met" or set(goals.split("; ")) <= {"TFLM/ours < 5", "ours/LiteRT > 2"}, goals
+    met = sum(r[-1] == "met" for r in rows)
+    assert lines[-1].startswith("int8, gcc -O2 host C") and lines[-1].endswith(f"{met}/2 models meet both")
+
+
+def test_tflite_size_benchmark_table():
+    """Our int8 .tflite and TFLite Micro's arena for it, with its planner and with ours, and the
+    converter's numbers, or why there are none (it lives in another Python: $LITERT_TORCH_PYTHON)."""
+    lines = run_script("tflite_size.py", "--quick").splitlines()
+    assert lines[0].split()[:3] == ["model", "ours", "B"] and lines[3] == ""
+    rows = {line.split()[0]: line.split() for line in lines[1:3]}
+    assert list(rows) == ["tiny_cnn", "resnet8"]
+    notes = lines[4:]
+    for name, cells in rows.items():
+        size, own, planned = (int(c.replace(",", "")) for c in cells[1:4])
+        assert size > 1000 and 0 < planned <= own
+        if cells[4] == "n/a":
+            assert not os.environ.get("LITERT_TORCH_PYTHON"), notes  # named, so it must work
+            assert any(n.startswith(("converter not available: ", f"converter failed on {name}: ")) for n in notes)
+            continue
+        theirs, arena = (int(c.replace(",", "")) for c in cells[4:6])
+        assert abs(float(cells[6]) - size / theirs) < 5e-4 and abs(float(cells[7]) - planned / arena) < 5e-4

@@ -55,3 +55,34 @@ def test_tutorial_commands_run(tmp_path):
     assert (tmp_path / "build/tutorial/host_out.bin").read_bytes() == (tmp_path / "build/tutorial/out/c/output.bin").read_bytes()
     assert "predicted class" in subprocess.run(commands[4], shell=True, cwd=tmp_path, capture_output=True,
                                                text=True).stdout
+
+
+def test_approximate_computing_commands_run(tmp_path):
+    """docs/approximate.md, command by command; the sweep's plot is written."""
+    text = (ROOT / "docs" / "approximate.md").read_text()
+    commands = [ln for b in re.findall(r"```sh\n(.*?)```", text, re.S) for ln in b.splitlines() if ln.strip()]
+    assert len(commands) == 5
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    for cmd in commands:
+        r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
+    assert "<svg" in (tmp_path / "build" / "sweep.html").read_text()
+    assert "low-rank.params_saved" in (tmp_path / "build" / "fc_rank16" / "report.md").read_text()
+
+
+def test_firmware_with_two_models(tmp_path):
+    """examples/firmware: the README's command links kws (ds_cnn) and img (digits_cnn) into one
+    Cortex-M4 ELF and runs it under QEMU; both outputs equal the host builds of the same C."""
+    text = (ROOT / "examples" / "firmware" / "README.md").read_text()
+    (cmd,) = [ln for b in re.findall(r"```sh\n(.*?)```", text, re.S) for ln in b.splitlines() if ln.strip()]
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    r = subprocess.run(cmd, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "build" / "firmware"
+    for prefix in ("kws", "img"):
+        subprocess.run(["make", "-s", "host"], cwd=out / prefix / "c", check=True)
+        host = subprocess.run([str(out / prefix / "c" / f"{prefix}_host")], input=(out / f"{prefix}_input.bin").read_bytes(),
+                              capture_output=True, check=True).stdout
+        assert (out / f"{prefix}_output.bin").read_bytes() == host
+        printed = re.search(rf"^{prefix}:(.*)$", r.stdout, re.M).group(1).split()
+        assert [int(v) for v in printed] == np.frombuffer(host, np.int8).tolist()

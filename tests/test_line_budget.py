@@ -2,7 +2,7 @@
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mcuforge"
-BUDGET = 8000  # lines of Python, comments and docstrings included (7,650 with quantization, planning, pruning)
+BUDGET = 9000  # lines of Python, comments and docstrings included (8,600 with approximate computing and sweeps)
 
 
 def test_core_line_budget():

@@ -91,13 +91,15 @@ def _emit_onnx(graph: Graph, out: Path, ctx, prefix: str) -> Path:
 
 def _emit_tflite(graph: Graph, out: Path, ctx, prefix: str) -> Path:
     from .backends.tflite.emit import save_tflite
-    save_tflite(graph, out / f"{prefix}.tflite", plan=ctx.artifacts.get("plan"))  # offline plan when one was made
+    save_tflite(graph, out / f"{prefix}.tflite", plan=ctx.artifacts.get("plan"),
+                offline_plan=ctx.artifacts.get("tflite_offline_plan"))  # None: when a plan was made
     return out / f"{prefix}.tflite"
 
 
 def _emit_c(graph: Graph, out: Path, ctx, prefix: str) -> Path:
     from .backends.c.emit import emit_c
-    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.artifacts.get("plan"))
+    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.artifacts.get("plan"),
+                  exits=ctx.artifacts.get("exits"))
 
 
 # Backend name -> function(graph, directory, pass context, model name) returning the path it wrote.
@@ -106,7 +108,8 @@ EMITTERS = {"onnx": _emit_onnx, "tflite": _emit_tflite, "c": _emit_c}
 
 def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
-            observer="minmax", io="int8", prefix="model") -> Artifact:
+            observer="minmax", io="int8", prefix="model", weights=None, exits=None,
+            tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float") -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -116,8 +119,18 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes (needs
     `calibration` data, see `compiler.calibrate`; `observer` picks the range estimator; `io="int8"`
     makes the model's inputs and outputs integer, "float" keeps them float); the onnx backend then
-    writes the QDQ form of the model. `prefix` names the outputs (model.onnx, model.c, ...) and
+    writes the QDQ form of the model. Mixed precision (int8 only): `keep_float` / `keep_int16`
+    name layers to keep float / run int16x8, `auto_mixed=dB` keeps the most sensitive layers at
+    `mixed` ("float" or "int16x8") while each gains that much output SQNR (`passes.quantize`). `prefix` names the outputs (model.onnx, model.c, ...) and
     the C backend's symbols (model_invoke), so that two models can share one firmware.
+    `weights` (with `quantize`) compresses the integer layers' weights into one of
+    `passes.compress_weights.FORMATS` ("pow2", "binary", "ternary", "kmeans2".."kmeans8",
+    "int4g32"/"int4g64"/"int4g128"; docs/numerics.md, "Compressed weights").
+    `exits={"exit1": 0.9, "out": None}` makes an early-exit model: the graph outputs, in the order
+    tried, with confidence thresholds; the C code returns at the first confident one (see
+    `mcuforge.early_exit`). `tflite_offline_plan` says whether the .tflite carries our memory
+    plan as TFLite Micro's offline plan (None: when the memory-plan pass ran; False: TFLite
+    Micro plans itself; True: planned for the file even without the pass).
     """
     from .compiler.load import load_model
     from .compiler.pass_manager import PassContext, PassManager
@@ -141,11 +154,19 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     pipeline = resolve(passes, emit)
     if quantize is not None:
         from .compiler.pipelines import with_quantization
-        pipeline = with_quantization(pipeline, quantize, io, calibration=calibration, observer=observer)
-    elif calibration is not None:
-        raise UsageError("calibration data given without quantize", "pass quantize='int8' (CLI: --quantize int8)")
+        pipeline = with_quantization(pipeline, quantize, io, weights, calibration=calibration, observer=observer,
+                                     keep_float=tuple(keep_float), keep_int16=tuple(keep_int16), auto_mixed=auto_mixed,
+                                     mixed=mixed)
+    elif calibration is not None or weights is not None:
+        raise UsageError("calibration data or compressed weights given without quantize",
+                         "pass quantize='int8' (CLI: --quantize int8)")
+    if exits:  # scheduled for by the exit-order pass, tested by the C code
+        from .early_exit import resolve as resolve_exits, with_exit_order
+        exits, pipeline = resolve_exits(graph, exits), with_exit_order(pipeline)
     pm = PassManager(pipeline, debug=debug, instrumentations=list(instrumentations))
     ctx = PassContext(target=tgt, debug=debug)
+    ctx.artifacts["exits"] = exits or None
+    ctx.artifacts["tflite_offline_plan"] = tflite_offline_plan
     if "c" in emit:  # the memory plan reserves the scratch the C kernels need
         from .backends.c.ops import scratch_bytes
         ctx.artifacts["scratch"] = scratch_bytes
@@ -159,6 +180,10 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             for e in emit:
                 stage(f"emit {e}")
                 written[e] = EMITTERS[e](graph, tmp, ctx, prefix)
+            if "c" in emit:  # flash and RAM of the model's objects, built for the target's core
+                from .backends.c.size import measure
+                stage("measure the C build (arm-none-eabi-size)")
+                report.mcu = measure(written["c"], tgt, written.get("tflite"))
             written["report_md"] = tmp / "report.md"
             written["report_md"].write_text(report.to_markdown())
             written["report"] = tmp / "report.html"

@@ -14,11 +14,12 @@ import mcuforge
 from mcuforge import zoo
 from mcuforge.backends.tflite.emit import LOWERINGS, OFFLINE_PLAN, save_tflite, scratch_bytes, to_tflite
 from mcuforge.backends.tflite.runtime import run_litert, run_tflm, tflm_arena_bytes, tflm_arena_usage
+from mcuforge.compiler.cli import main
 from mcuforge.compiler.memory import plan_memory
 from mcuforge.compiler.pass_manager import PassContext, PassManager
 from mcuforge.compiler.pipelines import resolve
 from mcuforge.errors import UnsupportedOpError
-from mcuforge.ir import interpreter, ops
+from mcuforge.ir import interpreter, ops, quant
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import DType, TensorType
 
@@ -126,6 +127,19 @@ def test_depthwise_filter_fused_activation_and_conv1d():
     assert op_names(to_tflite(g)) == ["PAD", "RESHAPE", "CONV_2D", "RESHAPE"]  # the explicit pad comes first
 
 
+@pytest.mark.parametrize("also_output", [False, True])
+def test_flatten_into_a_linear_layer_is_no_reshape(also_output):
+    """FULLY_CONNECTED flattens its input itself; a flattened tensor that is also an output is kept."""
+    g = Graph("flatten")
+    x = g.add_input("x", TensorType((1, 2, 2, 3)))
+    flat = g.op("reshape", [g.op("relu", [x])], dict(shape=[1, 12]))
+    g.outputs = [g.op("linear", [flat, g.const(rnd(5, 12))]), *([flat] if also_output else [])]
+    data, xs = to_tflite(g, plan_memory(g)), rnd(1, 2, 2, 3)
+    assert op_names(data) == ["RELU", *(["RESHAPE"] if also_output else []), "FULLY_CONNECTED"]
+    for got, want in zip(run_tflm(data, xs), interpreter.run(g, xs), strict=True):
+        close(got, want)
+
+
 def buffer_offsets(data: bytes) -> list[int]:
     m = fb.Model.GetRootAs(data)
     out = []
@@ -216,11 +230,33 @@ def test_save_is_atomic_and_compile_emits_tflite(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.tflite"]
     assert open(path, "rb").read()[4:8] == b"TFL3"
     x = rnd(*g.inputs[0].shape)
-    for passes, planned in [("float", False), ("float,to-nhwc,schedule,memory-plan", True)]:
-        art = mcuforge.compile(g, emit=("tflite",), out_dir=tmp_path / "out", passes=passes)
+    planning = "float,to-nhwc,schedule,memory-plan"
+    for passes, option, planned in [("float", None, False), (planning, None, True), (planning, False, False),
+                                    ("float", True, True)]:
+        art = mcuforge.compile(g, emit=("tflite",), out_dir=tmp_path / "out", passes=passes,
+                               tflite_offline_plan=option)
         data = art.files["tflite"].read_bytes()
-        assert (OFFLINE_PLAN in {md.name.decode() for md in model_of(data).metadata}) == planned
+        assert has_offline_plan(data) == planned
         close(run_tflm(data, x)[0], interpreter.run(g, x)[0])
+
+
+def has_offline_plan(data: bytes) -> bool:
+    return OFFLINE_PLAN in {md.name.decode() for md in model_of(data).metadata or []}
+
+
+def test_cli_tflite_offline_plan_flag(tmp_path):
+    """Off, TFLite Micro plans the same model itself: same outputs, and its planned section is no
+    smaller than with our plan (on by default: test_save_is_atomic_and_compile_emits_tflite)."""
+    files = {}
+    for flag in ("--tflite-offline-plan", "--no-tflite-offline-plan"):
+        out = tmp_path / flag
+        assert main(["compile", "zoo:tiny_cnn", "-o", str(out), "--emit", "tflite", "-q", flag]) == 0
+        files[flag] = (out / "model.tflite").read_bytes()
+    ours, own = files["--tflite-offline-plan"], files["--no-tflite-offline-plan"]
+    assert has_offline_plan(ours) and not has_offline_plan(own)
+    x = rnd(*mcuforge.load_tflite(own).inputs[0].shape)
+    close(run_tflm(own, x)[0], run_tflm(ours, x)[0])
+    assert tflm_arena_usage(ours)["head"] <= tflm_arena_usage(own)["head"]
 
 
 def random_inputs(g):
@@ -302,17 +338,62 @@ def one_node_graph(n):
     return g
 
 
+def lsb_agreement(got, want) -> tuple[float, int]:
+    """(fraction of elements within 1 LSB, largest difference)."""
+    d = np.abs(got.astype(np.int64) - want.astype(np.int64))
+    return float((d <= 1).mean()), int(d.max())
+
+
 @pytest.mark.parametrize("name", zoo.names())
-def test_zoo_int8_litert_runs_it_and_is_within_one_lsb_per_layer(name):
-    """LiteRT's optimized kernels round differently (XNNPACK requantizes in float): each layer, fed
-    the interpreter's input, is within 1 LSB; through a whole deep net the differences compound."""
-    g, _, data, inputs = int8_model(name)
-    (out,) = run_litert(data, inputs[0])
-    assert out.shape == g.outputs[0].shape and out.dtype == np.int8
+def test_zoo_int8_litert_is_within_one_lsb_per_layer(name):
+    """Each layer, fed the interpreter's input, is within 1 LSB in LiteRT's default (XNNPACK)
+    kernels on every element: they only round differently (docs/numerics.md, "LiteRT")."""
+    g, _, _, inputs = int8_model(name)
     trace = {v.name: x for v, x in zip(g.inputs, inputs[0:1])}
     interpreter.run(g, inputs[0], trace=trace)
     for n in g.nodes:
         one = one_node_graph(n)
         got = run_litert(to_tflite(one), *(trace[v.name] for v in one.inputs))
         for o, v in zip(got, n.outputs, strict=True):
-            assert_within_one_lsb(o, trace[v.name])
+            assert lsb_agreement(o, trace[v.name])[0] == 1.0, f"{n.name} ({n.op})"
+
+
+# Where LiteRT agrees within 1 LSB end to end on >= 99.9% of the elements: with its default
+# kernels (XNNPACK) on these models only, with its reference kernels on all but these. Elsewhere
+# one-LSB rounding differences compound through the random-weight nets (docs/numerics.md).
+LITERT_DEFAULT_WITHIN_ONE = {"squeezenet1_1", "digits_cnn"}
+LITERT_REF_BEYOND_ONE = {"fc_autoencoder"}  # its per-channel FULLY_CONNECTED rounds once
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_zoo_int8_litert_end_to_end(name):
+    g, _, data, inputs = int8_model(name)
+    stats = {}
+    for reference in (False, True):
+        got = [lsb_agreement(run_litert(data, x, reference=reference)[0], interpreter.run(g, x)[0]) for x in inputs]
+        stats[reference] = (min(f for f, _ in got), max(m for _, m in got))
+    print(f"{name}: LiteRT default kernels {100 * stats[False][0]:.2f}% within 1 LSB (max {stats[False][1]}), "
+          f"reference kernels {100 * stats[True][0]:.2f}% (max {stats[True][1]})")
+    assert (stats[False][0] >= 0.999) == (name in LITERT_DEFAULT_WITHIN_ONE)
+    assert (stats[True][0] >= 0.999) == (name not in LITERT_REF_BEYOND_ONE)
+
+
+def rounding_once(x, multiplier, shift, acc64=False, twice=quant.multiply_by_quantized_multiplier):
+    """round(x * multiplier * 2^(shift - 31)) with one rounding, half up (XNNPACK's requantization;
+    TFLite Micro rounds twice): our semantics with that one change, for monkeypatching."""
+    if acc64:
+        return twice(x, multiplier, shift, acc64)
+    x, m, total = np.asarray(x, np.int64), np.asarray(multiplier, np.int64), 31 - np.asarray(shift, np.int64)
+    return (x * m + (np.int64(1) << (total - 1))) >> total
+
+
+@pytest.mark.parametrize("name,reference", [(n, False) for n in ("ds_cnn", "resnet8", "mobilenet_v2", "tiny_cnn")]
+                         + [("fc_autoencoder", True)])
+def test_zoo_int8_litert_differs_only_by_rounding_once(name, reference, monkeypatch):
+    """The whole end-to-end difference is the requantization's rounding: with it rounding once,
+    the interpreter is bit-exact to LiteRT's XNNPACK kernels, deep nets included, and to its
+    reference per-channel FULLY_CONNECTED."""
+    g, _, data, inputs = int8_model(name)
+    monkeypatch.setattr(quant, "multiply_by_quantized_multiplier", rounding_once)
+    for x in inputs:
+        np.testing.assert_array_equal(run_litert(data, x, reference=reference)[0], interpreter.run(g, x)[0])

@@ -200,6 +200,30 @@ def test_malformed_files_raise_model_load_error(tmp_path):
         load_tflite(tmp_path / "missing.tflite")
 
 
+def inconsistent(defect: str) -> bytes:
+    """A well-formed flatbuffer (TFL3, complete) whose contents contradict each other."""
+    f = Flatbuffer()
+    x = f.tensor([2, 3])
+    other = 7 if defect == "tensor index" else \
+        f.tensor([2, 3], data=np.zeros(4, np.float32)) if defect == "short buffer" else x
+    y = f.op(OP.ADD, [x, other], [f.tensor([2, 3])], fb.AddOptionsT())
+    if defect == "operator code":
+        f.ops[0].opcodeIndex = 5
+    return f.bytes([x], [9 if defect == "output index" else y])
+
+
+@pytest.mark.parametrize("defect,message", [
+    ("tensor index", "operator 0 reads or writes a tensor index outside 0..1"),
+    ("short buffer", r"tensor 1 \('t1'\) has 16 bytes of data, its shape needs 24"),
+    ("operator code", "operator 0 uses operator code 5 of 1"),
+    ("output index", "a subgraph input or output is not a tensor"),
+])
+def test_inconsistent_files_raise_model_load_error(defect, message):
+    with pytest.raises(ModelLoadError, match=message) as err:
+        load_tflite(inconsistent(defect))
+    assert "corrupt" in str(err.value) and err.value.hint
+
+
 def test_corrupted_bytes_never_crash():
     good, rng = hand_built_float(), np.random.default_rng(0)
     for _ in range(200):

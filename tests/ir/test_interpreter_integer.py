@@ -22,7 +22,7 @@ from mcuforge.ir.verify import verify
 
 MIN, MAX = -(1 << 31), (1 << 31) - 1
 CHECKED_HERE = {"requantize", "qconv1d", "qconv2d", "qconv_transpose2d", "qlinear", "qadd", "qsub", "qmul",
-                "qavg_pool1d", "qavg_pool2d", "qmean", "qsoftmax", "qlogistic", "qtanh", "qhardswish", "qleaky_relu"}
+                "qavg_pool1d", "qavg_pool2d", "qmean", "qsoftmax", "qlog_softmax", "qlogistic", "qtanh", "qhardswish", "qleaky_relu"}
 
 
 @pytest.fixture
@@ -434,6 +434,48 @@ def test_qsoftmax(rng, axis):
     np.testing.assert_array_equal(y, np.moveaxis(expected, -1, axis))
     real = evaluate("softmax", [(x.astype(np.float32) - 0) * s_in * beta], dict(axis=axis))[0]
     close_to_float(y, real, 1 / 256, -128)
+
+
+def log_softmax_oracle(x, a):
+    """reference_ops::LogSoftmax, int8 -> int8, row by row (gemmlowp's exp and TFLite's log from quant.py)."""
+    out = np.zeros(x.shape, np.int64)
+    for r, row in enumerate(x.astype(int).tolist()):
+        top = max(row)
+        q5 = {c: mbqm(v - top, a["multiplier"], a["shift"]) for c, v in enumerate(row) if v - top >= a["diff_min"]}
+        total = sum(rdbpot(int(Q.exp_on_negative_values(v, 5)), 12) for v in q5.values())
+        log_sum = int(Q.log_x_for_x_greater_than_or_equal_to_1(total, 12, 5))
+        lowest = max(a["diff_min"] - 1, mbqm(log_sum + MIN, a["reverse_multiplier"], a["reverse_shift"]))
+        for c, v in enumerate(row):
+            out[r, c] = clamp(rdbpot(q5[c] - log_sum, 22) + 127, -128, 127) if v - top > lowest else -128
+    return out
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+@pytest.mark.parametrize("s_in", [0.02, 0.1, 0.7])
+def test_qlog_softmax(rng, axis, s_in):
+    x = rng.integers(-128, 128, (4, 9)).astype(np.int8)
+    attrs = dict(axis=axis, **Q.log_softmax_params(s_in))
+    y = run_q("qlog_softmax", x, **attrs)
+    moved = np.moveaxis(x, axis, -1)
+    np.testing.assert_array_equal(y, np.moveaxis(log_softmax_oracle(moved, attrs), -1, axis))
+    real = evaluate("log_softmax", [x.astype(np.float32) * s_in], dict(axis=axis))[0]
+    close_to_float(y, real, 16 / 256, 127)
+
+
+def test_qlog_softmax_hand_computed():
+    # output step 1/16 from 127 (0.0) down to -128 (-15.94). n equal values: -log(n)
+    equal = np.zeros((3, 16), np.int8) + np.array([[-5], [0], [100]], np.int8)
+    assert (run_q("qlog_softmax", equal, **Q.log_softmax_params(0.05)) == 127 - 44).all()  # 16 log 16 = 44.4
+    # inputs 0, -127.5, -63.5, -0.5 (scale 0.5) minus log(1 + e^-0.5) = 0.474: -7.6 and -15.6 steps
+    # for the first and last, the others below the range
+    y = run_q("qlog_softmax", np.array([[127, -128, 0, 126]], np.int8), **Q.log_softmax_params(0.5))
+    np.testing.assert_array_equal(y, [[127 - 8, -128, -128, 127 - 16]])
+
+
+def test_log_x_is_close_to_log():
+    a = np.array([1 << 19, 3 << 18, 1 << 20, 123456789, (1 << 31) - 1])  # Q12.19: 1, 1.5, 2, 235.5, 4096
+    got = Q.log_x_for_x_greater_than_or_equal_to_1(a, 12, 5) / 2.0 ** 26
+    np.testing.assert_allclose(got, np.log(a / 2.0 ** 19), atol=2e-7)
 
 
 ALL_INT8 = np.arange(-128, 128, dtype=np.int8)

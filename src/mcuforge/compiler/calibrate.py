@@ -263,12 +263,13 @@ def _runs(a, v: Value, where: str) -> list[np.ndarray]:
     """Array `a` for graph input `v` -> one array per model run (one input, a stack, or batches)."""
     a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
     shape, want = tuple(a.shape), v.shape
-    if a.dtype.kind != v.dtype.np.kind or (a.dtype.kind == "b") != (v.dtype.np.kind == "b"):
+    quantized = a.dtype.kind == "f" and v.type.quant is not None  # float data for an int8 input: kept float
+    if not quantized and (a.dtype.kind != v.dtype.np.kind or (a.dtype.kind == "b") != (v.dtype.np.kind == "b")):
         raise UsageError(f"{where}: input %{v.name} gets {a.dtype} data, the model takes {v.dtype.value}",
                          "convert (and normalize) the data the way the model's training did")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise UsageError(f"{where}: input %{v.name} has NaN or infinite values", "clean the calibration data")
-    a = a.astype(v.dtype.np, copy=False)
+    a = a if quantized else a.astype(v.dtype.np, copy=False)
     if shape == want:
         return [a]
     if shape[1:] == want:

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
-from ..errors import Error
+from ..errors import Error, UsageError
+from ..ir import wformat
 from .pass_manager import Instrumentation
 
 EXAMPLES = """examples:
@@ -25,6 +26,7 @@ EXAMPLES = """examples:
   mcuforge compile nets.py:make_net --input-shape 1,3,32,32 -o build/ --time-passes
   mcuforge inspect zoo:ds_cnn
   mcuforge compile zoo:ds_cnn -o build/ --quantize int8 --calibration calib.npz --observer mse
+  mcuforge bench zoo:ds_cnn --quantize int8 --calibration calib.npz --qemu
   mcuforge targets
 exit codes: 0 ok, 1 internal error, 2 usage, 3 unsupported model, 4 does not fit the target
 """
@@ -46,6 +48,9 @@ def _model_args(p: argparse.ArgumentParser):
     p.add_argument("--sram", help="override the target's SRAM size, e.g. 96K")
     p.add_argument("--flash", help="override the target's flash size, e.g. 512K")
     p.add_argument("--debug", action="store_true", help="verify the IR after every pass; show tracebacks")
+    p.add_argument("--exit", action="append", metavar="OUTPUT[=THRESH]", dest="exits",
+                   help="early exit: a graph output (name or index) and its confidence threshold, in the order "
+                        "tried; repeat for each output, the last without a threshold")
     q = p.add_argument_group("quantization")
     q.add_argument("--quantize", choices=["int8", "int16x8"], help="post-training quantization scheme")
     q.add_argument("--calibration", metavar="FILE.npz", help="calibration inputs: arrays named after the model "
@@ -54,6 +59,15 @@ def _model_args(p: argparse.ArgumentParser):
                    help="how calibration picks each tensor's range (default minmax)")
     q.add_argument("--io", default="int8", choices=["int8", "float"],
                    help="int8: integer model inputs/outputs; float: quantize/dequantize at the edges")
+    q.add_argument("--keep-float", action="append", default=[], metavar="LAYER", help="leave LAYER float (repeatable)")
+    q.add_argument("--keep-int16", action="append", default=[], metavar="LAYER",
+                   help="run LAYER with int16 activations in an int8 model (repeatable)")
+    q.add_argument("--auto-mixed", type=float, metavar="DB", help="keep the most sensitive layers at --mixed "
+                   "precision while each raises the output SQNR by DB dB")
+    q.add_argument("--mixed", default="float", choices=["float", "int16x8"],
+                   help="precision of the layers --auto-mixed keeps (default float)")
+    q.add_argument("--weights", metavar="FORMAT", choices=wformat.NAMES[1:],
+                   help="compress the int8 weights: pow2, binary, ternary, kmeans2..kmeans8, int4g32/64/128")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx, tflite, c)")
     c.add_argument("--prefix", default="model", help="name of the outputs and of the generated C symbols "
                    "(default: model)")
+    c.add_argument("--tflite-offline-plan", action=argparse.BooleanOptionalAction, default=None,
+                   help="write our memory plan into the .tflite for TFLite Micro (default: when memory-plan ran)")
     c.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS ('all' for every pass)")
     c.add_argument("--print-changed", action="store_true", help="with --print-after: only when the pass changed the IR")
     c.add_argument("--time-passes", action="store_true", help="print the time each pass took")
@@ -79,6 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(i)
     i.add_argument("--ir", action="store_true", help="also print the IR (constants elided)")
     i.add_argument("--memory", action="store_true", help="also print the memory plan as a timeline")
+
+    b = sub.add_parser("bench", help="build the generated C and measure its latency (host) and instructions (QEMU)")
+    _model_args(b)  # MODEL may also be a directory of generated C (`compile --emit c`'s out/ or out/c/)
+    b.add_argument("-o", "--out", metavar="DIR", help="keep the compiled model here (default: a temporary directory)")
+    b.add_argument("--runs", type=int, default=20, help="latency samples on the host (default 20)")
+    b.add_argument("--qemu", action="store_true", help="also count the instructions of one inference on QEMU's "
+                   "Cortex-M4 (mps2-an386; a cortex-m7 target: mps2-an500)")
+    b.add_argument("--data", metavar="FILE.npz", help="with --exit: inputs (as for --calibration) over which to "
+                   "report the average MACs when inference stops at the first confident exit")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress, only the table")
+    b.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
+    w = sub.add_parser("sweep", help="accuracy against flash over several quantization schemes")
+    w.add_argument("model", help="an .onnx file, path/to/file.py:factory, or zoo:NAME")
+    w.add_argument("--eval", required=True, metavar="FILE.py:FN", help="FN(runner) -> accuracy; runner(*inputs) "
+                   "runs the compiled model (float inputs and outputs)")
+    w.add_argument("--schemes", default="float,int8,int16x8", help="comma-separated, from: float, int8, int16x8, "
+                   "int8+FORMAT (FORMAT a compressed-weight format, e.g. int8+pow2); default float,int8,int16x8")
+    w.add_argument("--calibration", metavar="FILE.npz", help="calibration inputs for the quantized schemes")
+    w.add_argument("--input-shape", type=_shape, action="append", metavar="D0,D1,...", help="shape of a model input")
+    w.add_argument("--jobs", type=int, default=1, help="processes to run the schemes in (default 1: in this one)")
+    w.add_argument("-o", "--out", metavar="FILE.html", help="write the plot (SVG) and the table to this HTML file")
 
     sub.add_parser("targets", help="list the bundled MCU profiles")
     sub.add_parser("passes", help="list the registered passes and named pipelines")
@@ -122,7 +160,21 @@ def _compile(args, emit, out, instrumentations=()):
     return mcuforge.compile(args.model, emit=emit, out_dir=out, passes=args.passes, target=_target(args),
                             debug=args.debug, input_shapes=args.input_shape, instrumentations=instrumentations,
                             quantize=args.quantize, calibration=args.calibration, observer=args.observer, io=args.io,
-                            prefix=getattr(args, "prefix", "model"))
+                            keep_float=args.keep_float, keep_int16=args.keep_int16, auto_mixed=args.auto_mixed,
+                            mixed=args.mixed,
+                            prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
+                            tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args))
+
+
+def _exits(args) -> dict | None:
+    """--exit NAME=THRESH ... -> {name or index: threshold or None}."""
+    def key(name):
+        return int(name) if name.isdigit() else name
+    try:
+        return {key(k): float(t) if t else None for k, _, t in (e.partition("=") for e in args.exits)} \
+            if getattr(args, "exits", None) else None
+    except ValueError:
+        raise UsageError(f"--exit {' '.join(args.exits)}: a threshold is not a number", "e.g. --exit 0=0.9 --exit 1")
 
 
 def cmd_compile(args, console: Console) -> int:
@@ -133,15 +185,8 @@ def cmd_compile(args, console: Console) -> int:
         hooks.append(PrintIR(names, only_changed=args.print_changed, stream=sys.stdout))
     emit = [e.strip() for e in args.emit.split(",") if e.strip()]
     t0 = time.perf_counter()
-    quiet = args.quiet or args.json
-    spin = not quiet and not args.quantize  # quantize shows calibration's progress bar instead
-    bar_console, was_quiet = rich.get_console(), rich.get_console().quiet  # where that bar goes
-    bar_console.quiet = quiet or was_quiet
-    try:
-        with console.status(f"compiling {args.model}", spinner="dots") if spin else _Null() as status:
-            art = _compile(args, emit, args.out, hooks + ([StatusHook(status, args.model)] if spin else []))
-    finally:
-        bar_console.quiet = was_quiet
+    with StatusHook(console, args.model, quiet=args.quiet or args.json, lazy=bool(args.quantize)) as status:
+        art = _compile(args, emit, args.out, hooks + [status])
     seconds = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"model": art.graph.name, "seconds": round(seconds, 3), "layers": len(art.report.layers),
@@ -159,11 +204,32 @@ def cmd_compile(args, console: Console) -> int:
         console.print(t)
     if not args.quiet:
         console.print(art.report.to_rich())
+        if art.report.mcu is not None:
+            console.print(str(art.report.mcu), markup=False, highlight=False)
         for m in art.report.missed:
             console.print(Text.assemble(("not done ", "yellow"), f"{m.pass_name}: {m.node} ({m.op}): {m.reason}"))
         for k, v in art.files.items():
             console.print(f"[green]wrote[/] {k}: {v}")
         console.print(f"compiled in {seconds:.2f} s")
+    return 0
+
+
+def cmd_sweep(args, console: Console) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .sweep import format_table, render_html, sweep
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    executor = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    try:
+        points = sweep(args.model, schemes, args.eval, executor=executor, calibration=args.calibration,
+                       input_shapes=args.input_shape)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    console.print(format_table(points), markup=False, highlight=False)
+    if args.out:
+        from pathlib import Path
+        Path(args.out).write_text(render_html(points, args.model))
     return 0
 
 
@@ -179,6 +245,59 @@ def cmd_inspect(args, console: Console) -> int:
         if art.plan is None:
             raise UsageError("the pipeline made no memory plan", "drop --passes, or end it with schedule,memory-plan")
         console.print(format_timeline(art.plan), markup=False, highlight=False)
+    return 0
+
+
+def cmd_bench(args, console: Console) -> int:
+    import tempfile
+    from pathlib import Path
+    from ..backends.c import bench
+    from ..errors import UsageError
+    if args.runs < 1:
+        raise UsageError(f"--runs {args.runs} is not a positive number", "e.g. --runs 20")
+    if args.data and not args.exits:
+        raise UsageError("--data measures early exits, but no --exit was given", "e.g. --exit 0=0.9 --exit 1")
+    with tempfile.TemporaryDirectory(prefix="mcuforge-bench-") as tmp, \
+            StatusHook(console, args.model, quiet=args.quiet or args.json, lazy=bool(args.quantize)) as status:
+        given, exits = Path(args.model), None
+        if given.is_dir():
+            if args.data:
+                raise UsageError("--data needs the model, not a directory of generated C", "give MODEL as for compile")
+            c_dir = given / "c" if (given / "c" / "Makefile").is_file() else given
+        else:
+            art = _compile(args, ["c"], args.out or tmp, [status])
+            c_dir = art.files["c"]
+            if args.data:
+                from ..early_exit import run_dataset
+                from .calibrate import load_samples
+                status.update(f"{args.model}: early exits over {args.data}")
+                exits = run_dataset(art.graph, load_samples(args.data, art.graph), art.ctx.artifacts["exits"])
+        xs = bench.random_inputs(c_dir, seed=0)
+        status.update(f"{args.model}: make host, {args.runs} latency samples")
+        seconds = sorted(bench.host_latency(c_dir, xs, args.runs))
+        instructions, board = None, "mps2-an500" if getattr(_target(args), "core", "") == "cortex-m7" else "mps2-an386"
+        if args.qemu:
+            status.update(f"{args.model}: make cortex-m, one inference on qemu-system-arm {board}")
+            instructions = bench.qemu_instructions(c_dir, xs, board)
+    stats = {"median_s": seconds[len(seconds) // 2], "p90_s": seconds[min(int(0.9 * len(seconds)), len(seconds) - 1)],
+             "min_s": seconds[0]}
+    if exits is not None:
+        stats.update(average_macs=exits.average_macs, full_macs=exits.full_macs, exits_taken=exits.taken)
+    if args.json:
+        print(json.dumps({"model": args.model, "runs": args.runs, **stats, "qemu_board": board if args.qemu else None,
+                          "instructions": instructions}, indent=2))
+        return 0
+    from rich.table import Table
+    t = Table(title=f"{args.model}: {args.runs} host samples (each the mean of many inferences)")
+    for col in ("median", "p90", "min") + (("instructions (QEMU " + board + ")",) if args.qemu else ()):
+        t.add_column(col, justify="right")
+    t.add_row(*(f"{stats[k] * 1e6:,.1f} µs" for k in ("median_s", "p90_s", "min_s")),
+              *((f"{instructions:,}",) if args.qemu else ()))
+    console.print(t)
+    if exits is not None:
+        console.print(f"early exits over {len(exits.exits)} samples of {args.data}: average "
+                      f"{exits.average_macs:,.0f} MACs of {exits.full_macs:,} "
+                      f"({exits.average_macs / exits.full_macs:.1%}); taken per exit: {exits.taken}")
     return 0
 
 
@@ -216,24 +335,41 @@ def cmd_ops(args, console: Console) -> int:
 
 
 class StatusHook(Instrumentation):
-    """Shows the step a compile is at on the CLI's status line."""
+    """A context manager showing the step a compile or a build is at on a rich status line; with
+    `quiet` nothing, calibration's progress bar included. With `lazy` (a quantized compile, whose
+    calibration shows that bar first) the line starts at the first emit step."""
 
-    def __init__(self, status, model: str):
-        self.status, self.model = status, model
+    def __init__(self, console: Console, model: str, quiet=False, lazy=False):
+        self.console, self.model, self.quiet, self.lazy, self.status = console, model, quiet, lazy, None
 
-    def stage(self, name):
-        self.status.update(f"{self.model}: {name}")
-
-    def before(self, name, graph):
-        self.status.update(f"{self.model}: pass {name} ({len(graph)} nodes)")
-
-
-class _Null:
     def __enter__(self):
+        self.bar_console = rich.get_console()  # where calibration's bar goes
+        self.was_quiet, self.bar_console.quiet = self.bar_console.quiet, self.quiet or self.bar_console.quiet
+        if not self.lazy:
+            self.update(f"compiling {self.model}")
         return self
 
     def __exit__(self, *exc):
+        self.bar_console.quiet = self.was_quiet
+        if self.status is not None:
+            self.status.stop()
         return False
+
+    def update(self, text: str):
+        if self.quiet:
+            return
+        if self.status is None:
+            self.status = self.console.status(text, spinner="dots")
+            self.status.start()
+        self.status.update(text)
+
+    def stage(self, name):
+        if self.status is not None or name.startswith("emit"):
+            self.update(f"{self.model}: {name}")
+
+    def before(self, name, graph):
+        if self.status is not None:
+            self.update(f"{self.model}: pass {name} ({len(graph)} nodes)")
 
 
 def cmd_completion(args, console: Console) -> int:
@@ -241,7 +377,8 @@ def cmd_completion(args, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"completion": cmd_completion, "compile": cmd_compile, "inspect": cmd_inspect, "targets": cmd_targets, "passes": cmd_passes,
+COMMANDS = {"completion": cmd_completion, "compile": cmd_compile, "inspect": cmd_inspect, "bench": cmd_bench,
+            "targets": cmd_targets, "passes": cmd_passes, "sweep": cmd_sweep,
             "ops": cmd_ops}
 
 

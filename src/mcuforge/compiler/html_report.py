@@ -1,6 +1,7 @@
 """`report.html`: the compile report as one self-contained page (no network, no scripts).
 
-The page shows the per-layer table, flash and RAM against the target's capacity as bars, the
+The page shows the per-layer table, flash and RAM against the target's capacity as bars (when C
+was emitted, also arm-none-eabi-size's figures and TFLite Micro's arena, see backends/c/size.py), the
 memory plan as a picture (buffers as boxes: x = schedule step, y = arena offset), the passes with
 their timings, and the optimizations that did not happen with their reasons. Python prepares
 every number and box here; the template only loops over them.
@@ -55,6 +56,12 @@ def render_html(report: Report, plan=None, target=None) -> str:
     bars = [_bar("flash (weights)", report.flash_bytes, target.flash if target else None),
             _bar("RAM (arena)" if plan is not None else "RAM (largest layer output; no plan yet)", ram,
                  target.sram if target else None)]
+    m = report.mcu
+    if m is not None and m.core:
+        bars += [_bar(f"flash (model code + weights on {m.core})", m.flash, target.flash if target else None),
+                 _bar(f"RAM (model data + bss on {m.core})", m.ram, target.sram if target else None)]
+    if m is not None and m.tflm_arena is not None:
+        bars.append(_bar("RAM (TFLite Micro arena, same model)", m.tflm_arena, target.sram if target else None))
     return _ENV.get_template("report.html.j2").render(
         r=report, rows=report.rows(), header=report.HEADER, totals=report.totals(), bars=bars, plan=plan,
         boxes=timeline_boxes(plan) if plan is not None else [], width=WIDTH, height=HEIGHT, target=target,

@@ -42,13 +42,17 @@ PIPELINES: dict[str, list[tuple[str, dict]]] = {
 }
 
 
-def with_quantization(pipeline: list, scheme: str, io: str = "int8", **options) -> list[tuple[str, dict]]:
+def with_quantization(pipeline: list, scheme: str, io: str = "int8", weights: str | None = None,
+                      **options) -> list[tuple[str, dict]]:
     """`pipeline` with `quantize{scheme, **options}` and `lower-quantized{io}` added: after the
     float passes (calibration sees the folded, fused graph, whose ranges are the ones the integer
-    kernels produce) and before layout, scheduling and planning, which work on the integer graph."""
+    kernels produce) and before layout, scheduling and planning, which work on the integer graph.
+    `weights` (a compressed format, e.g. "kmeans4") adds `compress-weights`, which re-quantizes
+    the integer layers' weights, so it comes right after the lowering."""
     late = [i for i, (name, _) in enumerate(pipeline) if name in ("to-nhwc", "schedule", "memory-plan")]
     at = late[0] if late else len(pipeline)
     steps = [("quantize", {"scheme": scheme, **options}), ("lower-quantized", {"io": io})]
+    steps += [("compress-weights", {"format": weights})] if weights else []
     return [*pipeline[:at], *steps, *pipeline[at:]]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..ir import wformat
 from ..ir.graph import Graph, Node
 from .pass_manager import Missed, PassRecord
 
@@ -33,6 +34,12 @@ def macs(node: Node) -> int:
     if node.op == "matmul":
         return out.type.numel * x.shape[-1]
     return 0
+
+
+def stored_bytes(n: Node, v) -> int:
+    """Flash bytes of constant operand `v` of `n`: its packed size if it is a compressed weight."""
+    fmt = n.attrs.get("wfmt", "int8")
+    return wformat.packed_bytes(fmt, v.shape) if fmt != "int8" and v is n.inputs[1] else v.type.nbytes
 
 
 @dataclass
@@ -57,6 +64,8 @@ def _quant_cells(n: Node) -> tuple[str, str]:
         return f"{t.quant.scale[0]:.4g}/{t.quant.zero_point[0]}" if t.quant else "float"
     out, acts = n.outputs[0].type, [v for v in n.inputs if not v.is_const]
     scheme = {"i8": "int8", "i16": "int16x8"}.get(out.dtype.value, f"float ({n.meta.get('float', '')})")
+    scheme += f", {n.attrs['wfmt']} weights" if n.attrs.get("wfmt", "int8") != "int8" else ""
+    scheme += f", auto_mixed: +{n.meta['mixed_gain']:.1f} dB" if "mixed_gain" in n.meta else ""
     scales = f"{qp(acts[0].type) if acts else '-'} -> {qp(out)}"
     w = n.inputs[1].type.quant if len(n.inputs) > 1 and n.inputs[1].is_const else None
     if w is not None:
@@ -73,6 +82,7 @@ class Report:
     stats: dict = field(default_factory=dict)
     quant: dict | None = None  # the quantize pass's summary (scheme, observer, float weight bytes, SQNR)
     plan: object = None  # the MemoryPlan, when the pipeline planned memory
+    mcu: object = None  # backends.c.size.McuSize, when C was emitted: flash and RAM on the target's core
 
     @classmethod
     def build(cls, graph: Graph, passes=(), missed=(), stats=None, quant=None, plan=None) -> "Report":
@@ -80,7 +90,7 @@ class Report:
         for n in graph.nodes:
             consts = [v for v in n.inputs if v.is_const]
             layers.append(Layer(n.name, n.op, n.outputs[0].shape, macs(n),
-                                sum(v.type.numel for v in consts), sum(v.type.nbytes for v in consts),
+                                sum(v.type.numel for v in consts), sum(stored_bytes(n, v) for v in consts),
                                 sum(v.type.nbytes for v in n.outputs), n.meta.get("source")))
             if quant is not None and n.op not in ("quantize", "dequantize", "requantize"):
                 layers[-1].scheme, layers[-1].scales = _quant_cells(n)
@@ -121,7 +131,9 @@ class Report:
         q, before = self.quant, self.quant["float_weight_bytes"]
         return (f"{q['scheme']} ({q['observer']} observer, {q['samples']} calibration samples): weights "
                 f"{before:,} B float -> {self.flash_bytes:,} B ({before / max(self.flash_bytes, 1):.2f}x smaller), "
-                f"output SQNR {q['output_sqnr']:.1f} dB against float")
+                f"output SQNR {q['output_sqnr']:.1f} dB against float"
+                + (f"; then weights compressed to {q['weights']} (SQNR not remeasured)" if q.get("weights") else "")
+                + (f"\nWARNING: {q['warning']}" if q.get("warning") else ""))
 
     def plan_summary(self) -> str:
         p = self.plan
@@ -153,6 +165,8 @@ class Report:
         lines += ["| " + " | ".join(r) + " |" for r in [*self.rows(), self.totals()]]
         if self.plan is not None:
             lines += ["", "## Memory plan", "", self.plan_summary()]
+        if self.mcu is not None:
+            lines += ["", "## On the microcontroller", "", str(self.mcu)]
         if self.quant:
             lines += ["", "## Quantization", "", self.quant_summary(), "", "| " + " | ".join(self.QUANT_HEADER) + " |",
                       "|" + "---|" * len(self.QUANT_HEADER)]
@@ -161,6 +175,9 @@ class Report:
             lines += ["", "## Passes", "", "| pass | changed | ms | nodes before -> after |", "|---|---|---|---|"]
             lines += [f"| {p.name} | {'yes' if p.changed else 'no'} | {p.seconds * 1e3:.1f} | "
                       f"{p.nodes_before} -> {p.nodes_after} |" for p in self.passes]
+        if self.stats:  # e.g. low-rank.macs_saved, low-rank.output_sqnr_db, exit-order.macs_to_exit0
+            lines += ["", "## Pass statistics", "", "| statistic | value |", "|---|---|"]
+            lines += [f"| {k} | {v:,} |" for k, v in sorted(self.stats.items())]
         if self.missed:
             lines += ["", "## Not done, and why", "", "| pass | node | op | reason |", "|---|---|---|---|"]
             lines += [f"| {m.pass_name} | {m.node} | {m.op} | {m.reason} |" for m in self.missed]

@@ -476,7 +476,7 @@ def requantize(x, *, in_zp, out_zp, multiplier, shift, dtype):
 
 @impl("qconv1d", "qconv2d")
 def qconv(x, w, b=None, *, stride, pads, dilation, groups, layout, in_zp, out_zp, multiplier, shift, act_min,
-          act_max):
+          act_max, wfmt):  # wfmt: how w is stored (wformat.py); w holds its values
     acc = conv(_centered(x, in_zp), w.astype(np.float64), stride=stride, pads=pads, dilation=dilation,
                groups=groups, act="none", layout=layout)
     return _requantize_acc(acc, b, x, multiplier, shift, out_zp, act_min, act_max, ops.channel_axis(layout))
@@ -491,7 +491,7 @@ def qconv_transpose(x, w, b=None, *, stride, pads, dilation, groups, output_padd
 
 
 @impl("qlinear")
-def qlinear(x, w, b=None, *, in_zp, out_zp, multiplier, shift, act_min, act_max):
+def qlinear(x, w, b=None, *, in_zp, out_zp, multiplier, shift, act_min, act_max, wfmt):
     acc = _centered(x, in_zp) @ w.astype(np.float64).T
     return _requantize_acc(acc, b, x, multiplier, shift, out_zp, act_min, act_max, -1)
 
@@ -557,6 +557,23 @@ def qsoftmax(x, *, axis, multiplier, shift, diff_min):
     reciprocal, bits_over_unit = quant.get_reciprocal(np.where(counted, rdbpot(exps, 12), 0).sum(-1, keepdims=True), 12)
     y = np.clip(rdbpot(srdhm(reciprocal, exps), bits_over_unit + 23) - 128, -128, 127)
     return np.moveaxis(np.where(counted, y, -128), -1, axis).astype(np.int8)
+
+
+@impl("qlog_softmax")
+def qlog_softmax(x, *, axis, multiplier, shift, diff_min, reverse_multiplier, reverse_shift):
+    # int8 -> int8 (scale 16/256, zero point 127): differences to the row maximum in Q5.26 minus the
+    # log of their exps' sum (Q12.19 -> Q5.26); the ones below the adjusted diff_min give -128
+    _int8_only(x, "qlog_softmax")
+    mbqm = quant.multiply_by_quantized_multiplier
+    x = np.moveaxis(x.astype(np.int64), axis, -1)
+    diff = x - x.max(-1, keepdims=True)
+    scaled = mbqm(np.where(diff >= diff_min, diff, 0), multiplier, shift)
+    exps = quant.rounding_divide_by_pot(quant.exp_on_negative_values(scaled, 5), 12)
+    log_sum = quant.log_x_for_x_greater_than_or_equal_to_1(np.where(diff >= diff_min, exps, 0).sum(-1, keepdims=True),
+                                                           12, 5)
+    adjusted_min = np.maximum(diff_min - 1, mbqm(log_sum + quant.INT32_MIN, reverse_multiplier, reverse_shift))
+    y = np.clip(quant.rounding_divide_by_pot(scaled - log_sum, 22) + 127, -128, 127)
+    return np.moveaxis(np.where(diff > adjusted_min, y, -128), -1, axis).astype(np.int8)
 
 
 def _sigmoid_like(x, fn, out_bits, out_zp, in_zp, range_radius, multiplier, shift):

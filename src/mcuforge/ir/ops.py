@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ShapeError
+from . import wformat
 from .types import DType, QuantParams, TensorType
 
 REQUIRED = object()  # marks an attribute without a default
@@ -399,7 +400,7 @@ _DEFS = [
 # zero points. `multiplier` is a Q31 int, `shift` TFLite's exponent (> 0 shifts left); conv and
 # linear carry one per output channel (or one for all); act_min/act_max clamp the integer result.
 # Operand and weight layouts are the float ops'. qsoftmax/qlogistic (output 1/256, -128), qtanh
-# (1/128, 0) and qhardswish are int8 only. Ops not listed here (max_pool, reshape, pad with the
+# (1/128, 0), qlog_softmax (16/256, 127) and qhardswish are int8 only. Ops not listed here (max_pool, reshape, pad with the
 # zero point, ...) run unchanged on integer tensors.
 _QOUT = dict(out_zp=REQUIRED, multiplier=REQUIRED, shift=REQUIRED)
 _QCONV = dict(stride=REQUIRED, pads=REQUIRED, dilation=REQUIRED, groups=1, in_zp=REQUIRED, **_QOUT,
@@ -413,17 +414,20 @@ INTEGER = frozenset({"integer"})
 Q_ELEMENTWISE = frozenset({"integer", "elementwise"})
 Q_BINARY = frozenset({"integer", "elementwise", "binary"})
 Q_CONV, Q_POOL = frozenset({"integer", "conv", "layout"}), frozenset({"integer", "pool", "layout"})
+_WFMT = {"wfmt": wformat.NAMES}  # how the int8 weights are stored (C backend), see wformat.py
 
 _DEFS += [
     OpDef("requantize", ("x",), dict(in_zp=REQUIRED, **_QOUT, dtype="i8"), _same, tags=Q_ELEMENTWISE,
           choices={"dtype": ("i8", "u8", "i16", "i32")},
           types=lambda t, a, shapes: [TensorType(shapes[0], DType(a["dtype"]))]),
-    OpDef("qconv1d", ("x", "w", "b?"), dict(_QCONV, layout="NCW"), _conv_shape, tags=Q_CONV, choices=_LAYOUT_1D),
-    OpDef("qconv2d", ("x", "w", "b?"), dict(_QCONV, layout="NCHW"), _conv_shape, tags=Q_CONV, choices=_LAYOUT_2D),
+    OpDef("qconv1d", ("x", "w", "b?"), dict(_QCONV, layout="NCW", wfmt="int8"), _conv_shape, tags=Q_CONV,
+          choices={**_LAYOUT_1D, **_WFMT}),
+    OpDef("qconv2d", ("x", "w", "b?"), dict(_QCONV, layout="NCHW", wfmt="int8"), _conv_shape, tags=Q_CONV,
+          choices={**_LAYOUT_2D, **_WFMT}),
     OpDef("qconv_transpose2d", ("x", "w", "b?"), dict(_QCONV, output_padding=[0, 0], layout="NCHW"),
           _conv_transpose_shape, tags=Q_CONV, choices=_LAYOUT_2D),
-    OpDef("qlinear", ("x", "w", "b?"), dict(in_zp=REQUIRED, **_QOUT, act_min=REQUIRED, act_max=REQUIRED),
-          _linear_shape, tags=INTEGER),
+    OpDef("qlinear", ("x", "w", "b?"), dict(in_zp=REQUIRED, **_QOUT, act_min=REQUIRED, act_max=REQUIRED, wfmt="int8"),
+          _linear_shape, tags=INTEGER, choices=_WFMT),
     OpDef("qadd", ("a", "b"), _QADD, _broadcast, tags=Q_BINARY),
     OpDef("qsub", ("a", "b"), _QADD, _broadcast, tags=Q_BINARY),
     OpDef("qmul", ("a", "b"), _QMUL, _broadcast, tags=Q_BINARY),
@@ -432,6 +436,8 @@ _DEFS += [
     OpDef("qmean", ("x",), dict(axes=REQUIRED, keepdims=False, in_zp=REQUIRED, **_QOUT), _mean_shape, tags=INTEGER),
     OpDef("qsoftmax", ("x",), dict(axis=-1, multiplier=REQUIRED, shift=REQUIRED, diff_min=REQUIRED), _axis_same,
           tags=INTEGER),
+    OpDef("qlog_softmax", ("x",), dict(axis=-1, multiplier=REQUIRED, shift=REQUIRED, diff_min=REQUIRED,
+                                       reverse_multiplier=REQUIRED, reverse_shift=REQUIRED), _axis_same, tags=INTEGER),
     OpDef("qlogistic", ("x",), _QSIGMOID, _same, tags=Q_ELEMENTWISE),
     OpDef("qtanh", ("x",), _QSIGMOID, _same, tags=Q_ELEMENTWISE),
     OpDef("qhardswish", ("x",), dict(in_zp=REQUIRED, out_zp=REQUIRED, relu_multiplier=REQUIRED, relu_shift=REQUIRED,

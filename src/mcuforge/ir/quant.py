@@ -216,6 +216,46 @@ def get_reciprocal(x, integer_bits: int):
     return one_over_one_plus_x_for_x_in_0_1(shifted_minus_one), integer_bits - headroom_plus_one
 
 
+def _shift_left(x, exponent):
+    """TFLite's SaturatingRoundingMultiplyByPOTParam for exponent >= 0 (per element)."""
+    x, e = _i64(x), _i64(exponent)
+    threshold = (np.int64(1) << (31 - e)) - 1
+    return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << e))
+
+
+def _clz(x):
+    """Leading zero bits of positive int32 values."""
+    return 32 - np.frexp(_i64(x).astype(np.float64))[1]
+
+
+# log(2), sqrt(sqrt(1/2)), sqrt(1/2) and the coefficients of the rational approximation, Q0.31
+_LOG_2, _SQRT_SQRT_HALF, _SQRT_HALF = 1488522236, 1805811301, 1518500250
+_ALPHA_N, _ALPHA_D, _ALPHA_I, _ALPHA_F = 117049297, 127690142, 1057819769, 638450708
+
+
+def log_x_for_x_greater_than_or_equal_to_1(a, input_bits: int, output_bits: int):
+    """TFLite's log_x_for_x_greater_than_or_equal_to_1: log(a) for a >= 1, Q`input_bits` in,
+    Q`output_bits` out. a = r * 2^z with r in [sqrt(1/2), 1) (the better of two normalizations,
+    one premultiplied by sqrt(1/2)); log(r) by a rational approximation around sqrt(sqrt(1/2)),
+    accumulated with one bit of headroom."""
+    a, accum = _i64(a), output_bits + 1
+    quarter = rounding_divide_by_pot(1 << 29, accum)
+    headroom_a = _clz(a)
+    r_a = _shift_left(_mul(_shift_left(a, headroom_a - 1), _SQRT_HALF), 1)
+    z_a = np.minimum(_shift_left(input_bits - headroom_a, 31 - accum) + quarter, INT32_MAX)
+    headroom_b = _clz(_mul(a, _SQRT_HALF)) - 1
+    r_b = _shift_left(a, headroom_b)
+    z_b = np.maximum(_shift_left(input_bits - headroom_b, 31 - accum) - quarter, INT32_MIN)
+    r, z = np.minimum(r_a, r_b), np.maximum(z_a, z_b)
+    p = _rounding_half_sum(r, _SQRT_SQRT_HALF)
+    q = 2 * (r - _SQRT_SQRT_HALF)
+    q2 = _mul(q, q)
+    num = _mul(q, r) + _mul(_mul(q, q2), _ALPHA_N)
+    denom_minus_one = _mul(p, _ALPHA_I + q + _mul(_ALPHA_D, q2)) + _mul(_ALPHA_F, q)
+    log = _mul(z, _LOG_2) + _mul(rounding_divide_by_pot(num, accum), one_over_one_plus_x_for_x_in_0_1(denom_minus_one))
+    return saturating_rounding_multiply_by_pot(log, accum - output_bits)
+
+
 # ---------------------------------------------------------------- per-op parameters
 
 def _range(dtype: str) -> tuple[int, int]:
@@ -317,6 +357,15 @@ def softmax_params(beta: float, s_in) -> dict:
                     "represent", "recalibrate the model so the softmax input has a larger range")
     m, s = quantize_multiplier(real)
     return dict(multiplier=m, shift=s, diff_min=-math.floor(31 * 2.0 ** 26 / 2.0 ** s))
+
+
+def log_softmax_params(s_in) -> dict:
+    """qlog_softmax (int8 in, int8 out of scale 16/256 and zero point 127): `softmax_params`'
+    multiplier, shift and diff_min (beta 1), and the inverse of that multiplier (reverse_multiplier,
+    reverse_shift <= 0; PreprocessLogSoftmaxScalingExp) that maps the log-sum back to input steps."""
+    p = softmax_params(1.0, s_in)
+    rm, rs = _smaller_than_one((1 << (31 - p["shift"])) / p["multiplier"], "log_softmax reverse scaling")
+    return dict(p, reverse_multiplier=rm, reverse_shift=rs)
 
 
 def logistic_params(s_in, zp_in) -> dict:

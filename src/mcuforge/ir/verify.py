@@ -5,12 +5,15 @@ node list is a topological order); use lists agree with operands; value names ar
 outputs are defined. Per op: the op exists, its arity and attributes fit the op table, fused
 activations and enumerated attributes are known, and the result shapes and dtypes are what the
 op table gives; an integer op's zero-point attributes match its quantized operand and result
-types. Constants hold data of their declared type.
+types; compressed int8 weights hold only values their `wfmt` can store. Constants hold data of
+their declared type.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ShapeError, VerifyError
-from . import ops
+from . import ops, wformat
 from .graph import Graph
 
 
@@ -77,6 +80,14 @@ def verify(graph: Graph) -> None:
             define(v, where)
         if "integer" in d.tags:
             _check_zero_points(n)
+        if n.attrs.get("wfmt", "int8") != "int8":  # the int8 weights must be storable as the format says
+            w = n.inputs[1]
+            try:
+                if not w.is_const or w.data.dtype != np.int8:
+                    raise ValueError(f"compressed weight %{w.name} must be an int8 constant")
+                wformat.codes(n.attrs["wfmt"], wformat.rows(w.data, n.op, n.attrs.get("layout", "")))
+            except ValueError as e:
+                raise VerifyError(where, str(e), "recompress the layer with the compress-weights pass") from None
 
     for v in graph.outputs:
         if id(v) not in defined:

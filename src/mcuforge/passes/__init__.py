@@ -5,11 +5,14 @@ File stem == pass name with '-' replaced by '_'. Users add their own passes with
 """
 from ..compiler.pass_manager import Pass
 from .canonicalize import canonicalize
+from .compress_weights import compress_weights
 from .constant_fold import constant_fold
 from .cse import cse
 from .dce import dce
+from .exit_order import exit_order
 from .fold_bn import fold_bn
 from .fuse import fuse
+from .low_rank import low_rank
 from .lower_quantized import lower_quantized
 from .memory_plan import memory_plan
 from .prune_channels import prune_channels
@@ -19,11 +22,14 @@ from .to_nhwc import to_nhwc
 
 REGISTRY: dict[str, Pass] = {p.name: p for p in [
     Pass("canonicalize", canonicalize),
+    Pass("compress-weights", compress_weights),
     Pass("constant-fold", constant_fold),
     Pass("cse", cse),
     Pass("dce", dce),
+    Pass("exit-order", exit_order),
     Pass("fold-bn", fold_bn),
     Pass("fuse", fuse),
+    Pass("low-rank", low_rank),
     Pass("lower-quantized", lower_quantized),
     Pass("memory-plan", memory_plan),
     Pass("prune-channels", prune_channels),

@@ -28,14 +28,15 @@ from ..ir.types import DType, TensorType
 # float op -> its integer op (the ones without an entry in the op table stay float)
 LOWERED = {"conv1d": "qconv1d", "conv2d": "qconv2d", "conv_transpose2d": "qconv_transpose2d", "linear": "qlinear",
            "add": "qadd", "sub": "qsub", "mul": "qmul", "avg_pool1d": "qavg_pool1d", "avg_pool2d": "qavg_pool2d",
-           "mean": "qmean", "softmax": "qsoftmax", "sigmoid": "qlogistic", "tanh": "qtanh",
+           "mean": "qmean", "softmax": "qsoftmax", "log_softmax": "qlog_softmax", "sigmoid": "qlogistic", "tanh": "qtanh",
            "hardswish": "qhardswish", "leaky_relu": "qleaky_relu"}
 SAME = {"max_pool1d", "max_pool2d", "reshape", "transpose", "concat", "split", "slice", "pad", "resize", "relu",
         "relu6", "clamp"}  # run unchanged on integer tensors
 KEEPS_SCALE = (SAME - {"concat"}) | {"avg_pool1d", "avg_pool2d", "adaptive_avg_pool"}  # output params = input's
 WEIGHTED = {"conv1d", "conv2d", "conv_transpose2d", "linear"}
-INT8_ONLY = {"softmax", "sigmoid", "tanh", "hardswish"}  # TFLite's int16 kernels for these differ
-FIXED_OUTPUT = {"softmax": (1 / 256, -128), "sigmoid": (1 / 256, -128), "tanh": (1 / 128, 0)}  # (scale, zp), int8
+INT8_ONLY = {"softmax", "log_softmax", "sigmoid", "tanh", "hardswish"}  # TFLite's int16 kernels for these differ
+FIXED_OUTPUT = {"softmax": (1 / 256, -128), "log_softmax": (16 / 256, 127), "sigmoid": (1 / 256, -128),
+                "tanh": (1 / 128, 0)}  # (scale, zp), int8
 CLAMPS = {"relu": lambda a: (0.0, math.inf), "relu6": lambda a: (0.0, 6.0), "clamp": lambda a: (a["min"], a["max"])}
 
 
@@ -56,8 +57,8 @@ def why_float(n: Node, dtype: str = "i8") -> str | None:
         return f"{a['mode']} resize has no integer kernel"
     if n.op.startswith("avg_pool") and a["count_include_pad"] and any(a["pads"]):
         return "it averages over zero padding (count_include_pad); integer pooling averages the valid taps only"
-    if n.op == "softmax" and ops.norm_axis(a["axis"], n.inputs[0].type.rank) != n.inputs[0].type.rank - 1:
-        return "integer softmax works along the last axis only"
+    if n.op.endswith("softmax") and ops.norm_axis(a["axis"], n.inputs[0].type.rank) != n.inputs[0].type.rank - 1:
+        return f"integer {n.op} works along the last axis only"
     if any(v.dtype != DType.f32 for v in n.inputs + n.outputs if not v.is_const):
         return "it operates on non-float values"
     return None
@@ -111,6 +112,8 @@ def _attrs(y: Node, x: list[Value], out: Value) -> tuple[str, list[Value], dict]
         return op, x, (quant.logistic_params if y.op == "sigmoid" else quant.tanh_params)(*_qp(x[0]))
     if y.op == "softmax":
         return op, x, {**a, **quant.softmax_params(1.0, _qp(x[0])[0])}
+    if y.op == "log_softmax":
+        return op, x, {**a, **quant.log_softmax_params(_qp(x[0])[0])}
     if y.op == "hardswish":
         return op, x, quant.hardswish_params(*_qp(x[0]), *_qp(out))
     if y.op == "leaky_relu":
@@ -151,9 +154,18 @@ def lower_one(g: Graph, m):
     return m.replacement(op, operands, attrs, name=y.name, meta=dict(y.meta))
 
 
+def requantize_one(g: Graph, m):
+    """quantize(dequantize(x)) of an integer tensor x (mixed int8/int16 precision) -> requantize(x)."""
+    x, out = m.root.inputs[0].producer.inputs[0], m.root.output
+    if x.is_const or x.dtype == DType.f32:
+        return None
+    return m.replacement("requantize", [x], quant.requantize_params(*_qp(x), *_qp(out), out.dtype.value),
+                         name=m.root.name)
+
+
 ROOT = Pat("quantize", [Pat(tuple((set(LOWERED) | SAME | {"adaptive_avg_pool"}) - {"split"}), name="y",
                             one_use=True, predicate=lambda v: "float" not in v.producer.meta)])
-RULES = [Rule(ROOT, lower_one, "lowered")]
+RULES = [Rule(ROOT, lower_one, "lowered"), Rule(Pat("quantize", [Pat("dequantize")]), requantize_one, "requantized")]
 
 
 def _lower_splits(g: Graph, ctx) -> bool:

@@ -17,19 +17,26 @@ Scheme (TFLite's int8 specification, DESIGN.md "Numeric semantics"):
   range (the clamp is then nearly free in integers); fused activations become output clamps.
 - max/avg pools, reshape, transpose, pad, slice, split, resize, relu/relu6/clamp keep their
   input's parameters; softmax and sigmoid output at 1/256 with zero point -128, tanh at 1/128
-  with 0, TFLite's fixed output scales (int16x8 keeps these four ops float: TFLite's int16
-  kernels for them differ); concat and add/sub outputs get their own range (the lowering
-  rescales inputs).
+  with 0, log_softmax at 16/256 with 127, TFLite's fixed output scales (int16x8 keeps these ops
+  and hardswish float: TFLite's int16 kernels for them differ); concat and add/sub outputs get
+  their own range (the lowering rescales inputs).
 - ops without an integer form (`lower_quantized.why_float` says why), and the layers named in
   `keep_float`, stay float between dequantize and quantize: ctx.missed says which and why,
   `node.meta["float"]` keeps the reason for the lowering and the report.
+- mixed precision: the layers named in `keep_int16` run int16x8 inside an int8 model (int16
+  activations, int8 weights, int64 bias), and so do the data-movement ops that follow them;
+  where an int8 and an int16 layer meet, the tensor is quantized a second time at the other
+  type, which the lowering turns into a `requantize` (TFLite QUANTIZE int8 <-> int16). Graph
+  inputs and outputs stay int8. `node.meta["int16"]` marks those layers.
 
 Sensitivity: `sensitivity=True` measures, for every integer layer alone, the output SQNR (dB)
 of the model with only that layer quantized (on up to 4 calibration samples), kept in
 `node.meta["sensitivity"]` and the report. `auto_mixed=D` then keeps the most sensitive
-layers float, one at a time, as long as each raises the whole model's output SQNR by at least
-D dB. Every layer gets `node.meta["sqnr"]`: its output in the QDQ graph against the float graph
-(error accumulated up to that layer) on the same samples.
+layers in higher precision (`mixed="float"`: float; `mixed="int16x8"`: int16 activations, for
+the layers that have an int16 kernel), one at a time, as long as each raises the whole model's
+output SQNR by at least D dB; `node.meta["mixed_gain"]` records that gain. Every layer gets
+`node.meta["sqnr"]`: its output in the QDQ graph against the float graph (error accumulated up
+to that layer) on the same samples.
 """
 from __future__ import annotations
 
@@ -51,15 +58,16 @@ CHECK_SAMPLES = 4  # calibration samples used for SQNR measurements
 
 
 def quantize(graph: Graph, ctx, scheme="int8", calibration=None, observer="minmax", per_channel=True,
-             keep_float=(), auto_mixed=None, sensitivity=False, quiet=False) -> bool:
+             keep_float=(), keep_int16=(), auto_mixed=None, mixed="float", sensitivity=False, quiet=False) -> bool:
     """Calibrates the float graph and inserts quantize/dequantize pairs (QDQ form).
 
     Options: scheme "int8" | "int16x8"; calibration: samples (see `compiler.calibrate`);
     observer: "minmax" | "moving_minmax" | "percentile" | "mse" | "entropy"; per_channel weight
-    scales; keep_float: layer names to leave float; auto_mixed: dB gain per extra float layer
-    (see the module docstring); sensitivity: measure per-layer sensitivity; quiet: no progress
-    bar. Preconditions: a float graph after fold-bn and fuse. Preserves: graph inputs and output
-    names and shapes (values stay float; `lower-quantized` makes them integer).
+    scales; keep_float: layer names to leave float; keep_int16: layer names to run int16x8 in an
+    int8 model; auto_mixed: dB gain per extra layer kept at `mixed` ("float" | "int16x8")
+    precision (see the module docstring); sensitivity: measure per-layer sensitivity; quiet: no
+    progress bar. Preconditions: a float graph after fold-bn and fuse. Preserves: graph inputs
+    and output names and shapes (values stay float; `lower-quantized` makes them integer).
     """
     if scheme not in SCHEMES:
         raise UsageError(f"unknown quantization scheme '{scheme}'", f"known: {', '.join(SCHEMES)}")
@@ -67,36 +75,45 @@ def quantize(graph: Graph, ctx, scheme="int8", calibration=None, observer="minma
     if graph.count("quantize") or graph.count("dequantize"):
         raise UsageError(f"graph '{graph.name}' is already quantized (it has quantize/dequantize ops)",
                          "quantize a float model; lower a QDQ graph with the lower-quantized pass alone")
+    if mixed not in ("float", "int16x8") or (scheme != "int8" and (keep_int16 or mixed != "float")):
+        raise UsageError(f"mixed precision '{mixed}' with scheme '{scheme}'",
+                         "keep_int16 and mixed='int16x8' mix int16x8 layers into an int8 model; mixed: float | int16x8")
     samples = load_samples(calibration, graph)
     ranges = calibrate(graph, samples, observer, quiet=quiet)
-    layers = {n.name for n in graph.nodes}
-    unknown = sorted(set(keep_float) - layers)
-    if unknown:
-        raise UsageError(f"keep_float names unknown layer(s): {', '.join(unknown)}",
-                         f"layers: {', '.join(sorted(layers))}")
+    layers = {n.name: n for n in graph.nodes}
+    for option, names in (("keep_float", keep_float), ("keep_int16", keep_int16)):
+        if set(names) - set(layers):
+            raise UsageError(f"{option} names unknown layer(s): {', '.join(sorted(set(names) - set(layers)))}",
+                             f"layers: {', '.join(sorted(layers))}")
+    no16 = [f"{k} ({why_float(layers[k], 'i16')})" for k in keep_int16 if why_float(layers[k], "i16")]
+    if no16:
+        raise UsageError(f"keep_int16 names layer(s) without an int16 kernel: {', '.join(no16)}",
+                         "keep them int8 or float (keep_float)")
     float_graph, check = graph.clone(), samples[:CHECK_SAMPLES]
     float_runs = [traced(float_graph, s) for s in check]
     refs = [outs for outs, _ in float_runs]
-    keep = set(keep_float)
+    keep, wide = set(keep_float), set(keep_int16)
 
-    def trial(keep: set, edges=True, only=None) -> float:
+    def trial(keep: set, wide: set = frozenset(), edges=True, only=None) -> float:
         g = float_graph.clone()
         insert_qdq(g, ranges, dtype, per_channel,
-                   lambda n: why_float(n, dtype) is None and n.name not in keep and only in (None, n.name), edges)
+                   lambda n: why_float(n, dtype) is None and n.name not in keep and only in (None, n.name), edges, wide)
         return sqnr(refs, [run(g, *s) for s in check])
 
-    table = {}
+    table, gains = {}, {}
     if sensitivity or auto_mixed is not None:
         table = {n.name: trial(set(), edges=False, only=n.name) for n in float_graph.nodes
                  if why_float(n, dtype) is None and n.op not in KEEPS_SCALE}
     if auto_mixed is not None:
-        best = trial(keep)
-        for name in sorted((k for k in table if k not in keep), key=table.get):
-            better = trial(keep | {name})
+        best = trial(keep, wide)
+        for name in sorted((k for k in table if k not in keep | wide), key=table.get):
+            if mixed == "int16x8" and why_float(layers[name], "i16"):
+                continue
+            better = trial(keep | {name}, wide) if mixed == "float" else trial(keep, wide | {name})
             if better - best < float(auto_mixed):
                 break
-            keep.add(name)
-            best = better
+            (keep if mixed == "float" else wide).add(name)
+            gains[name], best = better - best, better
 
     nodes = graph.nodes
     float_names = {n: n.outputs[0].name for n in nodes}
@@ -105,9 +122,10 @@ def quantize(graph: Graph, ctx, scheme="int8", calibration=None, observer="minma
         if reason:
             n.meta["float"] = reason
             ctx.miss(n, f"stays float: {reason}")
-        if n.name in table:
-            n.meta["sensitivity"] = table[n.name]
-    dequantized = insert_qdq(graph, ranges, dtype, per_channel, lambda n: "float" not in n.meta)
+        for key, value in (("sensitivity", table), ("mixed_gain", gains)):
+            if n.name in value:
+                n.meta[key] = value[n.name]
+    dequantized = insert_qdq(graph, ranges, dtype, per_channel, lambda n: "float" not in n.meta, True, wide)
     qdq_runs = [traced(graph, s) for s in check]
     for n, name in float_names.items():
         got = dequantized.get(name, n.outputs[0].name)
@@ -147,36 +165,61 @@ def range_params(lo: float, hi: float, dtype: str) -> QuantParams:
 
 
 def insert_qdq(g: Graph, ranges: dict, dtype: str, per_channel: bool, is_int: Callable[[Node], bool],
-               edges: bool = True) -> dict:
+               edges: bool = True, wide=frozenset()) -> dict:
     """Puts quantize -> dequantize on every float tensor that an op with `is_int(node)` reads or
     writes (and on the graph inputs and outputs if `edges`), and quantizes those ops' constant
-    operands. Returns {float value name: name of its dequantized value}."""
+    operands; the layers named in `wide` (and the data-movement ops after them) get int16, and
+    a tensor read at another type than it is written gets a second pair for those readers.
+    Returns {float value name: name of its dequantized value}."""
     nodes = g.nodes
     ints = {n for n in nodes if is_int(n)}
+    types: dict[Node, str] = {}
+    for n in nodes:
+        if n in ints:
+            first = n.inputs[0].producer
+            inherit = n.op in KEEPS_SCALE and first in types and n.name not in wide
+            types[n] = types[first] if inherit else "i16" if n.name in wide else dtype
+            if types[n] != dtype:
+                n.meta["int16"] = True
 
     def wanted(v: Value) -> bool:
         return v.dtype == DType.f32 and not v.is_const and (
             v.producer in ints or any(u in ints for u in v.users)
             or (edges and (any(v is i for i in g.inputs) or g.is_output(v))))
 
-    params: dict[Value, QuantParams] = {}
+    params: dict[tuple[Value, str], QuantParams] = {}  # (tensor, type it is written at) -> params
     for v in g.inputs:
         if wanted(v):
-            params[v] = _range_params(g, v, ranges, dtype, ints)
+            params[v, dtype] = _range_params(g, v, ranges, dtype, ints)
     for n in nodes:
         for v in n.outputs:
             if not wanted(v):
                 continue
+            t = types.get(n, dtype)
             fixed = FIXED_OUTPUT.get(n.op) if n in ints else None
             if fixed:
-                params[v] = QuantParams(*fixed)
-            elif n in ints and n.op in KEEPS_SCALE and n.inputs[0] in params:
-                params[v] = params[n.inputs[0]]
+                params[v, t] = QuantParams(*fixed)
+            elif n in ints and n.op in KEEPS_SCALE and (n.inputs[0], t) in params:
+                params[v, t] = params[n.inputs[0], t]
             else:
-                params[v] = _range_params(g, v, ranges, dtype, ints)
+                params[v, t] = _range_params(g, v, ranges, t, ints)
+    readers = {}  # (tensor, another type) -> the ops (None: the graph output) reading it at that type
+    for v, t in list(params):
+        for u in [*v.users, *[None] * g.is_output(v)]:
+            other = types.get(u, dtype) if u is None or u in ints else t
+            if other != t:
+                readers.setdefault((v, other), []).append(u)
+                params.setdefault((v, other), _range_params(g, v, ranges, other, ints))
     for n in ints:
-        _quantize_constants(g, n, params, dtype, per_channel)
-    dequantized = {v.name: _insert_pair(g, v, p, dtype).name for v, p in params.items()}
+        _quantize_constants(g, n, lambda v, t=types[n]: params[v, t], types[n], per_channel)
+    dequantized = {}
+    for (v, t), p in list(params.items()):
+        if (v, t) not in readers:  # the type v is written at: after its conversions
+            name = v.name
+            for other in [o for w, o in readers if w is v]:
+                us = readers[v, other]
+                _insert_pair(g, v, params[v, other], other, [u for u in us if u], None in us, other)
+            dequantized[name] = _insert_pair(g, v, p, t, list(v.users), g.is_output(v)).name
     g.toposort()
     return dequantized
 
@@ -189,21 +232,23 @@ def _range_params(g: Graph, v: Value, ranges: dict, dtype: str, ints: set) -> Qu
     return range_params(lo, hi, dtype)
 
 
-def _insert_pair(g: Graph, v: Value, p: QuantParams, dtype: str) -> Value:
-    """v -> quantize -> dequantize, every user of v reading the dequantized value (a graph output
-    keeps its name: the dequantized value takes it, v becomes `<name>_float`)."""
-    name, output = v.name, g.is_output(v)
+def _insert_pair(g: Graph, v: Value, p: QuantParams, dtype: str, users: list, output: bool, suffix="") -> Value:
+    """v -> quantize -> dequantize, `users` (and the graph output if `output`) reading the
+    dequantized value (which then takes v's name, v becoming `<name>_float`)."""
+    name = v.name
     if output:
         g.rename(v, f"{name}_float")
     attrs = {"scale": list(p.scale), "zero_point": list(p.zero_point)}
-    q = g.op("quantize", [v], {**attrs, "dtype": dtype}, name=f"{name}_q")
-    d = g.op("dequantize", [q], attrs, name=name if output else f"{name}_dq")
-    g.replace_all_uses(v, d)
-    g.set_input(q.producer, 0, v)
+    q = g.op("quantize", [v], {**attrs, "dtype": dtype}, name=f"{name}_q{suffix}")
+    d = g.op("dequantize", [q], attrs, name=name if output else f"{name}_dq{suffix}")
+    for u in users:
+        g.set_inputs(u, [d if x is v else x for x in u.inputs])
+    if output:
+        g.outputs = [d if o is v else o for o in g.outputs]
     return d
 
 
-def _quantize_constants(g: Graph, n: Node, params: dict, dtype: str, per_channel: bool):
+def _quantize_constants(g: Graph, n: Node, params: Callable[[Value], QuantParams], dtype: str, per_channel: bool):
     """Float constant operands of integer op `n` -> integer constants behind a dequantize."""
     w_scale = None
     for i, c in enumerate(n.inputs):
@@ -218,7 +263,7 @@ def _quantize_constants(g: Graph, n: Node, params: dict, dtype: str, per_channel
             data = np.clip(round_half_away(c.data / scale), -127, 127).astype(np.int8)
             q = QuantParams(w_scale, [0] * w_scale.size, axis if w_scale.size > 1 else None)
         elif n.op in WEIGHTED and i == 2:
-            s = params[n.inputs[0]].scale[0] * np.broadcast_to(w_scale, c.shape)
+            s = params(n.inputs[0]).scale[0] * np.broadcast_to(w_scale, c.shape)
             big = np.int64 if dtype == "i16" else np.int32
             info = np.iinfo(big)
             data = np.clip(round_half_away(c.data.astype(np.float64) / s), info.min, info.max).astype(big)

@@ -59,6 +59,7 @@ class NodeCode:
     comment: str
     structs: list[tuple[str, str, str]] = field(default_factory=list)  # (C type, name, initializer)
     calls: list[str] = field(default_factory=list)
+    exit: dict | None = None  # an early exit's test after this node (exits.py)
 
 
 class Blob:
@@ -226,13 +227,16 @@ def _io(e: CEmitter, v: Value, i: int) -> dict:
                 zero_point=q.zero_point[0] if q is not None and q.axis is None else None)
 
 
-def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None) -> dict[str, bytes]:
+def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
+             exits=None) -> dict[str, bytes]:
     """File name -> content of the C project for `graph` (see the module docstring)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise UsageError(f"C prefix '{prefix}' is not a C identifier", "use letters, digits and _, e.g. --prefix kws")
     plan = resolve_plan(graph, plan)
     e = CEmitter(graph, plan)
     e.lower_all()
+    from .exits import add_exit_checks
+    exit_records, exit_helpers = add_exit_checks(e, graph, exits or [])
     inputs = [_io(e, v, i) for i, v in enumerate(graph.inputs)]
     outputs = [_io(e, v, i) for i, v in enumerate(graph.outputs)]
     files = sorted({ops.KERNEL_FILES[k] for k in e.kernels})
@@ -240,11 +244,14 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
         code = RUNTIME_CODE + sum(ops.CODE_BYTES[f] for f in files) + ops.CALL_BYTES * e.n_calls
         is_float = any(v.dtype == DType.f32 for n in graph.nodes for v in n.outputs)
         check_fit(target, plan, len(e.blob.data), code, is_float)
-    headers = ["mcuforge.h"] + (["mcuforge_int8.h"] if any(f.endswith("_s8.c") for f in files) else [])
+    int16 = any(f.endswith("_s16.c") for f in files)  # the int16 kernels use mcuforge_int8.h's arithmetic too
+    headers = ["mcuforge.h"] + (["mcuforge_int8.h"] if int16 or any(f.endswith("_s8.c") for f in files) else []) \
+        + (["mcuforge_int16.h"] if int16 else [])
     ctx = dict(version=__version__, graph=re.sub(r"[^A-Za-z0-9_.\- ]", "_", graph.name), prefix=prefix,
                PREFIX=prefix.upper(), inputs=inputs, outputs=outputs, plan=plan, nodes=e.nodes,
                weight_rows=e.blob.rows(), row_bytes=ROW, weight_bytes=len(e.blob.data), weights=e.blob.entries,
-               kernel_files=files, arena_bytes=max(plan.arena_bytes, 1))
+               kernel_files=files, arena_bytes=max(plan.arena_bytes, 1), exits=exit_records,
+               exit_helpers=exit_helpers)
     out = {f"{prefix}.h": "model.h.j2", f"{prefix}.c": "model.c.j2", "Makefile": "Makefile.j2",
            "main_host.c": "main_host.c.j2", "main_qemu.c": "main_qemu.c.j2", "startup_mps2.c": "startup_mps2.c.j2",
            "mps2.ld": "mps2.ld.j2"}
@@ -254,10 +261,11 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
     return result
 
 
-def emit_c(graph: Graph, out_dir, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None) -> Path:
+def emit_c(graph: Graph, out_dir, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
+           exits=None) -> Path:
     """Write the C project for `graph` into `out_dir` (created); returns the directory. Everything
     is rendered (and the fit checked) before the first file is written."""
-    files = render_c(graph, prefix=prefix, target=target, plan=plan)
+    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits)
     out = Path(out_dir)
     for name, data in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)

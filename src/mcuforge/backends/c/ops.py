@@ -13,8 +13,13 @@ tables computed by the reference interpreter, so they are bit-exact by construct
 gets its exp table the same way. `scratch_bytes(node)` is the scratch each kernel needs
 (im2col rows, transposed-conv sums), for the memory planner.
 
-Limits: weights must be constants; integer kernels take int8 activations (int16x8 models are
-rejected with a hint); matmul broadcasting must collapse to one batch axis; mean, softmax and
+int16 activations (quantize="int16x8", or int16 layers in an int8 model) run on their own kernels
+(*_s16.c): int8 weights, int64 biases and sums, no scratch. Pools, mean and add/sub/mul pick the
+_s8 or _s16 kernel by type; convs, linear, clamps and leaky relu have their int16 lowerings at
+the end of this file.
+
+Limits: weights must be constants; integer softmax, logistic, tanh and hardswish take int8 only
+(int16x8 keeps them float); matmul broadcasting must collapse to one batch axis; mean, softmax and
 quantize axes must be contiguous.
 """
 from __future__ import annotations
@@ -45,13 +50,21 @@ KERNEL_FILES = {k: f for f, ks in {
                      "mcuforge_requantize"],
     "pool_s8.c": ["mcuforge_max_pool_s8", "mcuforge_avg_pool_s8", "mcuforge_mean_s8"],
     "softmax_s8.c": ["mcuforge_softmax_s8"],
+    "packed_s8.c": ["mcuforge_conv2d_packed_s8", "mcuforge_dwconv2d_packed_s8", "mcuforge_linear_packed_s8"],
+    "log_softmax_s8.c": ["mcuforge_log_softmax_s8"],
+    "conv_s16.c": ["mcuforge_conv2d_s16", "mcuforge_dwconv2d_s16", "mcuforge_conv_transpose2d_s16"],
+    "fc_s16.c": ["mcuforge_linear_s16"],
+    "eltwise_s16.c": ["mcuforge_add_s16", "mcuforge_mul_s16", "mcuforge_clamp_s16", "mcuforge_leaky_relu_s16"],
+    "pool_s16.c": ["mcuforge_max_pool_s16", "mcuforge_avg_pool_s16", "mcuforge_mean_s16"],
 }.items() for k in ks}
 
 # Flash bytes of each kernel file for a Cortex-M4 (arm-none-eabi-gcc 12 -O2, libm functions it
 # pulls in included, rounded up): the code part of the fit check's flash estimate.
 CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 5000, "pool_f32.c": 1900, "norm_f32.c": 2500,
-              "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 3300, "fc_s8.c": 500,
-              "eltwise_s8.c": 1800, "pool_s8.c": 1400, "softmax_s8.c": 700}
+              "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 4800, "fc_s8.c": 1600,
+              "eltwise_s8.c": 1800, "pool_s8.c": 1400, "softmax_s8.c": 700, "packed_s8.c": 3000,
+              "log_softmax_s8.c": 2400, "conv_s16.c": 3000, "fc_s16.c": 600, "eltwise_s16.c": 1500,
+              "pool_s16.c": 1500}
 MAX_RANK = 6  # MCUFORGE_MAX_RANK: axes of a strided copy or broadcast after collapsing
 CALL_BYTES = 40  # per kernel call in the generated invoke function, plus its parameter struct
 
@@ -84,6 +97,15 @@ def _int8(n: Node, *values: Value):
         if v.dtype != DType.i8:
             unsupported(n, f"its integer kernel takes int8 tensors, %{v.name} is {v.dtype.value} "
                            "(quantize with scheme='int8')")
+
+
+def _int_kernel(n: Node, kernel: str, *values: Value) -> str:
+    """`kernel`_s8 or `kernel`_s16, for `values` all int8 or all int16."""
+    for v in values:
+        if v.dtype not in (DType.i8, DType.i16) or v.dtype != values[0].dtype:
+            unsupported(n, f"its integer kernels take int8 or int16 tensors of one type, %{v.name} is "
+                           f"{v.dtype.value} and %{values[0].name} {values[0].dtype.value}")
+    return kernel + ("_s8" if values[0].dtype == DType.i8 else "_s16")
 
 
 def _weights(n: Node, *values: Value):
@@ -149,6 +171,8 @@ def is_pointwise(n: Node) -> bool:
 
 def scratch_bytes(n: Node) -> int:
     """Arena bytes the node's kernel needs besides its operands (the memory planner's `scratch`)."""
+    if n.inputs[0].dtype == DType.i16:  # the int16 kernels loop over the taps directly
+        return 0
     if n.op in ("conv1d", "conv2d", "qconv1d", "qconv2d") and not is_depthwise(n) and not is_pointwise(n):
         g = conv_geometry(n)
         return g["out_w"] * g["k_h"] * g["k_w"] * (g["in_c"] // g["groups"]) * n.inputs[0].dtype.itemsize
@@ -278,6 +302,9 @@ def _bias_minus_zp(n: Node, w: np.ndarray, b: list[Value]) -> np.ndarray:
 
 @lowers("qconv1d", "qconv2d")
 def _qconv(e, n):
+    if n.attrs["wfmt"] != "int8":  # compressed weights
+        from .packed import lower_packed
+        return lower_packed(e, n)
     x, w, *b = n.inputs
     _weights(n, w, *b)
     _int8(n, x, n.output)
@@ -315,6 +342,9 @@ def _linear(e, n):
 
 @lowers("qlinear")
 def _qlinear(e, n):
+    if n.attrs["wfmt"] != "int8":  # compressed weights
+        from .packed import lower_packed
+        return lower_packed(e, n)
     x, w, *b = n.inputs
     _weights(n, w, *b)
     _int8(n, x, n.output)
@@ -352,12 +382,11 @@ def _binary(e, n):
 @lowers("qadd", "qsub", "qmul")
 def _qbinary(e, n):
     a, b = n.inputs
-    _int8(n, a, b, n.output)
+    kernel = _int_kernel(n, "mcuforge_mul" if n.op == "qmul" else "mcuforge_add", a, b, n.output)
     attrs = {k: n.attrs.get(k, 0) for k in ("a_zp", "b_zp", "out_zp", "left_shift", "a_multiplier", "a_shift",
                                             "b_multiplier", "b_shift", "multiplier", "shift", "act_min", "act_max")}
     q = e.struct("mcuforge_qadd", **attrs, subtract=int(n.op == "qsub"))
-    e.call("mcuforge_mul_s8" if n.op == "qmul" else "mcuforge_add_s8", e.struct("mcuforge_bcast", **_bcast(n, a, b)), q,
-           e.ptr(a), e.ptr(b), e.ptr(n.output))
+    e.call(kernel, e.struct("mcuforge_bcast", **_bcast(n, a, b)), q, e.ptr(a), e.ptr(b), e.ptr(n.output))
 
 
 _UNARY = {"relu": (0, 0), "relu6": (0, 0), "leaky_relu": ("alpha", 0), "clamp": ("min", "max"), "sigmoid": (0, 0),
@@ -418,25 +447,29 @@ def _softmax(e, n):
     e.call("mcuforge_softmax_f32", e.ptr(x), e.ptr(n.output), outer, k, inner, int(n.op == "log_softmax"))
 
 
-@lowers("qsoftmax")
+@lowers("qsoftmax", "qlog_softmax")
 def _qsoftmax(e, n):
     x, a = n.inputs[0], n.attrs
     _int8(n, x, n.output)
     outer, k, inner = _split_axes(n, x.shape, [a["axis"]])
     if inner != 1:
-        unsupported(n, "integer softmax runs along the last axis")
+        unsupported(n, f"integer {n.op[1:]} runs along the last axis")
     from ...ir import quant  # exp(d * scale) in Q0.31 for every difference d to the row maximum
     diffs = np.arange(-255, 1, dtype=np.int64)
     scaled = quant.saturating_rounding_doubling_high_mul(diffs << a["shift"], a["multiplier"])
-    exps = quant.exp_on_negative_values(scaled, 5)
-    e.call("mcuforge_softmax_s8", e.ptr(x), e.ptr(n.output), outer, k, e.const(exps.astype(np.int32), f"{n.name} exps"),
-           a["diff_min"])
+    exps = e.const(quant.exp_on_negative_values(scaled, 5).astype(np.int32), f"{n.name} exps")
+    if n.op == "qsoftmax":
+        e.call("mcuforge_softmax_s8", e.ptr(x), e.ptr(n.output), outer, k, exps, a["diff_min"])
+    else:
+        e.call("mcuforge_log_softmax_s8", e.ptr(x), e.ptr(n.output), outer, k, exps, a["multiplier"], a["shift"],
+               a["diff_min"], a["reverse_multiplier"], a["reverse_shift"])
 
 
 @lowers("max_pool1d", "max_pool2d")
 def _max_pool(e, n):
     x = n.inputs[0]
-    kernel = {DType.f32: "mcuforge_max_pool_f32", DType.i8: "mcuforge_max_pool_s8"}.get(x.dtype)
+    kernel = {DType.f32: "mcuforge_max_pool_f32", DType.i8: "mcuforge_max_pool_s8",
+              DType.i16: "mcuforge_max_pool_s16"}.get(x.dtype)
     if kernel is None:
         unsupported(n, f"no {x.dtype.value} max pool kernel")
     e.call(kernel, e.struct("mcuforge_pool", **pool_geometry(n)), e.ptr(x), e.ptr(n.output))
@@ -449,9 +482,8 @@ def _avg_pool(e, n):
 
 @lowers("qavg_pool1d", "qavg_pool2d")
 def _qavg_pool(e, n):
-    _int8(n, n.inputs[0])
-    e.call("mcuforge_avg_pool_s8", e.struct("mcuforge_pool", **pool_geometry(n)), e.ptr(n.inputs[0]), e.ptr(n.output),
-           n.attrs["act_min"], n.attrs["act_max"])
+    e.call(_int_kernel(n, "mcuforge_avg_pool", n.inputs[0], n.output), e.struct("mcuforge_pool", **pool_geometry(n)),
+           e.ptr(n.inputs[0]), e.ptr(n.output), n.attrs["act_min"], n.attrs["act_max"])
 
 
 @lowers("adaptive_avg_pool")
@@ -472,9 +504,8 @@ def _mean(e, n):
 @lowers("qmean")
 def _qmean(e, n):
     x, a = n.inputs[0], n.attrs
-    _int8(n, x, n.output)
-    e.call("mcuforge_mean_s8", e.ptr(x), e.ptr(n.output), *_split_axes(n, x.shape, a["axes"]), a["in_zp"], a["out_zp"],
-           a["multiplier"], a["shift"])
+    e.call(_int_kernel(n, "mcuforge_mean", x, n.output), e.ptr(x), e.ptr(n.output), *_split_axes(n, x.shape, a["axes"]),
+           a["in_zp"], a["out_zp"], a["multiplier"], a["shift"])
 
 
 @lowers("quantize", "dequantize")
@@ -583,3 +614,74 @@ def _resize(e, n):
         args += [e.const(i0, f"{n.name} {ax}0"), e.const(np.minimum(i0 + 1, i - 1).astype(np.int32), f"{n.name} {ax}1"),
                  e.const((src - i0).astype(np.float32), f"{n.name} {ax} weights")]
     e.call("mcuforge_resize_bilinear_f32", geo, e.ptr(x), e.ptr(n.output), *args)
+
+
+# ---------------------------------------------------------------- int16 activations (int16x8)
+
+def int16_form(*names):
+    """Decorator: the lowering of `names` for int16 activations. The op's entry in LOWERINGS
+    becomes a choice by the type of its first input between this and the lowering above."""
+    def register(fn):
+        for k in names:
+            LOWERINGS[k] = lambda e, n, other=LOWERINGS[k]: (fn if n.inputs[0].dtype == DType.i16 else other)(e, n)
+        return fn
+    return register
+
+
+def _int16(n: Node, *values: Value):
+    for v in values:
+        if v.dtype != DType.i16:
+            unsupported(n, f"its int16 kernel takes int16 tensors, %{v.name} is {v.dtype.value}")
+
+
+def _int16_weighted(n: Node):
+    """The checks of an int16 conv / linear: int16 output, constant plain int8 weights, an int64 bias."""
+    _, w, *b = n.inputs
+    _weights(n, w, *b)
+    _int16(n, n.output)
+    if n.attrs.get("wfmt", "int8") != "int8":
+        unsupported(n, f"the int16 kernels read plain int8 weights, not {n.attrs['wfmt']}")
+    if b and b[0].dtype != DType.i64:
+        unsupported(n, f"int16 activations take an int64 bias (TFLite's int16x8), %{b[0].name} is {b[0].dtype.value}")
+
+
+@int16_form("qconv1d", "qconv2d", "qconv_transpose2d")
+def _qconv_s16(e, n):
+    x, w, *b = n.inputs
+    _int16_weighted(n)
+    geo, wt = conv_geometry(n), conv_weight(n)
+    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), _requant(e, n, geo["out_c"])
+    if n.op == "qconv_transpose2d":
+        kernel, wc = "mcuforge_conv_transpose2d_s16", e.const(wt, f"{w.name} as [in][kh][kw][out/groups]")
+    elif is_depthwise(n):
+        kernel, wc = "mcuforge_dwconv2d_s16", e.const(np.transpose(wt[..., 0], (1, 2, 0)), f"{w.name} as [kh][kw][out]")
+    else:
+        kernel, wc = "mcuforge_conv2d_s16", e.const(wt, f"{w.name} as [out][kh][kw][in]")
+    e.call(kernel, p, rq, e.ptr(x), wc, e.ptr(b[0]) if b else "NULL", mult, shift, e.ptr(n.output))
+
+
+@int16_form("qlinear")
+def _qlinear_s16(e, n):
+    x, w, *b = n.inputs
+    _int16_weighted(n)
+    o, k = w.shape
+    rq, mult, shift = _requant(e, n, o)
+    e.call("mcuforge_linear_s16", rq, e.ptr(x), e.ptr(w), e.ptr(b[0]) if b else "NULL", mult, shift, e.ptr(n.output),
+           x.type.numel // k, k, o)
+
+
+@int16_form("relu", "relu6", "clamp")
+def _clamp_s16(e, n):
+    x = n.inputs[0]  # integer bounds, as the interpreter clamps integers
+    lo, hi = {"relu": (0, math.inf), "relu6": (0, 6)}.get(n.op) or (n.attrs["min"], n.attrs["max"])
+    e.call("mcuforge_clamp_s16", e.ptr(x), e.ptr(n.output), x.type.numel, math.ceil(max(lo, -32768)),
+           math.floor(min(hi, 32767)))
+
+
+@int16_form("qleaky_relu")
+def _qleaky_relu_s16(e, n):
+    x, a = n.inputs[0], n.attrs
+    _int16(n, n.output)
+    params = [a[k] for k in ("in_zp", "out_zp", "alpha_multiplier", "alpha_shift", "id_multiplier", "id_shift")]
+    e.call("mcuforge_leaky_relu_s16", e.ptr(x), e.ptr(n.output), x.type.numel,
+           e.const(np.asarray(params, np.int32), f"{n.name} parameters"))

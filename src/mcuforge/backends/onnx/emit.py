@@ -22,7 +22,9 @@ from ... import __version__
 from .. import write_atomic
 from ...errors import UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
+from ...ir.interpreter import evaluate
 from ...ir.ops import norm_axis, registrar, spatial_axes
+from ...ir.types import DType
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13
@@ -348,6 +350,10 @@ def _qdq(e, n):
     """QuantizeLinear / DequantizeLinear (QDQ form). ONNX rounds ties to even where the IR rounds
     them away from zero, so exact ties may differ by one step."""
     a = n.attrs
+    if n.op == "dequantize" and n.inputs[0].is_const and n.inputs[0].dtype == DType.i64:
+        # an int16x8 bias: ONNX has no int64 DequantizeLinear, so the real bias is stored
+        (real,) = evaluate("dequantize", [n.inputs[0].data], a)
+        return e.emit("Identity", [e.const(real, "bias")], e.out(n.output))
     per_axis = len(a["scale"]) > 1
     shape = (len(a["scale"]),) if per_axis else ()
     dtype = (n.output if n.op == "quantize" else n.inputs[0]).dtype.np
@@ -367,8 +373,11 @@ def _value_info(v: Value) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(v.dtype.np), list(v.shape))
 
 
-def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Lower a float IR graph to a checked ONNX model (default opset 17)."""
+def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
+    """Lower a float IR graph to a checked ONNX model (default opset 17; 21, the first with int16
+    QuantizeLinear, for a QDQ graph with int16 tensors)."""
+    if opset is None:
+        opset = 21 if any(v.dtype == DType.i16 for n in graph.nodes for v in n.outputs) else DEFAULT_OPSET
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise UsageError(f"cannot emit ONNX opset {opset}",
                          f"choose an opset in {MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
@@ -391,7 +400,7 @@ def to_onnx(graph: Graph, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     return model
 
 
-def save_onnx(graph: Graph, path, opset: int = DEFAULT_OPSET) -> str:
+def save_onnx(graph: Graph, path, opset: int | None = None) -> str:
     """Write `to_onnx(graph)` to `path` atomically (nothing is left behind on failure)."""
     data = to_onnx(graph, opset).SerializeToString()
     return write_atomic(path, data)

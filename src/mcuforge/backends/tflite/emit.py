@@ -67,6 +67,7 @@ class Emitter:
         self._opcode_of: dict[int, int] = {}
         self._index: dict[int, int] = {}  # id(Value) -> tensor index
         self.values: set[int] = set()  # tensors of non-constant IR values
+        self.outputs: set[int] = set()  # id() of the graph's outputs
         self.temps: dict[str, list[int]] = {}  # IR node -> the temporaries its lowering made
         self.views: list[tuple[int, int]] = []  # (source, result) tensors of each RESHAPE
         self.node_ops: dict[str, list[fb.OperatorT]] = {}  # IR node -> its operators
@@ -449,9 +450,9 @@ def _on_last_axis(e: Emitter, n: Node, axis: int, code: int, options):
     e.transpose(t, y, [y.shape[p] for p in perm], list(np.argsort(perm)), out=e.tensor(y))
 
 
-@lowers("softmax", "log_softmax", "qsoftmax")
+@lowers("softmax", "log_softmax", "qsoftmax", "qlog_softmax")
 def _softmax(e, n):
-    code, opts = (OP.LOG_SOFTMAX, fb.LogSoftmaxOptionsT()) if n.op == "log_softmax" else \
+    code, opts = (OP.LOG_SOFTMAX, fb.LogSoftmaxOptionsT()) if n.op.endswith("log_softmax") else \
         (OP.SOFTMAX, fb.SoftmaxOptionsT(beta=1.0))
     _on_last_axis(e, n, n.attrs["axis"], code, opts)
 
@@ -552,6 +553,13 @@ def _mean(e, n):
 
 @lowers("reshape")
 def _reshape(e, n):
+    """RESHAPE; none to a matrix only linear layers read: FULLY_CONNECTED flattens its input
+    itself, so the matrix is the computed tensor (which the memory plan aliases it to)."""
+    x, y = n.inputs[0], n.output
+    if not x.is_const and y.type.rank == 2 and y.users and id(y) not in e.outputs and all(
+            u.op in ("linear", "qlinear") and all(v is not y for v in u.inputs[1:]) for u in y.users):
+        e._index[id(y)] = e.tensor(x)
+        return
     e.op(OP.RESHAPE, [e.tensor(n.inputs[0]), e.ints(n.attrs["shape"], "shape")], [e.tensor(n.output)],
          fb.ReshapeOptionsT(newShape=list(n.attrs["shape"])))
 
@@ -762,6 +770,7 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     """
     graph = explicit_pads(_channel_last(graph))
     e, missing = Emitter(), []
+    e.outputs = {id(v) for v in graph.outputs}
     for n in graph.nodes:
         try:
             if n.op not in LOWERINGS:

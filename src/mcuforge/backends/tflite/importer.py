@@ -354,7 +354,7 @@ def _softmax(ctx, op):
 def _log_softmax(ctx, op):
     x = ctx.value(op.inputs[0])
     if x.dtype != DType.f32:
-        raise _Unsupported("integer LOG_SOFTMAX")
+        return ctx.op("qlog_softmax", [x], {"axis": -1, **quant.log_softmax_params(_sq(x.type)[0])}, out=op.outputs[0])
     return ctx.op("log_softmax", [x], {"axis": -1}, out=op.outputs[0])
 
 

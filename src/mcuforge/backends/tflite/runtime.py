@@ -25,10 +25,12 @@ def _tflm():
     return runtime
 
 
-def run_litert(data: bytes, *inputs) -> list[np.ndarray]:
-    """Outputs of LiteRT's interpreter (its optimized kernels, XNNPACK included, as users run it)."""
-    from ai_edge_litert.interpreter import Interpreter
-    it = Interpreter(model_content=data)
+def run_litert(data: bytes, *inputs, reference: bool = False) -> list[np.ndarray]:
+    """Outputs of LiteRT's interpreter: its optimized kernels, XNNPACK included, as users run it;
+    `reference=True`: its reference kernels (OpResolverType.BUILTIN_REF)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF if reference
+                     else OpResolverType.AUTO)
     it.allocate_tensors()
     for d, x in zip(it.get_input_details(), inputs, strict=True):
         it.set_tensor(d["index"], np.asarray(x, d["dtype"]))

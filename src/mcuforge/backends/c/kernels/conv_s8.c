@@ -2,15 +2,12 @@
  * (x - in_zp) * w, plus the bias, requantized per output channel, plus out_zp, clamped. */
 #include "mcuforge_int8.h"
 
-static int8_t requant(int32_t acc, const mcuforge_requant *q, int32_t multiplier, int32_t shift) {
-    return mcuforge_sat8(mcuforge_mbqm(acc, multiplier, shift) + q->out_zp, q->act_min, q->act_max);
-}
-
 void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
                         const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y,
                         int8_t *scratch) {
     /* Padding is read as in_zp (im2col fills it in), so every tap adds x * w - in_zp * w and
-     * `bias` already holds the conv's bias minus in_zp * (sum of the channel's weights). */
+     * `bias` already holds the conv's bias minus in_zp * (sum of the channel's weights). One
+     * output row at a time: its im2col columns times the group's weights, a GEMM. */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, k = p->k_h * p->k_w * cg;
     int32_t xs[4], ys[4], n, g, oy, ox, ky, kx, c;
     mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
@@ -19,18 +16,28 @@ void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const
         for (g = 0; g < p->groups; ++g)
             for (oy = 0; oy < p->out_h; ++oy) {
                 const int8_t *cols = scratch;
+                int32_t col_stride = k;
                 if (scratch == NULL) { /* 1x1, stride 1, unpadded, channels last: the pixels are the columns */
                     cols = x + n * xs[0] + oy * xs[1];
+                    col_stride = xs[2];
                 } else {
                     int8_t *col = scratch;
+                    /* a row of taps inside the image is one run of bytes when nothing lies between pixels */
+                    const int32_t run = xs[3] == 1 && xs[2] == cg && p->dil_w == 1 ? p->k_w * cg : 0;
                     for (ox = 0; ox < p->out_w; ++ox)
                         for (ky = 0; ky < p->k_h; ++ky) {
                             const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                            const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                            if (run && iy >= 0 && iy < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+                                memcpy(col, x + n * xs[0] + iy * xs[1] + ix0 * xs[2], (size_t)run);
+                                col += run;
+                                continue;
+                            }
                             for (kx = 0; kx < p->k_w; ++kx, col += cg) {
                                 const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
                                 const int8_t *px = x + n * xs[0] + g * cg * xs[3];
                                 if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                                    for (c = 0; c < cg; ++c) col[c] = (int8_t)q->in_zp;
+                                    memset(col, q->in_zp, (size_t)cg);
                                     continue;
                                 }
                                 px += iy * xs[1] + ix * xs[2];
@@ -39,35 +46,45 @@ void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const
                             }
                         }
                 }
-                for (ox = 0; ox < p->out_w; ++ox)
-                    mcuforge_gemv_s8(cols + ox * k, w + g * og * k, bias + g * og, k, og, multiplier + g * og,
-                                     shift + g * og, q->out_zp, q->act_min, q->act_max,
-                                     y + n * ys[0] + oy * ys[1] + ox * ys[2] + g * og * ys[3], ys[3]);
+                mcuforge_gemm_s8(cols, col_stride, p->out_w, w + g * og * k, k, og, bias + g * og,
+                                 multiplier + g * og, shift + g * og, q,
+                                 y + n * ys[0] + oy * ys[1] + g * og * ys[3], ys[2], ys[3]);
             }
 }
 
-#define DW_BLOCK 16 /* output channels accumulated together (int32 on the stack) */
-
-/* acc[o] += (x[o] - zp) * w[o] for `count` channels: a fixed count for full blocks, so that
- * compilers vectorize it */
-static inline void dw_tap(int32_t *acc, const int8_t *x, const int8_t *w, int32_t zp, int32_t count) {
+/* acc[o] += (x[o] - zp) * w[o] over a block of channels: a fixed count, so that compilers vectorize
+ * it, and products that fit 16 bits (|x - zp| <= 255, |w| <= 128), so that they multiply 8 lanes at once */
+static inline void dw_tap(int32_t *acc, const int8_t *x, const int8_t *w, int32_t zp) {
     int32_t o;
-    for (o = 0; o < count; ++o) acc[o] += (x[o] - zp) * w[o];
+    for (o = 0; o < MCUFORGE_RQ_LANES; ++o) acc[o] += (int16_t)((int16_t)(x[o] - zp) * w[o]);
+}
+
+/* acc[o] += v * w[o] over a block of channels, |v| <= 255: as dw_tap, one input value (restrict:
+ * the int8 weights could otherwise alias the sums, which stops vectorization) */
+static inline void scatter_tap(int32_t *restrict acc, const int8_t *restrict w, int32_t v) {
+    int32_t o;
+    for (o = 0; o < MCUFORGE_RQ_LANES; ++o) acc[o] += (int16_t)((int16_t)v * w[o]);
 }
 
 void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
                           const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
+    /* Blocks of MCUFORGE_RQ_LANES output channels (int32 sums on the stack), each over every output pixel */
     const int32_t mult = p->out_c / p->in_c;
     int32_t xs[4], ys[4], n, oy, ox, ky, kx, o, o0;
     mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
     mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox)
-                for (o0 = 0; o0 < p->out_c; o0 += DW_BLOCK) {
-                    const int32_t count = p->out_c - o0 < DW_BLOCK ? p->out_c - o0 : DW_BLOCK;
-                    int32_t acc[DW_BLOCK];
-                    for (o = 0; o < count; ++o) acc[o] = bias ? bias[o0 + o] : 0;
+    for (o0 = 0; o0 < p->out_c; o0 += MCUFORGE_RQ_LANES) {
+        const int32_t count = p->out_c - o0 < MCUFORGE_RQ_LANES ? p->out_c - o0 : MCUFORGE_RQ_LANES;
+        const int32_t fast = mult == 1 && xs[3] == 1 && count == MCUFORGE_RQ_LANES;
+        mcuforge_rq_lanes rq;
+        mcuforge_rq_lanes_init(&rq, q, multiplier + o0, shift + o0, count);
+        for (n = 0; n < p->n; ++n)
+            for (oy = 0; oy < p->out_h; ++oy)
+                for (ox = 0; ox < p->out_w; ++ox) {
+                    int32_t acc[MCUFORGE_RQ_LANES] = {0};
+                    int8_t out[MCUFORGE_RQ_LANES], *dst = y + n * ys[0] + oy * ys[1] + ox * ys[2] + o0 * ys[3];
+                    if (bias != NULL)
+                        for (o = 0; o < count; ++o) acc[o] = bias[o0 + o];
                     for (ky = 0; ky < p->k_h; ++ky) {
                         const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
                         if (iy < 0 || iy >= p->in_h) continue;
@@ -76,18 +93,19 @@ void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, con
                             const int8_t *px, *wk = w + (ky * p->k_w + kx) * p->out_c + o0;
                             if (ix < 0 || ix >= p->in_w) continue;
                             px = x + n * xs[0] + iy * xs[1] + ix * xs[2];
-                            if (mult == 1 && xs[3] == 1 && count == DW_BLOCK)
-                                dw_tap(acc, px + o0, wk, q->in_zp, DW_BLOCK);
-                            else if (mult == 1 && xs[3] == 1)
-                                dw_tap(acc, px + o0, wk, q->in_zp, count);
+                            if (fast)
+                                dw_tap(acc, px + o0, wk, q->in_zp);
                             else
                                 for (o = 0; o < count; ++o) acc[o] += (px[((o0 + o) / mult) * xs[3]] - q->in_zp) * wk[o];
                         }
                     }
-                    for (o = 0; o < count; ++o)
-                        y[n * ys[0] + oy * ys[1] + ox * ys[2] + (o0 + o) * ys[3]] =
-                            requant(acc[o], q, multiplier[o0 + o], shift[o0 + o]);
+                    mcuforge_rq_lanes_apply(&rq, acc, out);
+                    if (ys[3] == 1 && count == MCUFORGE_RQ_LANES)
+                        memcpy(dst, out, MCUFORGE_RQ_LANES);
+                    else
+                        for (o = 0; o < count; ++o) dst[o * ys[3]] = out[o];
                 }
+    }
 }
 
 void mcuforge_conv_transpose2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x,
@@ -95,7 +113,7 @@ void mcuforge_conv_transpose2d_s8(const mcuforge_conv *p, const mcuforge_requant
                                   const int32_t *shift, int8_t *y, int32_t *scratch) {
     /* scratch[oy][ox][o] collects the int32 sums of one image, then is requantized */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, size = p->out_h * p->out_w * p->out_c;
-    int32_t xs[4], ys[4], n, iy, ix, c, ky, kx, o, i;
+    int32_t xs[4], ys[4], n, iy, ix, c, ky, kx, o, o0, i;
     mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
     mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
     for (n = 0; n < p->n; ++n) {
@@ -113,15 +131,23 @@ void mcuforge_conv_transpose2d_s8(const mcuforge_conv *p, const mcuforge_requant
                             int32_t *acc;
                             if (ox < 0 || ox >= p->out_w) continue;
                             acc = scratch + (oy * p->out_w + ox) * p->out_c + (c / cg) * og;
-                            for (o = 0; o < og; ++o) acc[o] += v * wk[o];
+                            for (o = 0; o + MCUFORGE_RQ_LANES <= og; o += MCUFORGE_RQ_LANES)
+                                scatter_tap(acc + o, wk + o, v);
+                            for (; o < og; ++o) acc[o] += v * wk[o];
                         }
                     }
                 }
-        for (i = 0; i < size; ++i) {
-            const int32_t ox = (i / p->out_c) % p->out_w, oy = i / (p->out_c * p->out_w);
-            o = i % p->out_c;
-            y[n * ys[0] + oy * ys[1] + ox * ys[2] + o * ys[3]] =
-                requant(scratch[i] + (bias ? bias[o] : 0), q, multiplier[o], shift[o]);
+        for (o0 = 0; o0 < p->out_c; o0 += MCUFORGE_RQ_LANES) {
+            const int32_t count = p->out_c - o0 < MCUFORGE_RQ_LANES ? p->out_c - o0 : MCUFORGE_RQ_LANES;
+            mcuforge_rq_lanes rq;
+            mcuforge_rq_lanes_init(&rq, q, multiplier + o0, shift + o0, count);
+            for (i = 0; i < p->out_h * p->out_w; ++i) {
+                int32_t acc[MCUFORGE_RQ_LANES] = {0};
+                int8_t out[MCUFORGE_RQ_LANES], *dst = y + n * ys[0] + (i / p->out_w) * ys[1] + (i % p->out_w) * ys[2];
+                for (o = 0; o < count; ++o) acc[o] = scratch[i * p->out_c + o0 + o] + (bias ? bias[o0 + o] : 0);
+                mcuforge_rq_lanes_apply(&rq, acc, out);
+                for (o = 0; o < count; ++o) dst[(o0 + o) * ys[3]] = out[o];
+            }
         }
     }
 }

@@ -191,10 +191,60 @@ void mcuforge_mean_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t r, int3
 /* exps[d + 255] = exp(d * input scale) of each difference d to the row maximum, Q0.31 */
 void mcuforge_softmax_s8(const int8_t *x, int8_t *y, int32_t rows, int32_t n, const int32_t *exps,
                          int32_t diff_min);
+/* the same exps; multiplier/shift: differences -> Q5.26, reverse_*: back (TFLite's LOG_SOFTMAX) */
+void mcuforge_log_softmax_s8(const int8_t *x, int8_t *y, int32_t rows, int32_t n, const int32_t *exps,
+                             int32_t multiplier, int32_t shift, int32_t diff_min, int32_t reverse_multiplier,
+                             int32_t reverse_shift);
 /* y = table[x + 128]: any int8 -> int8 function, tabulated at compile time */
 void mcuforge_lut_s8(const int8_t *x, int8_t *y, int32_t n, const int8_t *table);
 void mcuforge_clamp_s8(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi);
 void mcuforge_requantize(const void *x, int32_t in_type, void *y, int32_t out_type, int32_t n, int32_t in_zp,
                          int32_t out_zp, int32_t multiplier, int32_t shift);
+
+/* ---- int16 activations, int8 weights (conv_s16.c, fc_s16.c, eltwise_s16.c, pool_s16.c; see mcuforge_int16.h) ---- */
+/* Weights as for the int8 kernels; bias: int64 (or NULL). No scratch. */
+void mcuforge_conv2d_s16(const mcuforge_conv *p, const mcuforge_requant *q, const int16_t *x, const int8_t *w,
+                         const int64_t *bias, const int32_t *multiplier, const int32_t *shift, int16_t *y);
+void mcuforge_dwconv2d_s16(const mcuforge_conv *p, const mcuforge_requant *q, const int16_t *x, const int8_t *w,
+                           const int64_t *bias, const int32_t *multiplier, const int32_t *shift, int16_t *y);
+void mcuforge_conv_transpose2d_s16(const mcuforge_conv *p, const mcuforge_requant *q, const int16_t *x,
+                                   const int8_t *w, const int64_t *bias, const int32_t *multiplier,
+                                   const int32_t *shift, int16_t *y);
+void mcuforge_linear_s16(const mcuforge_requant *q, const int16_t *x, const int8_t *w, const int64_t *bias,
+                         const int32_t *multiplier, const int32_t *shift, int16_t *y, int32_t rows, int32_t depth,
+                         int32_t out);
+void mcuforge_add_s16(const mcuforge_bcast *p, const mcuforge_qadd *q, const int16_t *a, const int16_t *b,
+                      int16_t *y);
+void mcuforge_mul_s16(const mcuforge_bcast *p, const mcuforge_qadd *q, const int16_t *a, const int16_t *b,
+                      int16_t *y);
+void mcuforge_clamp_s16(const int16_t *x, int16_t *y, int32_t n, int32_t lo, int32_t hi);
+/* params: in_zp, out_zp, alpha_multiplier, alpha_shift, id_multiplier, id_shift */
+void mcuforge_leaky_relu_s16(const int16_t *x, int16_t *y, int32_t n, const int32_t *params);
+void mcuforge_max_pool_s16(const mcuforge_pool *p, const int16_t *x, int16_t *y);
+void mcuforge_avg_pool_s16(const mcuforge_pool *p, const int16_t *x, int16_t *y, int32_t act_min, int32_t act_max);
+void mcuforge_mean_s16(const int16_t *x, int16_t *y, int32_t outer, int32_t r, int32_t inner, int32_t in_zp,
+                       int32_t out_zp, int32_t multiplier, int32_t shift);
+
+/* ---- int8 with compressed weights (packed_s8.c; formats of mcuforge/ir/wformat.py) ---- */
+/* Per output channel a row of `bits`-bit codes (least significant bit first, each row starting
+ * on a byte, `row_bytes` long) over its weights in the order [k_h][k_w][in_c / groups]; `aux`
+ * the kmeans codebook (int8[2^bits], aux_row 0) or the int4 group multipliers
+ * ([out_c][aux_row], one per `group` weights of a row). */
+enum { MCUFORGE_W_POW2 = 1, MCUFORGE_W_BINARY, MCUFORGE_W_TERNARY, MCUFORGE_W_KMEANS, MCUFORGE_W_INT4 };
+typedef struct {
+    int32_t scheme, bits, group, row_bytes, aux_row;
+} mcuforge_wpack;
+/* bias and scratch as for mcuforge_conv2d_s8 */
+void mcuforge_conv2d_packed_s8(const mcuforge_conv *p, const mcuforge_wpack *f, const mcuforge_requant *q,
+                               const int8_t *x, const uint8_t *w, const int8_t *aux, const int32_t *bias,
+                               const int32_t *multiplier, const int32_t *shift, int8_t *y, int8_t *scratch);
+/* bias: the conv's own (or NULL) */
+void mcuforge_dwconv2d_packed_s8(const mcuforge_conv *p, const mcuforge_wpack *f, const mcuforge_requant *q,
+                                 const int8_t *x, const uint8_t *w, const int8_t *aux, const int32_t *bias,
+                                 const int32_t *multiplier, const int32_t *shift, int8_t *y);
+/* bias as for mcuforge_linear_s8 */
+void mcuforge_linear_packed_s8(const mcuforge_wpack *f, const mcuforge_requant *q, const int8_t *x, const uint8_t *w,
+                               const int8_t *aux, const int32_t *bias, const int32_t *multiplier,
+                               const int32_t *shift, int8_t *y, int32_t rows, int32_t depth, int32_t out);
 
 #endif /* MCUFORGE_H */

@@ -1,12 +1,14 @@
 /* The fixed-point arithmetic of TFLite's int8 kernels (tensorflow/lite/kernels/internal/common.h,
  * gemmlowp's fixedpoint.h), written to match mcuforge's reference interpreter (ir/quant.py) bit
- * for bit, and the int8 dot products of the conv / fully connected hot loops (two output channels
- * per pass over an im2col column).
+ * for bit, and the hot loops of the conv / fully connected kernels: a GEMM over im2col columns
+ * in blocks of two columns times two output channels (a lone column: times four), requantized a
+ * block of channels at a time (16 on hosts, 8 on microcontrollers).
  *
  * Build with -DMCUFORGE_USE_DSP on a Cortex-M with the DSP extension (M4, M7, M33, M55) to
  * compute the dot products with SMLAD (two 16-bit multiply-accumulates per instruction); the
  * results are identical, integer sums being exact. Without it, the loops take the shape that
- * compilers vectorize (hosts) or that reads each column byte once (other Cortex-M).
+ * compilers vectorize at -O2 (hosts: fixed trip counts, 16-bit operands) or that loads each byte
+ * once for two multiply-accumulates (other Cortex-M).
  */
 #ifndef MCUFORGE_INT8_H
 #define MCUFORGE_INT8_H
@@ -47,68 +49,248 @@ static inline int32_t mcuforge_srmbpot(int32_t x, int32_t e) {
     return x > threshold ? INT32_MAX : x < -threshold ? INT32_MIN : (int32_t)((int64_t)x * (INT64_C(1) << e));
 }
 
+/* 1 / (1 + a) for a in [0, 1), Q0.31 in and out: three Newton-Raphson steps in Q2.29 (softmaxes) */
+static inline int32_t mcuforge_one_over_one_plus_x(int32_t a) {
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = 1515870810 + mcuforge_srdhm(half_denominator, -1010580540), i;
+    for (i = 0; i < 3; ++i) {
+        const int32_t one_minus = (1 << 29) - mcuforge_srdhm(half_denominator, x);
+        x = x + mcuforge_srmbpot(mcuforge_srdhm(x, one_minus), 2);
+    }
+    return mcuforge_srmbpot(x, 1);
+}
+
 static inline int8_t mcuforge_sat8(int32_t v, int32_t lo, int32_t hi) {
     return (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
-/* a . b over n int8 pairs, exact in int32 */
-static inline int32_t mcuforge_dot_s8(const int8_t *a, const int8_t *b, int32_t n) {
-    int32_t acc = 0, i = 0;
-    for (; i + 16 <= n; i += 16) { /* a fixed trip count: compilers vectorize this at -O2 */
-        int32_t j, part = 0;
-        for (j = 0; j < 16; ++j) part += (int32_t)a[i + j] * (int32_t)b[i + j];
-        acc += part;
+/* Columns as the dot products read them: hosts (x86, AArch64) widen them once to int16 on the
+ * stack, so that compilers use 16-bit multiply-adds (SSE2 pmaddwd, NEON smlal); microcontrollers,
+ * with small stacks, read the int8 bytes in place. */
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+typedef int16_t mcuforge_col;
+#define MCUFORGE_WIDE_COLUMNS 1
+#else
+typedef int8_t mcuforge_col;
+#endif
+
+/* The requantization of a block of output channels at once, in a form compilers vectorize (SSE2,
+ * NEON): for a multiplier m >= 0 (every TFLite multiplier of a positive scale), mcuforge_mbqm's
+ * two roundings half away from zero are symmetric, so they run on magnitudes, as unsigned
+ * 32 x 32 -> 64-bit products: u = |acc << left|, r = (u * m + 2^30 - [acc < 0]) >> 31, then
+ * (r + 2^(right - 1)) >> right as (r + rc) * 2^(31 - right) >> 31 (no per-lane shifts, which
+ * SSE2 lacks), and the sign back. Bit for bit mcuforge_mbqm. */
+#if defined(MCUFORGE_WIDE_COLUMNS)
+#define MCUFORGE_RQ_LANES 16 /* channels per block */
+#else
+#define MCUFORGE_RQ_LANES 8 /* a smaller stack */
+#endif
+
+typedef struct {
+    uint32_t m[MCUFORGE_RQ_LANES], lmul[MCUFORGE_RQ_LANES], rmul[MCUFORGE_RQ_LANES], rc[MCUFORGE_RQ_LANES];
+    int32_t out_zp, act_min, act_max;
+} mcuforge_rq_lanes;
+
+/* the lanes of channels [0, count) of multiplier / shift; the lanes after them give 0 */
+static inline void mcuforge_rq_lanes_init(mcuforge_rq_lanes *r, const mcuforge_requant *q, const int32_t *multiplier,
+                                          const int32_t *shift, int32_t count) {
+    int32_t o;
+    for (o = 0; o < MCUFORGE_RQ_LANES; ++o) {
+        const int32_t s = o < count ? shift[o] : 0, right = s > 0 ? 0 : -s;
+        r->m[o] = o < count ? (uint32_t)multiplier[o] : 0u;
+        r->lmul[o] = 1u << (s > 0 ? s : 0);
+        r->rmul[o] = 1u << (31 - right);
+        r->rc[o] = right > 0 ? 1u << (right - 1) : 0u;
     }
-    for (; i < n; ++i) acc += (int32_t)a[i] * (int32_t)b[i];
-    return acc;
+    r->out_zp = q->out_zp;
+    r->act_min = q->act_min;
+    r->act_max = q->act_max;
 }
 
-/* acc0 += a . b0 and acc1 += a . b1: two output channels of one im2col column */
-static inline void mcuforge_dot2_s8(const int8_t *a, const int8_t *b0, const int8_t *b1, int32_t n, int32_t *acc0,
-                                    int32_t *acc1) {
+/* y[o] = the int8 output of the int32 sum acc[o], for every lane */
+static inline void mcuforge_rq_lanes_apply(const mcuforge_rq_lanes *r, const int32_t *acc, int8_t *y) {
+    int32_t o;
+    for (o = 0; o < MCUFORGE_RQ_LANES; ++o) {
+        const int32_t v = (int32_t)((uint32_t)acc[o] * r->lmul[o]); /* acc << left, wrapping as mcuforge_mbqm */
+        const uint32_t neg = v < 0, u = neg ? 0u - (uint32_t)v : (uint32_t)v;
+        const uint32_t high = (uint32_t)(((uint64_t)u * r->m[o] + (UINT64_C(1) << 30) - neg) >> 31);
+        const uint32_t q = (uint32_t)(((uint64_t)(high + r->rc[o]) * r->rmul[o]) >> 31);
+        const int32_t out = (neg ? -(int32_t)q : (int32_t)q) + r->out_zp;
+        y[o] = (int8_t)(out < r->act_min ? r->act_min : out > r->act_max ? r->act_max : out);
+    }
+}
+
+/* acc[2 * i + j] += a_i . b_j over n values: two columns times two output channels, each value
+ * loaded once for two multiply-accumulates */
+static inline void mcuforge_dot2x2_s8(const mcuforge_col *a0, const mcuforge_col *a1, const int8_t *b0,
+                                      const int8_t *b1, int32_t n, int32_t *acc) {
+    int32_t s00 = acc[0], s01 = acc[1], s10 = acc[2], s11 = acc[3], i = 0;
 #if defined(MCUFORGE_USE_DSP)
-    int32_t s0 = *acc0, s1 = *acc1, i = 0;
-    for (; i + 4 <= n; i += 4) { /* the column's 4 bytes are unpacked once for both channels */
-        uint32_t va, v0, v1, a02, a13;
-        memcpy(&va, a + i, 4); /* unaligned loads are single instructions on the M4 */
+    for (; i + 4 <= n; i += 4) { /* 4 bytes per load, unpacked once into two 16-bit pairs */
+        uint32_t x0, x1, w0, w1, x0e, x0o, x1e, x1o, w0e, w0o, w1e, w1o;
+        memcpy(&x0, a0 + i, 4); /* unaligned loads are single instructions on the M4 */
+        memcpy(&x1, a1 + i, 4);
+        memcpy(&w0, b0 + i, 4);
+        memcpy(&w1, b1 + i, 4);
+        x0e = __sxtb16(x0), x0o = __sxtb16(x0 >> 8 | x0 << 24); /* bytes 0, 2 and 1, 3 */
+        x1e = __sxtb16(x1), x1o = __sxtb16(x1 >> 8 | x1 << 24);
+        w0e = __sxtb16(w0), w0o = __sxtb16(w0 >> 8 | w0 << 24);
+        w1e = __sxtb16(w1), w1o = __sxtb16(w1 >> 8 | w1 << 24);
+        s00 = (int32_t)__smlad(x0o, w0o, __smlad(x0e, w0e, (uint32_t)s00));
+        s01 = (int32_t)__smlad(x0o, w1o, __smlad(x0e, w1e, (uint32_t)s01));
+        s10 = (int32_t)__smlad(x1o, w0o, __smlad(x1e, w0e, (uint32_t)s10));
+        s11 = (int32_t)__smlad(x1o, w1o, __smlad(x1e, w1e, (uint32_t)s11));
+    }
+#elif defined(MCUFORGE_WIDE_COLUMNS)
+#define MCUFORGE_DOT_CHUNK(size) /* a fixed trip count: compilers vectorize this at -O2 */ \
+    for (; i + size <= n; i += size) {                                                     \
+        int32_t t00 = 0, t01 = 0, t10 = 0, t11 = 0, j;                                     \
+        for (j = 0; j < size; ++j) {                                                       \
+            t00 += a0[i + j] * b0[i + j];                                                  \
+            t01 += a0[i + j] * b1[i + j];                                                  \
+            t10 += a1[i + j] * b0[i + j];                                                  \
+            t11 += a1[i + j] * b1[i + j];                                                  \
+        }                                                                                  \
+        s00 += t00, s01 += t01, s10 += t10, s11 += t11;                                    \
+    }
+    MCUFORGE_DOT_CHUNK(32) /* fewer horizontal sums */
+    MCUFORGE_DOT_CHUNK(16)
+#undef MCUFORGE_DOT_CHUNK
+#endif
+    for (; i < n; ++i) {
+        s00 += a0[i] * b0[i];
+        s01 += a0[i] * b1[i];
+        s10 += a1[i] * b0[i];
+        s11 += a1[i] * b1[i];
+    }
+    acc[0] = s00, acc[1] = s01, acc[2] = s10, acc[3] = s11;
+}
+
+/* acc[j] += a . b_j over n values: one column times four output channels (a fully connected
+ * layer's single row), the column loaded once for four multiply-accumulates */
+static inline void mcuforge_dot1x4_s8(const mcuforge_col *a, const int8_t *const *b, int32_t n, int32_t *acc) {
+    const int8_t *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    int32_t s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3], i = 0;
+#if defined(MCUFORGE_USE_DSP)
+    for (; i + 4 <= n; i += 4) {
+        uint32_t x, v0, v1, v2, v3, xe, xo;
+        memcpy(&x, a + i, 4);
         memcpy(&v0, b0 + i, 4);
         memcpy(&v1, b1 + i, 4);
-        a02 = __sxtb16(va); /* bytes 0 and 2, sign-extended to two 16-bit lanes */
-        a13 = __sxtb16(va >> 8 | va << 24); /* bytes 1 and 3 */
-        s0 = (int32_t)__smlad(a02, __sxtb16(v0), (uint32_t)s0);
-        s0 = (int32_t)__smlad(a13, __sxtb16(v0 >> 8 | v0 << 24), (uint32_t)s0);
-        s1 = (int32_t)__smlad(a02, __sxtb16(v1), (uint32_t)s1);
-        s1 = (int32_t)__smlad(a13, __sxtb16(v1 >> 8 | v1 << 24), (uint32_t)s1);
+        memcpy(&v2, b2 + i, 4);
+        memcpy(&v3, b3 + i, 4);
+        xe = __sxtb16(x), xo = __sxtb16(x >> 8 | x << 24);
+        s0 = (int32_t)__smlad(xo, __sxtb16(v0 >> 8 | v0 << 24), __smlad(xe, __sxtb16(v0), (uint32_t)s0));
+        s1 = (int32_t)__smlad(xo, __sxtb16(v1 >> 8 | v1 << 24), __smlad(xe, __sxtb16(v1), (uint32_t)s1));
+        s2 = (int32_t)__smlad(xo, __sxtb16(v2 >> 8 | v2 << 24), __smlad(xe, __sxtb16(v2), (uint32_t)s2));
+        s3 = (int32_t)__smlad(xo, __sxtb16(v3 >> 8 | v3 << 24), __smlad(xe, __sxtb16(v3), (uint32_t)s3));
     }
-    *acc0 = s0 + mcuforge_dot_s8(a + i, b0 + i, n - i);
-    *acc1 = s1 + mcuforge_dot_s8(a + i, b1 + i, n - i);
-#elif defined(__ARM_ARCH_PROFILE) && __ARM_ARCH_PROFILE == 'M'
-    int32_t s0 = *acc0, s1 = *acc1, i;
-    for (i = 0; i < n; ++i) { /* no SIMD lanes to fill: read the column once for both channels */
-        s0 += (int32_t)a[i] * (int32_t)b0[i];
-        s1 += (int32_t)a[i] * (int32_t)b1[i];
+#elif defined(MCUFORGE_WIDE_COLUMNS)
+    for (; i + 16 <= n; i += 16) {
+        int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, j;
+        for (j = 0; j < 16; ++j) {
+            t0 += a[i + j] * b0[i + j];
+            t1 += a[i + j] * b1[i + j];
+            t2 += a[i + j] * b2[i + j];
+            t3 += a[i + j] * b3[i + j];
+        }
+        s0 += t0, s1 += t1, s2 += t2, s3 += t3;
     }
-    *acc0 = s0;
-    *acc1 = s1;
-#else
-    *acc0 += mcuforge_dot_s8(a, b0, n); /* two vectorized dot products beat one interleaved loop */
-    *acc1 += mcuforge_dot_s8(a, b1, n);
 #endif
+    for (; i < n; ++i) {
+        s0 += a[i] * b0[i];
+        s1 += a[i] * b1[i];
+        s2 += a[i] * b2[i];
+        s3 += a[i] * b3[i];
+    }
+    acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
 }
 
-/* y[o] for the `count` output channels of one column: dot products, bias, requantization */
-static inline void mcuforge_gemv_s8(const int8_t *col, const int8_t *w, const int32_t *bias, int32_t depth,
-                                    int32_t count, const int32_t *multiplier, const int32_t *shift, int32_t out_zp,
-                                    int32_t act_min, int32_t act_max, int8_t *y, int32_t y_stride) {
-    int32_t o;
-    for (o = 0; o < count; o += 2) {
-        int32_t acc0 = bias[o], acc1 = o + 1 < count ? bias[o + 1] : 0;
-        mcuforge_dot2_s8(col, w + o * depth, w + (o + 1 < count ? o + 1 : o) * depth, depth, &acc0, &acc1);
-        y[o * y_stride] = mcuforge_sat8(mcuforge_mbqm(acc0, multiplier[o], shift[o]) + out_zp, act_min, act_max);
-        if (o + 1 < count)
-            y[(o + 1) * y_stride] =
-                mcuforge_sat8(mcuforge_mbqm(acc1, multiplier[o + 1], shift[o + 1]) + out_zp, act_min, act_max);
+#define MCUFORGE_GEMM_TILE 16 /* columns widened and requantized together */
+
+/* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (`col_stride` apart) and
+ * `count` output channels (weights [count][depth], bias holding the input zero point's share):
+ * blocks of 2 columns x 2 channels, requantized MCUFORGE_RQ_LANES channels at a time */
+static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int32_t pixels, const int8_t *w,
+                                    int32_t depth, int32_t count, const int32_t *bias, const int32_t *multiplier,
+                                    const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
+                                    int32_t y_chan) {
+    int32_t p0, p, o, o0, i;
+#if defined(MCUFORGE_WIDE_COLUMNS)
+    /* Widened columns padded with zeros to a multiple of 16 values, so that every dot product
+     * runs whole vectors: past the end of a channel's weights they read the next channel's, times
+     * zero, and the last 4 channels (which have no next) are read from a zero-padded copy. C99
+     * variable-length arrays: at most 16 KB of columns (2 columns of more than 4096 values above). */
+    const int32_t stride = (depth + 15) / 16 * 16, fit = 8192 / stride < 2 ? 2 : 8192 / stride;
+    const int32_t tile_max = fit < MCUFORGE_GEMM_TILE ? fit : MCUFORGE_GEMM_TILE, len = stride;
+    const int32_t last = count > 4 ? count - 4 : 0;
+    int16_t a[tile_max * stride];
+    int8_t tail[4 * stride];
+    for (o = last; o < count; ++o) {
+        memcpy(tail + (o - last) * stride, w + o * depth, (size_t)depth);
+        memset(tail + (o - last) * stride + depth, 0, (size_t)(stride - depth));
     }
+#define MCUFORGE_ROW(c) ((c) >= last ? tail + ((c) - last) * stride : w + (c) * depth)
+#else
+    const int32_t stride = col_stride, tile_max = MCUFORGE_GEMM_TILE, len = depth;
+#define MCUFORGE_ROW(c) (w + (c) * depth)
+#endif
+    for (p0 = 0; p0 < pixels; p0 += tile_max) {
+        const int32_t tile = pixels - p0 < tile_max ? pixels - p0 : tile_max;
+#if defined(MCUFORGE_WIDE_COLUMNS)
+        for (p = 0; p < tile; ++p) {
+            const int8_t *src = cols + (p0 + p) * col_stride;
+            int16_t *dst = a + p * stride;
+            for (i = 0; i + 16 <= depth; i += 16) { /* fixed trip counts vectorize */
+                int32_t j;
+                for (j = 0; j < 16; ++j) dst[i + j] = src[i + j];
+            }
+            for (; i < depth; ++i) dst[i] = src[i];
+            for (; i < stride; ++i) dst[i] = 0;
+        }
+#else
+        const mcuforge_col *a = cols + p0 * col_stride;
+#endif
+        for (o0 = 0; o0 < count; o0 += MCUFORGE_RQ_LANES) {
+            const int32_t n = count - o0 < MCUFORGE_RQ_LANES ? count - o0 : MCUFORGE_RQ_LANES;
+            mcuforge_rq_lanes rq;
+            mcuforge_rq_lanes_init(&rq, q, multiplier + o0, shift + o0, n);
+            for (p = 0; p < tile; p += 2) {
+                const int32_t two = p + 1 < tile;
+                int32_t acc[2][MCUFORGE_RQ_LANES] = {{0}};
+                int8_t out[MCUFORGE_RQ_LANES];
+                for (o = 0; !two && o < n; o += 4) { /* one column: four channels per pass instead */
+                    const int8_t *b[4];
+                    int32_t s[4], j;
+                    for (j = 0; j < 4; ++j) {
+                        const int32_t c = o0 + (o + j < n ? o + j : n - 1);
+                        b[j] = MCUFORGE_ROW(c);
+                        s[j] = bias[c];
+                    }
+                    mcuforge_dot1x4_s8(a + p * stride, b, len, s);
+                    for (j = 0; j < 4 && o + j < n; ++j) acc[0][o + j] = s[j];
+                }
+                for (o = 0; two && o < n; o += 2) {
+                    const int32_t c = o0 + o, c1 = o + 1 < n ? c + 1 : c;
+                    int32_t s[4];
+                    s[0] = s[2] = bias[c], s[1] = s[3] = bias[c1];
+                    mcuforge_dot2x2_s8(a + p * stride, a + (p + two) * stride, MCUFORGE_ROW(c), MCUFORGE_ROW(c1), len,
+                                       s);
+                    acc[0][o] = s[0], acc[0][o + 1] = s[1], acc[1][o] = s[2], acc[1][o + 1] = s[3];
+                }
+                for (i = 0; i <= two; ++i) {
+                    int8_t *dst = y + (p0 + p + i) * y_pixel + o0 * y_chan;
+                    mcuforge_rq_lanes_apply(&rq, acc[i], out);
+                    if (y_chan == 1 && n == MCUFORGE_RQ_LANES)
+                        memcpy(dst, out, MCUFORGE_RQ_LANES); /* a constant size: a move, not a call */
+                    else
+                        for (o = 0; o < n; ++o) dst[o * y_chan] = out[o];
+                }
+            }
+        }
+    }
+#undef MCUFORGE_ROW
 }
 
 #endif /* MCUFORGE_INT8_H */

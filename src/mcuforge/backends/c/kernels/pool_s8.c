@@ -3,27 +3,27 @@
 #include "mcuforge_int8.h"
 
 void mcuforge_max_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y) {
+    /* channels innermost: contiguous (and vectorized) runs when channels are last */
     int32_t xs[4], ys[4], n, oy, ox, c, ky, kx;
     mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->c, xs);
     mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->c, ys);
     for (n = 0; n < p->n; ++n)
         for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox)
-                for (c = 0; c < p->c; ++c) {
-                    int32_t m = -128;
-                    for (ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                            int32_t v;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            v = x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]];
-                            m = v > m ? v : m;
-                        }
+            for (ox = 0; ox < p->out_w; ++ox) {
+                int8_t *out = y + n * ys[0] + oy * ys[1] + ox * ys[2];
+                for (c = 0; c < p->c; ++c) out[c * ys[3]] = -128;
+                for (ky = 0; ky < p->k_h; ++ky) {
+                    const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                    if (iy < 0 || iy >= p->in_h) continue;
+                    for (kx = 0; kx < p->k_w; ++kx) {
+                        const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+                        const int8_t *px = x + n * xs[0] + iy * xs[1] + ix * xs[2];
+                        if (ix < 0 || ix >= p->in_w) continue;
+                        for (c = 0; c < p->c; ++c)
+                            out[c * ys[3]] = px[c * xs[3]] > out[c * ys[3]] ? px[c * xs[3]] : out[c * ys[3]];
                     }
-                    y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = (int8_t)m;
                 }
+            }
 }
 
 void mcuforge_avg_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y, int32_t act_min, int32_t act_max) {

@@ -4,18 +4,6 @@
  * with gemmlowp's fixed-point steps. */
 #include "mcuforge_int8.h"
 
-/* 1 / (1 + a) for a in [0, 1), Q0.31 in and out: three Newton-Raphson steps in Q2.29 */
-static int32_t one_over_one_plus_x(int32_t a) {
-    const int64_t sum = (int64_t)a + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
-    int32_t x = 1515870810 + mcuforge_srdhm(half_denominator, -1010580540), i;
-    for (i = 0; i < 3; ++i) {
-        const int32_t one_minus = (1 << 29) - mcuforge_srdhm(half_denominator, x);
-        x = x + mcuforge_srmbpot(mcuforge_srdhm(x, one_minus), 2);
-    }
-    return mcuforge_srmbpot(x, 1);
-}
-
 void mcuforge_softmax_s8(const int8_t *x, int8_t *y, int32_t rows, int32_t n, const int32_t *exps,
                          int32_t diff_min) {
     int32_t r, i;
@@ -25,7 +13,7 @@ void mcuforge_softmax_s8(const int8_t *x, int8_t *y, int32_t rows, int32_t n, co
         for (i = 0; i < n; ++i)
             if (x[i] - max >= diff_min) sum += mcuforge_rdbpot(exps[x[i] - max + 255], 12); /* Q12.19 */
         while (!((uint32_t)sum << headroom & 0x80000000u)) ++headroom; /* leading zeros; sum > 0 */
-        reciprocal = one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - 0x80000000u));
+        reciprocal = mcuforge_one_over_one_plus_x((int32_t)(((uint32_t)sum << headroom) - 0x80000000u));
         exponent = 12 - headroom + 31 - 8; /* 1 / sum = reciprocal * 2^(headroom - 12) */
         for (i = 0; i < n; ++i) {
             const int32_t d = x[i] - max;

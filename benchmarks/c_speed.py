@@ -1,0 +1,126 @@
+"""Host time per inference of our int8 C against TFLite Micro and LiteRT, and Cortex-M4 instructions.
+
+    python benchmarks/c_speed.py              # every zoo model
+    python benchmarks/c_speed.py --quick      # tiny_cnn and ds_cnn, fewer runs (what the tests run)
+    python benchmarks/c_speed.py --no-qemu    # without the Cortex-M4 column
+
+Each model is compiled once (deploy pipeline, int8, calibrated on seeded standard-normal inputs);
+the same graph becomes our C (`make host`: gcc -O2) and our .tflite, which TFLite Micro (the
+`tflite-micro` package: its reference kernels) and LiteRT (`ai-edge-litert`, builtin kernels
+without the default XNNPACK delegate, one thread) run. Times are CPU seconds per inference, the
+median of batches of invocations (`mcuforge.backends.c.bench.host_latency`; the Python runtimes
+timed the same way around `invoke()`), all in one run on the same machine. Our output is checked
+byte for byte against TFLite Micro's on the timed input. "M4 instr." is one inference of the
+plain C build (no DSP) under qemu-system-arm -icount on the MPS2 Cortex-M4 board ("no fit" when
+the weights exceed its flash). Goals: TFLM/ours >= 5 and ours/LiteRT <= 2.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import mcuforge
+from mcuforge import zoo
+from mcuforge.backends.c.bench import host_latency, prefix_of, qemu_instructions
+from mcuforge.backends.c.emit import emit_c
+from mcuforge.backends.tflite.emit import to_tflite
+from mcuforge.backends.tflite.runtime import _interpreter as tflm_interpreter
+
+QUICK = ["tiny_cnn", "ds_cnn"]
+GOAL_TFLM, GOAL_LITERT = 5.0, 2.0
+COLUMNS = ["model", "MACs", "ours us", "TFLM us", "TFLM/ours", "LiteRT us", "ours/LiteRT", "M4 instr.", "goals"]
+
+
+def python_latency(invoke, runs: int, batch_seconds: float = 0.02) -> list[float]:
+    """CPU seconds per call of `invoke`, one value per batch, as host_latency times our C."""
+    t0 = time.thread_time()
+    for _ in range(3):
+        invoke()
+    repeat = max(1, round(batch_seconds / max((time.thread_time() - t0) / 3, 1e-7)))
+    out = []
+    for _ in range(runs):
+        t0 = time.thread_time()
+        for _ in range(repeat):
+            invoke()
+        out.append((time.thread_time() - t0) / repeat)
+    return out
+
+
+def litert(data: bytes, x: np.ndarray):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_content=data, num_threads=1,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    return it
+
+
+def measure(name: str, runs: int, qemu: bool, work: Path) -> list:
+    model, example = zoo.get(name)
+    rng = np.random.default_rng(1)
+    calibration = [rng.standard_normal(zoo.MODELS[name].input_shape).astype(np.float32) for _ in range(8)]
+    art = mcuforge.compile(model, example, emit=(), passes="deploy", quantize="int8", calibration=calibration)
+    graph, data = art.graph, to_tflite(art.graph)
+    (x_type,) = [v.type for v in graph.inputs]
+    x = np.random.default_rng(0).integers(-128, 128, x_type.shape).astype(np.int8)
+    emit_c(graph, work / name, plan=art.plan)
+
+    tflm = tflm_interpreter(data)
+    tflm.set_input(x, 0)
+    tflm.invoke()
+    t_ours = statistics.median(host_latency(work / name, [x], runs=runs))  # builds the host runner
+    ours = subprocess.run([work / name / f"{prefix_of(work / name)}_host"], input=x.tobytes(), capture_output=True,
+                          check=True).stdout
+    theirs = b"".join(tflm.get_output(i).tobytes() for i in range(len(graph.outputs)))
+    if ours != theirs:
+        raise AssertionError(f"{name}: our C's output differs from TFLite Micro's")
+
+    t_tflm = statistics.median(python_latency(tflm.invoke, runs))
+    t_lite = statistics.median(python_latency(litert(data, x).invoke, runs))
+    instr = "-"
+    if qemu:
+        try:
+            instr = f"{qemu_instructions(work / name, [x]):,}"
+        except RuntimeError as e:  # the weights exceed the MPS2 board's memory
+            if "overflowed" not in str(e):
+                raise
+            instr = "no fit"
+    speedup, vs_litert = t_tflm / t_ours, t_ours / t_lite
+    missed = ([f"TFLM/ours < {GOAL_TFLM:g}"] if speedup < GOAL_TFLM else []) + \
+             ([f"ours/LiteRT > {GOAL_LITERT:g}"] if vs_litert > GOAL_LITERT else [])
+    return [name, f"{art.report.total_macs:,}", f"{t_ours * 1e6:.1f}", f"{t_tflm * 1e6:.1f}", f"{speedup:.1f}",
+            f"{t_lite * 1e6:.1f}", f"{vs_litert:.2f}", instr, "; ".join(missed) or "met"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"only {' and '.join(QUICK)}, 5 runs")
+    ap.add_argument("--runs", type=int, help="timed batches per runtime (default 15, 5 with --quick)")
+    ap.add_argument("--qemu", action=argparse.BooleanOptionalAction, default=True,
+                    help="count Cortex-M4 instructions under QEMU (default: on)")
+    ap.add_argument("models", nargs="*", help="zoo models (default: all)")
+    args = ap.parse_args(argv)
+    names = args.models or (QUICK if args.quick else zoo.names())
+    runs = args.runs or (5 if args.quick else 15)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [measure(name, runs, args.qemu, Path(tmp)) for name in names]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+    for r in [COLUMNS, *rows]:
+        print("  ".join(c.ljust(w) if i in (0, len(COLUMNS) - 1) else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    met = sum(r[-1] == "met" for r in rows)
+    print(f"\nint8, gcc -O2 host C vs TFLite Micro (reference kernels) and LiteRT (builtin, 1 thread); median CPU "
+          f"time of {runs} batches; goals TFLM/ours >= {GOAL_TFLM:g}, ours/LiteRT <= {GOAL_LITERT:g}: "
+          f"{met}/{len(rows)} models meet both")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

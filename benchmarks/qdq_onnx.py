@@ -1,0 +1,86 @@
+"""The QDQ ONNX export of every bundled model in onnxruntime against mcuforge's interpreter, end to end.
+
+    python benchmarks/qdq_onnx.py            # every zoo model
+    python benchmarks/qdq_onnx.py --quick    # digits_cnn and tiny_cnn
+
+Each model is quantized to int8 (io float) on 4 seeded standard-normal inputs and run on them by
+onnxruntime (basic optimizations, session.x64quantprecision=1) and by the interpreter on the QDQ
+graph; the output is compared in integer steps of its scale. Where it differs by more than 1 LSB,
+"first difference" names the first quantized tensor (in graph order) where they differ on that
+input and by how many elements, and "after forcing it" is the largest difference of any later
+quantized tensor once the interpreter is given onnxruntime's value of that one tensor: 0 or 1
+means the whole difference grew from those few float roundings (docs/numerics.md).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+from mcuforge import trace, zoo
+from mcuforge.backends.onnx.emit import to_onnx
+from mcuforge.compiler.pass_manager import PassManager
+from mcuforge.compiler.pipelines import FLOAT
+from mcuforge.ir.interpreter import run
+
+QUICK = ["digits_cnn", "tiny_cnn"]
+COLUMNS = ["model", "elements", "within 1 LSB", "max", "first difference", "after forcing it"]
+
+
+def session(graph):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.add_session_config_entry("session.x64quantprecision", "1")
+    return ort.InferenceSession(to_onnx(graph).SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def measure(name: str) -> list:
+    model, inputs = zoo.get(name)
+    graph = trace(model, inputs)
+    PassManager(FLOAT).run(graph)
+    rng = np.random.default_rng(0)
+    samples = [(rng.standard_normal(inputs[0].shape).astype(np.float32),) for _ in range(4)]
+    ctx = PassManager([("quantize", {"calibration": samples, "quiet": True}),
+                       ("lower-quantized", {"io": "float"})]).run(graph)
+    qdq = ctx.artifacts["qdq_graph"]
+    every = qdq.clone()  # every quantized tensor an output, the model's own first
+    quantized = [n.output for n in every.nodes if n.op == "quantize"]
+    every.outputs = [*every.outputs, *quantized]
+    s, scale = session(every), graph.outputs[0].producer.attrs["scale"][0]
+    steps, first, forced = [], "", ""
+    for (x,) in samples:
+        theirs = s.run(None, {qdq.inputs[0].name: x})
+        ours = {}
+        run(qdq, x, trace=ours)
+        steps.append(np.abs(np.rint((theirs[0] - ours[qdq.outputs[0].name]) / scale)).ravel())
+        if steps[-1].max() > 1 and not first:
+            theirs = dict(zip((v.name for v in quantized), theirs[len(qdq.outputs):]))
+            v = next(v for v in quantized if np.any(theirs[v.name] != ours[v.name]))
+            first = f"{v.producer.inputs[0].name}: {int(np.sum(theirs[v.name] != ours[v.name]))}"
+            g = qdq.clone()  # that tensor a graph input, given onnxruntime's value
+            q = next(n for n in g.nodes if n.output.name == v.name)
+            g.replace_all_uses(q.output, g.add_input(f"{v.name}_in", q.output.type))
+            g.dce()
+            again = {}
+            run(g, x, theirs[v.name], trace=again)
+            forced = str(max(int(np.abs(again[k].astype(int) - theirs[k].astype(int)).max())
+                             for k in theirs if k in again))
+    d = np.concatenate(steps)
+    return [name, f"{d.size:,}", f"{np.mean(d <= 1):.2%}", f"{d.max():.0f}", first, forced]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"only {' and '.join(QUICK)}")
+    args = ap.parse_args(argv)
+    rows = [measure(n) for n in (QUICK if args.quick else zoo.names())]
+    widths = [max(len(c), *(len(str(r[i])) for r in rows)) for i, c in enumerate(COLUMNS)]
+    for r in [COLUMNS, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Flash and RAM of a generated C model on its microcontroller, from arm-none-eabi-size.
+
+`measure(c_dir, target, tflite)` compiles `<prefix>.c` and the kernels it uses for the target's
+core (-O2, as the Makefile's Cortex-M build) and sums the sections of those objects: flash =
+text + data (code, weights, initialized data), RAM = data + bss (the arena and the kernels'
+state). The startup code, newlib and the caller's own code are not counted: these are the bytes
+the model adds to a firmware. A target without an Arm core (the host, an Xtensa part) or no target
+is measured for a Cortex-M4, and says so. When the .tflite was emitted too, TFLite Micro's arena
+for it (`tflite.runtime.tflm_arena_bytes`) is measured beside ours.
+
+Without arm-none-eabi-gcc (or TFLite Micro) the result carries a note that says what was not
+measured and why, shown in the report: never skipped silently.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...compiler.report import human_bytes
+from ...errors import UsageError
+from .bench import prefix_of
+
+# Core -> arm-none-eabi-gcc flags (hard float where the core has an FPU; the M0+ has none).
+CORES = {"cortex-m0plus": ["-mcpu=cortex-m0plus", "-mfloat-abi=soft"],
+         "cortex-m4": ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+         "cortex-m7": ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"],
+         "cortex-m55": ["-mcpu=cortex-m55", "-mfloat-abi=hard"]}
+DEFAULT_CORE = "cortex-m4"  # QEMU's mps2-an386, what `make cortex-m` builds
+
+
+@dataclass
+class McuSize:
+    """The model's own objects on `core` (bytes), its planned arena, TFLite Micro's, and notes."""
+
+    core: str = ""
+    text: int = 0
+    data: int = 0
+    bss: int = 0
+    arena: int = 0
+    tflm_arena: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def flash(self) -> int:
+        return self.text + self.data
+
+    @property
+    def ram(self) -> int:
+        return self.data + self.bss
+
+    def __str__(self) -> str:
+        lines = []
+        if self.core:
+            lines.append(f"arm-none-eabi-size, {self.core}: flash {self.flash:,} B (text {self.text:,} + data "
+                         f"{self.data:,}), RAM {self.ram:,} B (data {self.data:,} + bss {self.bss:,}; "
+                         f"planned arena {self.arena:,} B)")
+        if self.tflm_arena is not None:
+            lines.append(f"TFLite Micro arena for the same model's .tflite: {self.tflm_arena:,} B "
+                         f"({human_bytes(self.tflm_arena)})")
+        return "\n\n".join(lines + [f"Note: {n}" for n in self.notes])
+
+
+def measure(c_dir, target=None, tflite=None) -> McuSize:
+    """Sizes of the C project in `c_dir` on `target`'s core (see the module docstring)."""
+    c_dir = Path(c_dir).resolve()
+    prefix = prefix_of(c_dir)
+    arena = int(re.search(rf"{prefix.upper()}_ARENA_SIZE (\d+)u", (c_dir / f"{prefix}.h").read_text()).group(1))
+    size, notes = McuSize(arena=arena), []
+    core = getattr(target, "core", None)
+    if core not in CORES:
+        notes.append(f"{'no target' if core is None else f'{target.name} has no Arm core ({core})'}: "
+                     f"flash and RAM measured for a {DEFAULT_CORE}")
+        core = DEFAULT_CORE
+    if shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-size"):
+        sources = [c_dir / f"{prefix}.c", *sorted((c_dir / "kernels").glob("*.c"))]
+        with tempfile.TemporaryDirectory() as tmp:
+            built = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-mthumb", *CORES[core], "-O2",
+                                    "-ffunction-sections", "-fdata-sections", f"-I{c_dir / 'kernels'}", "-c",
+                                    *map(str, sources)], cwd=tmp, capture_output=True, text=True)
+            out = subprocess.run(["arm-none-eabi-size", "-t", *sorted(str(p) for p in Path(tmp).glob("*.o"))],
+                                 capture_output=True, text=True).stdout if built.returncode == 0 else ""
+        if out:
+            size.core = core
+            size.text, size.data, size.bss = (int(v) for v in out.strip().splitlines()[-1].split()[:3])
+        else:  # a bug of ours: shown in the report, but the compile's outputs are still written
+            notes = [f"flash and RAM on the MCU not measured: arm-none-eabi-gcc failed on the generated C for "
+                     f"{core} (please report it): {built.stderr.strip()[:500]}"]
+    else:
+        notes = ["flash and RAM on the MCU not measured: arm-none-eabi-gcc is not installed "
+                 "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"]  # replaces the core's note
+    if tflite is not None:
+        try:
+            from ..tflite.runtime import tflm_arena_bytes
+            size.tflm_arena = tflm_arena_bytes(Path(tflite).read_bytes())
+        except (ImportError, UsageError) as e:
+            notes.append(f"TFLite Micro's arena not measured: {getattr(e, 'message', e)}")
+    size.notes = tuple(notes)
+    return size
