@@ -99,7 +99,7 @@ class Ops2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.dw = nn.Conv2d(16, 32, 3, stride=2, padding=2, dilation=2, groups=16)
-        self.grouped = nn.Conv2d(32, 8, 3, padding=(1, 0), groups=2)
+        self.grouped = nn.Conv2d(34, 8, 3, padding=(1, 0), groups=2)
         self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
         self.bn = nn.BatchNorm2d(4)
         self.ln = nn.LayerNorm(6)
@@ -113,7 +113,7 @@ class Ops2d(nn.Module):
                        F.max_pool2d(y, 3, 2, 1, ceil_mode=True)], 1)
         u, v = self.dw(z).chunk(2, 1)
         w = torch.sigmoid(u) * torch.tanh(v) - F.hardswish(u) / (F.hardsigmoid(v) + 1.0)
-        w = self.grouped(torch.cat([w, F.leaky_relu(u, 0.1)], 1))
+        w = self.grouped(torch.cat([w, F.leaky_relu(u, 0.1), x[:, :2, ::3, ::3]], 1))  # x's scale: a requantize
         w = F.silu(w) + F.gelu(w) + F.gelu(w, approximate="tanh") + torch.clamp(w, -0.5, 0.7)
         t = self.up(w)
         t = self.bn(t + F.relu6(t))

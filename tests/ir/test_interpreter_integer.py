@@ -667,7 +667,7 @@ def quantized(shape, scale, zp, dtype=DType.i8):
     return TensorType(shape, dtype, QuantParams([scale], [zp]))
 
 
-def test_integer_graph_runs_and_verifier_checks_zero_points(rng):
+def test_integer_graph_runs_and_verifier_checks_zero_points_and_multipliers(rng):
     g = Graph("q")
     x = g.add_input("x", quantized((1, 3, 4, 4), 0.05, 3))
     w = g.const(rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8), "w")
@@ -686,6 +686,10 @@ def test_integer_graph_runs_and_verifier_checks_zero_points(rng):
     h.producer.attrs["out_zp"] = -2
     r.producer.attrs["in_zp"] = 7
     with pytest.raises(VerifyError, match="in_zp=7"):
+        verify(g)
+    r.producer.attrs["in_zp"] = -2
+    r.type = quantized((1, 4, 4, 4), 0.25, 0)  # a new scale without new kernel parameters
+    with pytest.raises(VerifyError, match=r"multiplier=\[\d+\] but the scales of its operands and result give"):
         verify(g)
 
 

@@ -20,6 +20,7 @@ from mcuforge.backends.tflite.runtime import run_tflm
 from mcuforge.compiler.cli import main
 from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.compiler.pipelines import FLOAT
+from mcuforge.early_exit import quantize_input
 from mcuforge.errors import UsageError, VerifyError
 from mcuforge.ir import wformat
 from mcuforge.ir.interpreter import evaluate, run
@@ -243,7 +244,14 @@ def test_compile_option_report_and_warning():
     saved = sum(a - b for a, b in art.ctx.artifacts["weights"]["layers"].values())
     assert art.report.flash_bytes == plain.flash_bytes - saved
     assert "WARNING: ternary weights" in art.report.to_markdown()
-    assert "weights compressed to ternary" in art.report.quant_summary()
+    assert "weights compressed to ternary, output SQNR" in art.report.quant_summary()
+    # remeasured on the same samples as the int8 SQNR, against the same float outputs: ternary costs
+    (samples, refs), q = art.ctx.artifacts["quant_check"], art.ctx.artifacts["quant"]
+    got = [art.run(*(quantize_input(v, x) for v, x in zip(art.graph.inputs, s))) for s in samples]
+    got = [[(o.astype(np.float32) - v.type.quant.zero_point[0]) * v.type.quant.scale[0]
+            for v, o in zip(art.graph.outputs, outs)] for outs in got]
+    assert abs(sqnr(refs, got) - q["compressed_sqnr"]) < 0.5  # the integer graph, not only the QDQ one
+    assert q["compressed_sqnr"] < q["output_sqnr"] - 3
 
 
 def test_cli_weights_option(tmp_path):

@@ -239,3 +239,46 @@ def test_cli_quantizes_from_an_npz(tmp_path, capsys):
     for extra, message in [([], "needs calibration data"), (["--calibration", str(tmp_path / "bad.npz")], "input %x")]:
         assert main(base + ["--quantize", "int8"] + extra) == 2
         assert message in capsys.readouterr().err
+
+
+class Concats(nn.Module):
+    """A concat of two convs (the second 4x larger, behind relu and a max pool) and, with
+    `fixed`, of a sigmoid (its fixed output scale) and the graph input."""
+
+    def __init__(self, fixed=False):
+        super().__init__()
+        self.a, self.b, self.fixed = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 2, 1), fixed
+
+    def forward(self, x):
+        y = [self.a(x), nn.functional.max_pool2d(torch.relu(4 * self.b(x)), 3, 1, 1)]
+        return torch.cat(y + [torch.sigmoid(self.a(x)), x] * self.fixed, 1)
+
+
+def tflm_bit_exact(g):
+    from mcuforge.backends.tflite.emit import to_tflite
+    from mcuforge.backends.tflite.runtime import run_tflm
+    data = to_tflite(g)
+    for x in rng.integers(-128, 128, (3, *g.inputs[0].shape)).astype(np.int8):
+        np.testing.assert_array_equal(run_tflm(data, x)[0], run(g, x)[0])
+
+
+def test_concat_inputs_share_the_concats_scale_and_need_no_requantize():
+    model, g = float_graph(Concats(), (1, 3, 6, 6))
+    samples = data((1, 3, 6, 6))
+    quantize(g, samples, lower="float")
+    assert g.count("requantize") == 0 and g.count("concat") == 1
+    cat = next(n for n in g.nodes if n.op == "concat")
+    assert {v.type.quant for v in cat.inputs} == {cat.output.type.quant}
+    assert torch_sqnr(model, g, samples) > 30  # the smaller branch at the larger scale costs little
+    _, g = float_graph(Concats(), (1, 3, 6, 6))
+    quantize(g, samples, lower="int8")
+    tflm_bit_exact(g)
+
+
+def test_a_concat_input_with_a_fixed_scale_or_from_the_graph_input_is_requantized():
+    _, g = float_graph(Concats(fixed=True), (1, 3, 6, 6))
+    quantize(g, data((1, 3, 6, 6)), lower="int8")
+    cat = next(n for n in g.nodes if n.op == "concat")
+    assert [v.producer.op for v in cat.inputs] == ["qconv2d", "max_pool2d", "requantize", "requantize"]
+    assert [getattr(v.producer.inputs[0].producer, "op", "input") for v in cat.inputs[2:]] == ["qlogistic", "input"]
+    tflm_bit_exact(g)

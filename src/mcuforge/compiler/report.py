@@ -132,7 +132,10 @@ class Report:
         return (f"{q['scheme']} ({q['observer']} observer, {q['samples']} calibration samples): weights "
                 f"{before:,} B float -> {self.flash_bytes:,} B ({before / max(self.flash_bytes, 1):.2f}x smaller), "
                 f"output SQNR {q['output_sqnr']:.1f} dB against float"
-                + (f"; then weights compressed to {q['weights']} (SQNR not remeasured)" if q.get("weights") else "")
+                + (f"; then weights compressed to {q['weights']}, " + (
+                    f"output SQNR {q['compressed_sqnr']:.1f} dB" if "compressed_sqnr" in q else
+                    "SQNR not remeasured (the compressed layers have no counterpart in the QDQ graph)")
+                   if q.get("weights") else "")
                 + (f"\nWARNING: {q['warning']}" if q.get("warning") else ""))
 
     def plan_summary(self) -> str:

@@ -5,7 +5,9 @@ node list is a topological order); use lists agree with operands; value names ar
 outputs are defined. Per op: the op exists, its arity and attributes fit the op table, fused
 activations and enumerated attributes are known, and the result shapes and dtypes are what the
 op table gives; an integer op's zero-point attributes match its quantized operand and result
-types; compressed int8 weights hold only values their `wfmt` can store. Constants hold data of
+types, and its multipliers and shifts are the ones `ir.quant` derives from their scales (so a pass
+that changes a scale and forgets the kernel parameters is caught); compressed int8 weights hold
+only values their `wfmt` can store. Constants hold data of
 their declared type.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, VerifyError
-from . import ops, wformat
+from . import ops, quant, wformat
 from .graph import Graph
 
 
@@ -80,6 +82,7 @@ def verify(graph: Graph) -> None:
             define(v, where)
         if "integer" in d.tags:
             _check_zero_points(n)
+            _check_multipliers(n)
         if n.attrs.get("wfmt", "int8") != "int8":  # the int8 weights must be storable as the format says
             w = n.inputs[1]
             try:
@@ -105,3 +108,35 @@ def _check_zero_points(n) -> None:
         if q is not None and set(q.zero_point) != {n.attrs[attr]}:
             raise VerifyError(n.name, f"{attr}={n.attrs[attr]} but %{value_of(n).name} has zero point "
                                       f"{list(q.zero_point)}", "recompute the attributes with mcuforge.ir.quant")
+
+
+def _q(v) -> tuple[float, int]:
+    return v.type.quant.scale[0], v.type.quant.zero_point[0]
+
+
+# integer op -> the kernel parameters its operands' and result's scales determine. Not listed:
+# qsoftmax (its beta is folded in and not kept), qleaky_relu (alpha likewise), pools and clamps
+# (no multipliers).
+_DERIVED = {
+    **dict.fromkeys(("qconv1d", "qconv2d", "qconv_transpose2d", "qlinear"), lambda n, x, y: quant.conv_params(
+        _q(x)[0], n.inputs[1].type.quant.scale, _q(y)[0], _q(x)[1], _q(y)[1], "none", y.dtype.value)),
+    **dict.fromkeys(("qadd", "qsub"), lambda n, x, y: quant.add_params(*_q(x), *_q(n.inputs[1]), *_q(y), "none",
+                                                                        y.dtype.value)),
+    "qmul": lambda n, x, y: quant.mul_params(*_q(x), *_q(n.inputs[1]), *_q(y), "none", y.dtype.value),
+    "requantize": lambda n, x, y: quant.requantize_params(*_q(x), *_q(y), y.dtype.value),
+    "qmean": lambda n, x, y: quant.mean_params(*_q(x), *_q(y), int(np.prod([x.shape[a] for a in n.attrs["axes"]]))),
+    "qlog_softmax": lambda n, x, y: quant.log_softmax_params(_q(x)[0]),
+    **dict.fromkeys(("qlogistic", "qtanh"), lambda n, x, y: quant.logistic_params(*_q(x))),
+    "qhardswish": lambda n, x, y: quant.hardswish_params(*_q(x), *_q(y)),
+}
+_FREE = ("act_min", "act_max", "in_zp", "out_zp", "a_zp", "b_zp", "dtype")  # clamps may be tightened; zps above
+
+
+def _check_multipliers(n) -> None:
+    x, y = n.inputs[0], n.outputs[0]
+    if n.op not in _DERIVED or any(v.type.quant is None for v in (*n.inputs[:2], y)):
+        return  # (a weight without scales: nothing to derive from)
+    for attr, want in _DERIVED[n.op](n, x, y).items():
+        if attr not in _FREE and attr in n.attrs and list(np.ravel(n.attrs[attr])) != list(np.ravel(want)):
+            raise VerifyError(n.name, f"{attr}={n.attrs[attr]} but the scales of its operands and result give "
+                                      f"{want}", "recompute the attributes with mcuforge.ir.quant")

@@ -71,6 +71,11 @@ def compress_weights(graph: Graph, ctx, format="kmeans4", layers=()) -> bool:
     qdq = ctx.artifacts.get("qdq_graph")
     if qdq is not None and not all(_update_qdq(qdq, eligible[name], old) for name, old in weights.items()):
         del ctx.artifacts["qdq_graph"]  # its weights are no longer the model's: no ONNX export
+    elif qdq is not None and ctx.artifacts.get("quant") and ctx.artifacts.get("quant_check"):
+        from ..ir.interpreter import run
+        from .quantize import sqnr
+        samples, refs = ctx.artifacts["quant_check"]  # the quantize pass's float outputs
+        ctx.artifacts["quant"]["compressed_sqnr"] = sqnr(refs, [run(qdq, *s) for s in samples])
     return bool(sizes)
 
 

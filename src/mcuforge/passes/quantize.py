@@ -19,7 +19,9 @@ Scheme (TFLite's int8 specification, DESIGN.md "Numeric semantics"):
   input's parameters; softmax and sigmoid output at 1/256 with zero point -128, tanh at 1/128
   with 0, log_softmax at 16/256 with 127, TFLite's fixed output scales (int16x8 keeps these ops
   and hardswish float: TFLite's int16 kernels for them differ); concat and add/sub outputs get
-  their own range (the lowering rescales inputs).
+  their own range (the lowering rescales inputs). A concat input takes the concat's output
+  parameters instead (so no requantize, as TFLite's converter does) where its scale is free
+  (`_share_concat_scale`).
 - ops without an integer form (`lower_quantized.why_float` says why), and the layers named in
   `keep_float`, stay float between dequantize and quantize: ctx.missed says which and why,
   `node.meta["float"]` keeps the reason for the lowering and the report.
@@ -132,6 +134,7 @@ def quantize(graph: Graph, ctx, scheme="int8", calibration=None, observer="minma
         n.meta["sqnr"] = sqnr([[t[name]] for _, t in float_runs], [[t[got]] for _, t in qdq_runs])
     ctx.stat("quantized", sum("float" not in n.meta for n in nodes))
     ctx.artifacts["qdq_graph"] = graph.clone()
+    ctx.artifacts["quant_check"] = (check, refs)  # for passes that change the numbers later (compress-weights)
     ctx.artifacts["quant"] = {"scheme": scheme, "observer": observer, "samples": len(samples),
                               "float_weight_bytes": sum(c.type.nbytes for c in float_graph.constants()),
                               "output_sqnr": sqnr(refs, [outs for outs, _ in qdq_runs])}
@@ -203,6 +206,11 @@ def insert_qdq(g: Graph, ranges: dict, dtype: str, per_channel: bool, is_int: Ca
                 params[v, t] = params[n.inputs[0], t]
             else:
                 params[v, t] = _range_params(g, v, ranges, t, ints)
+    typed = {**dict.fromkeys(nodes, dtype), **types}  # float ops write their output at dtype
+    for n in nodes:
+        if n in ints and n.op == "concat":
+            for v in n.inputs:
+                _share_concat_scale(g, v, n, params, ranges, typed, ints)
     readers = {}  # (tensor, another type) -> the ops (None: the graph output) reading it at that type
     for v, t in list(params):
         for u in [*v.users, *[None] * g.is_output(v)]:
@@ -224,12 +232,46 @@ def insert_qdq(g: Graph, ranges: dict, dtype: str, per_channel: bool, is_int: Ca
     return dequantized
 
 
-def _range_params(g: Graph, v: Value, ranges: dict, dtype: str, ints: set) -> QuantParams:
+def _range(g: Graph, v: Value, ranges: dict, ints: set) -> tuple[float, float]:
+    """v's observed range, within the bounds of its one user if that is relu, relu6 or clamp."""
     lo, hi = ranges[v.name]
     if len(v.users) == 1 and v.users[0] in ints and v.users[0].op in CLAMPS and not g.is_output(v):
         a, b = CLAMPS[v.users[0].op](v.users[0].attrs)
         lo, hi = min(max(lo, a), 0.0), max(min(hi, b), 0.0)
-    return range_params(lo, hi, dtype)
+    return lo, hi
+
+
+def _range_params(g: Graph, v: Value, ranges: dict, dtype: str, ints: set) -> QuantParams:
+    return range_params(*_range(g, v, ranges, ints), dtype)
+
+
+def _share_concat_scale(g: Graph, v: Value, concat: Node, params: dict, ranges: dict, types: dict, ints: set):
+    """Gives concat input `v` the concat's output parameters (TFLite wants them equal; else the
+    lowering inserts a requantize) where its scale is free: chosen from the range of an op of the
+    concat's type (integer, or a float island's output quantize; not a fixed output scale, a graph
+    input or another concat), maybe through integer scale-keeping ops (pools, reshape, ...). Each
+    tensor whose parameters follow (that op's output and the scale-keeping ops' after it) must be
+    no graph output, read by no other concat and, unless the concat is its one reader,
+    representable at the new parameters (its observed range within half a step)."""
+    t, root = types[concat], v
+    while root.producer in ints and root.producer.op in KEEPS_SCALE and types[root.producer] == t:
+        root = root.producer.inputs[0]
+    p = root.producer
+    if p is None or types[p] != t or p.op == "concat" or (p in ints and p.op in FIXED_OUTPUT):
+        return
+    target, info = params[concat.output, t], np.iinfo(DType(t).np)
+    s, z = target.scale[0], target.zero_point[0]
+    tied, todo = [], [root]
+    while todo:
+        w = todo.pop()
+        lo, hi = _range(g, w, ranges, ints)
+        if g.is_output(w) or any(u.op == "concat" and u is not concat for u in w.users) or (
+                set(w.users) != {concat} and not (info.min - z - 0.5) * s <= lo <= hi <= (info.max - z + 0.5) * s):
+            return
+        tied.append(w)
+        todo += [o for u in w.users if u in ints and u.op in KEEPS_SCALE and types[u] == t for o in u.outputs]
+    for w in tied:
+        params[w, t] = target
 
 
 def _insert_pair(g: Graph, v: Value, p: QuantParams, dtype: str, users: list, output: bool, suffix="") -> Value:
