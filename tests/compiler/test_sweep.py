@@ -68,7 +68,8 @@ def test_unknown_scheme_and_missing_calibration(trained):
     assert {"float", "int8", "int16x8", "int8+pow2"} <= set(SCHEMES)
 
 
-def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys):
+@pytest.mark.parametrize("jobs", ["1", "2"])  # 2: a process pool of spawned workers (forked ones hang in torch)
+def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys, jobs):
     (tmp_path / "net.py").write_text(
         "import torch\nfrom mcuforge import zoo\n\ndef make():\n    torch.manual_seed(1)\n"
         "    return zoo.get('digits_cnn')[0]\n\nexample_inputs = (torch.zeros(1, 1, 8, 8),)\n")
@@ -79,7 +80,7 @@ def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     np.savez(tmp_path / "calib.npz", X[:32])
     out = tmp_path / "sweep.html"
     assert main(["sweep", f"{tmp_path}/net.py:make", "--eval", f"{tmp_path}/score.py:top1", "--schemes",
-                 "float,int8", "--calibration", str(tmp_path / "calib.npz"), "-o", str(out)]) == 0
+                 "float,int8", "--calibration", str(tmp_path / "calib.npz"), "-o", str(out), "--jobs", jobs]) == 0
     table = capsys.readouterr().out
     torch.manual_seed(1)
     model = zoo.get("digits_cnn")[0].eval()

@@ -219,7 +219,10 @@ def cmd_sweep(args, console: Console) -> int:
 
     from .sweep import format_table, render_html, sweep
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    executor = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
+    import multiprocessing
+    # spawned, not forked: torch's and OpenMP's thread pools do not survive a fork (the jobs hang)
+    executor = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 \
+        else None
     try:
         points = sweep(args.model, schemes, args.eval, executor=executor, calibration=args.calibration,
                        input_shapes=args.input_shape)

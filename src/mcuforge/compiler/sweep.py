@@ -4,11 +4,12 @@
 written), measures its flash (weight bytes) and arena, and calls `evaluate(runner)`, where
 `runner(*float_inputs) -> float outputs` runs the compiled graph in the reference interpreter
 (int8 inputs are quantized and int8 outputs dequantized for you, so one evaluation function
-serves every scheme). The jobs go to any `concurrent.futures.Executor` (a process pool, or a
-cluster's: Ray's and Dask's provide one); the model is loaded (traced) once here and its graph
-sent to the jobs, so the evaluation function (or its "file.py:fn" reference) and the
-calibration data must be picklable. None runs them here,
-one after the other.
+serves every scheme). The jobs go to any `concurrent.futures.Executor`: a process pool whose
+workers are spawned, not forked (torch's thread pools do not survive a fork; the CLI's `--jobs N`
+spawns), or a cluster's (Ray's and Dask's provide one). The model is loaded (traced) once here
+and its graph sent to the jobs, so the evaluation function (or its "file.py:fn" reference) and
+the calibration data must be picklable. With no executor the jobs run here, one after the other,
+under one progress bar.
 
 Schemes are names looked up in `SCHEMES` (compile options; add entries to plug in more):
 "float", "int8", "int16x8", and "int8+FORMAT" for every compressed-weight format of
@@ -65,19 +66,27 @@ def load_function(ref: str):
 
 def evaluate_scheme(graph, scheme: str, evaluate, calibration=None) -> Point:
     """Compiles `graph` under `scheme` and scores it (one job of the sweep)."""
+    from rich import get_console
+
     import mcuforge
     evaluate = load_function(evaluate) if isinstance(evaluate, str) else evaluate
     options = dict(SCHEMES[scheme])
     if "quantize" in options:
         options["calibration"] = calibration
-    art = mcuforge.compile(graph, emit=(), **options)
+    console, was_quiet = get_console(), get_console().quiet
+    console.quiet = True  # no calibration bar per job: the sweep shows one bar over the schemes
+    try:
+        art = mcuforge.compile(graph, emit=(), **options)
+    finally:
+        console.quiet = was_quiet
     arena = art.plan.arena_bytes if art.plan is not None else 0
     return Point(scheme, art.report.flash_bytes, arena, float(evaluate(make_runner(art.graph))))
 
 
 def sweep(model, schemes, evaluate, *, executor=None, example_inputs=None, calibration=None,
-          input_shapes=None) -> list[Point]:
-    """One `Point` per scheme, in the order given (see the module docstring)."""
+          input_shapes=None, quiet=False) -> list[Point]:
+    """One `Point` per scheme, in the order given (see the module docstring), with a progress bar
+    over the schemes on a terminal (stderr) unless `quiet`."""
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:
         raise UsageError(f"unknown scheme(s): {', '.join(unknown)}", f"known: {', '.join(SCHEMES)}")
@@ -86,9 +95,24 @@ def sweep(model, schemes, evaluate, *, executor=None, example_inputs=None, calib
     from .load import load_model
     graph = load_model(model, example_inputs, input_shapes=input_shapes)  # traced once, compiled per scheme
     args = [(graph, s, evaluate, calibration) for s in schemes]
-    if executor is None:
-        return [evaluate_scheme(*a) for a in args]
-    return [f.result() for f in [executor.submit(evaluate_scheme, *a) for a in args]]
+    from concurrent.futures import as_completed
+
+    from rich.console import Console
+    from rich.progress import Progress
+    # submitted before the bar's refresh thread starts: a process pool forks its workers on submit
+    futures = None if executor is None else [executor.submit(evaluate_scheme, *a) for a in args]
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=quiet or not console.is_terminal) as bar:
+        task = bar.add_task(f"sweep over {len(schemes)} schemes", total=len(schemes))
+        if futures is None:  # one after the other, here
+            points = []
+            for a in args:
+                points.append(evaluate_scheme(*a))
+                bar.advance(task)
+            return points
+        for _ in as_completed(futures):
+            bar.advance(task)
+    return [f.result() for f in futures]
 
 
 def format_table(points: list[Point]) -> str:
