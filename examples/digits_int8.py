@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 import mcuforge
 from mcuforge import zoo
 from mcuforge.compiler.calibrate import OBSERVERS
+from mcuforge.early_exit import quantize_input
 from mcuforge.ir.interpreter import run
 
 
@@ -40,10 +41,7 @@ def train(model, x, y, epochs=20):
 
 def int8_accuracy(graph, x, y) -> float:
     """Top-1 accuracy of an integer graph (int8 input and output) on float images."""
-    q = graph.inputs[0].type.quant
-    v = x / q.scale[0]
-    xq = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + q.zero_point[0], -128, 127).astype(np.int8)  # ties away
-    predictions = [int(np.argmax(run(graph, sample[None])[0])) for sample in xq]
+    predictions = [int(np.argmax(run(graph, quantize_input(graph.inputs[0], sample))[0])) for sample in x]
     return 100 * float(np.mean(np.array(predictions) == y))
 
 

@@ -149,14 +149,14 @@ class ExitStats:
 
 
 def quantize_input(v: Value, x) -> np.ndarray:
-    """A sample for graph input `v`: float data quantized for an integer input (ties away from
-    zero), a missing batch dimension of 1 added."""
+    """A sample for graph input `v`: float data quantized for an integer input (the `quantize`
+    op's semantics), a missing batch dimension of 1 added."""
+    from .ir.interpreter import quantize
     x = np.asarray(x)
     x = x.reshape(v.shape) if x.size == v.type.numel else x
     q, dt = v.type.quant, v.dtype.np
     if q is not None and np.issubdtype(dt, np.integer) and np.issubdtype(x.dtype, np.floating):
-        y = x / q.scale[0]
-        x = np.clip(np.sign(y) * np.floor(np.abs(y) + 0.5) + q.zero_point[0], np.iinfo(dt).min, np.iinfo(dt).max)
+        return quantize(x, scale=q.scale, zero_point=q.zero_point, axis=q.axis, dtype=v.dtype.value)
     return x.astype(dt)
 
 

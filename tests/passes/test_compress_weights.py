@@ -20,7 +20,7 @@ from mcuforge.backends.tflite.runtime import run_tflm
 from mcuforge.compiler.cli import main
 from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.compiler.pipelines import FLOAT
-from mcuforge.early_exit import quantize_input
+from mcuforge.compiler.sweep import make_runner
 from mcuforge.errors import UsageError, VerifyError
 from mcuforge.ir import wformat
 from mcuforge.ir.interpreter import evaluate, run
@@ -247,9 +247,7 @@ def test_compile_option_report_and_warning():
     assert "weights compressed to ternary, output SQNR" in art.report.quant_summary()
     # remeasured on the same samples as the int8 SQNR, against the same float outputs: ternary costs
     (samples, refs), q = art.ctx.artifacts["quant_check"], art.ctx.artifacts["quant"]
-    got = [art.run(*(quantize_input(v, x) for v, x in zip(art.graph.inputs, s))) for s in samples]
-    got = [[(o.astype(np.float32) - v.type.quant.zero_point[0]) * v.type.quant.scale[0]
-            for v, o in zip(art.graph.outputs, outs)] for outs in got]
+    got = [make_runner(art.graph)(*s) for s in samples]  # float in, float out
     assert abs(sqnr(refs, got) - q["compressed_sqnr"]) < 0.5  # the integer graph, not only the QDQ one
     assert q["compressed_sqnr"] < q["output_sqnr"] - 3
 

@@ -41,12 +41,12 @@ class Point:
 def make_runner(graph):
     """`runner(*float_inputs) -> list of float outputs` of `graph` in the interpreter."""
     from ..early_exit import quantize_input
-    from ..ir.interpreter import run
+    from ..ir.interpreter import dequantize, run
 
     def runner(*inputs):
         outs = run(graph, *(quantize_input(v, x) for v, x in zip(graph.inputs, inputs, strict=True)))
-        return [o if v.type.quant is None else (o.astype(np.float32) - v.type.quant.zero_point[0]) *
-                np.float32(v.type.quant.scale[0]) for v, o in zip(graph.outputs, outs)]
+        return [o if (q := v.type.quant) is None else dequantize(o, scale=q.scale, zero_point=q.zero_point, axis=q.axis)
+                for v, o in zip(graph.outputs, outs)]
     return runner
 
 
