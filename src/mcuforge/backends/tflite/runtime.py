@@ -25,12 +25,15 @@ def _tflm():
     return runtime
 
 
-def run_litert(data: bytes, *inputs, reference: bool = False) -> list[np.ndarray]:
-    """Outputs of LiteRT's interpreter: its optimized kernels, XNNPACK included, as users run it;
-    `reference=True`: its reference kernels (OpResolverType.BUILTIN_REF)."""
+LITERT_KERNELS = {"default": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "reference": "BUILTIN_REF"}
+
+
+def run_litert(data: bytes, *inputs, kernels: str = "default") -> list[np.ndarray]:
+    """Outputs of LiteRT's interpreter with one of its kernel sets: "default" (its optimized
+    kernels, XNNPACK included, as users run it), "builtin" (its optimized kernels without XNNPACK:
+    ruy and its own) or "reference" (its reference kernels)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF if reference
-                     else OpResolverType.AUTO)
+    it = Interpreter(model_content=data, experimental_op_resolver_type=getattr(OpResolverType, LITERT_KERNELS[kernels]))
     it.allocate_tensors()
     for d, x in zip(it.get_input_details(), inputs, strict=True):
         it.set_tensor(d["index"], np.asarray(x, d["dtype"]))
