@@ -123,20 +123,24 @@ def run_exits(graph: Graph, exits, *inputs) -> tuple[int, list, int]:
     (index of that exit in `exits`, the graph's outputs (None for those not computed), MACs
     spent). `exits` is a list of Exit or the dict `resolve` takes."""
     from .compiler.report import macs
-    from .ir.interpreter import _bind, evaluate
+    from .ir.interpreter import run
     exits = exits if isinstance(exits, list) else resolve(graph, exits)
     at = {id(graph.outputs[e.output].producer): (k, e) for k, e in enumerate(exits)}
-    env = {id(v): _bind(v, a) for v, a in zip(graph.inputs, inputs, strict=True)}
-    spent = 0
-    for n in graph.nodes:
-        for v, r in zip(n.outputs, evaluate(n.op, [v.data if v.is_const else env[id(v)] for v in n.inputs], n.attrs)):
-            env[id(v)] = r.astype(v.dtype.np, copy=False)
+    spent, taken = 0, []
+
+    def until(n, value) -> bool:
+        nonlocal spent
         spent += macs(n)
         k, e = at.get(id(n), (None, None))
         v = graph.outputs[e.output] if e else None
-        if e is not None and (e.threshold is None or confident(confidence_test(v, e.threshold), env[id(v)])):
-            return k, [env.get(id(v)) for v in graph.outputs], spent
-    raise UsageError("no exit was reached", "the last exit is always taken: is every output an exit?")
+        if e is not None and (e.threshold is None or confident(confidence_test(v, e.threshold), value(v))):
+            taken.append(k)
+        return bool(taken)
+
+    outputs = run(graph, *inputs, until=until)
+    if not taken:
+        raise UsageError("no exit was reached", "the last exit is always taken: is every output an exit?")
+    return taken[0], outputs, spent
 
 
 @dataclass

@@ -16,7 +16,9 @@ from ..errors import ModelLoadError, UsageError
 from ..ir.graph import Graph
 
 
-def _import_file(path: Path, ref: str):
+def import_file(path: Path):
+    """The Python module at `path`, imported under a private name; an exception while importing
+    it becomes a ModelLoadError."""
     spec = importlib.util.spec_from_file_location(f"mcuforge_user_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -35,7 +37,7 @@ def resolve_reference(ref: str):
     path = Path(file)
     if not path.is_file():
         raise UsageError(f"model file {file} does not exist", "give MODEL as path/to/file.py:factory")
-    module = _import_file(path, ref)
+    module = import_file(path)
     if not hasattr(module, name):
         found = [k for k, v in vars(module).items() if callable(v) and not k.startswith("_")]
         raise UsageError(f"{path} has no attribute '{name}'", f"names defined there: {', '.join(found)}")

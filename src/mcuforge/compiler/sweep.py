@@ -54,11 +54,11 @@ def load_function(ref: str):
     """`path/to/file.py:fn` -> the function."""
     from pathlib import Path
 
-    from .load import _import_file
+    from .load import import_file
     file, _, name = ref.rpartition(":")
     if not Path(file).is_file():
         raise UsageError(f"evaluation file {file or ref} does not exist", "give --eval path/to/file.py:function")
-    fn = getattr(_import_file(Path(file), ref), name, None)
+    fn = getattr(import_file(Path(file)), name, None)
     if not callable(fn):
         raise UsageError(f"{ref} is not a function", "it takes runner (runner(*inputs) -> outputs) and returns a score")
     return fn

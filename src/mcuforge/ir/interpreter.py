@@ -34,11 +34,13 @@ def evaluate(op: str, arrays: list, attrs: dict) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))]
 
 
-def run(graph, *inputs, trace: dict | None = None) -> list[np.ndarray]:
+def run(graph, *inputs, trace: dict | None = None, until: Callable | None = None) -> list:
     """Evaluate `graph` on `inputs` (one array per graph input, in order) -> its outputs.
 
     Each result is cast to its Value's dtype. If `trace` is a dict, every computed value is stored
-    in it under its name, for per-layer comparisons.
+    in it under its name, for per-layer comparisons. `until(node, value)` is called after each node
+    with a function reading any computed Value; when it returns True evaluation stops there, and
+    the outputs not computed yet are None (early exits run a graph this way).
     """
     if len(inputs) != len(graph.inputs):
         names = ", ".join(f"%{v.name}" for v in graph.inputs)
@@ -47,7 +49,7 @@ def run(graph, *inputs, trace: dict | None = None) -> list[np.ndarray]:
     env = {id(v): _bind(v, a) for v, a in zip(graph.inputs, inputs)}
 
     def value(v):
-        return v.data if v.is_const else env[id(v)]
+        return v.data if v.is_const else env.get(id(v))
 
     for node in graph.nodes:
         results = evaluate(node.op, [value(v) for v in node.inputs], node.attrs)
@@ -55,6 +57,8 @@ def run(graph, *inputs, trace: dict | None = None) -> list[np.ndarray]:
             env[id(v)] = r.astype(v.dtype.np, copy=False)
             if trace is not None:
                 trace[v.name] = env[id(v)]
+        if until is not None and until(node, value):
+            break
     return [value(v) for v in graph.outputs]
 
 
