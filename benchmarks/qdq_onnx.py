@@ -1,4 +1,4 @@
-"""The QDQ ONNX export of every bundled model in onnxruntime against mcuforge's interpreter, end to end.
+"""The two ONNX exports of every bundled model in onnxruntime against mcuforge's interpreter, end to end.
 
     python benchmarks/qdq_onnx.py            # every zoo model
     python benchmarks/qdq_onnx.py --quick    # digits_cnn and tiny_cnn
@@ -9,7 +9,10 @@ graph; the output is compared in integer steps of its scale. Where it differs by
 "first difference" names the first quantized tensor (in graph order) where they differ on that
 input and by how many elements, and "after forcing it" is the largest difference of any later
 quantized tensor once the interpreter is given onnxruntime's value of that one tensor: 0 or 1
-means the whole difference grew from those few float roundings (docs/numerics.md).
+means the whole difference grew from those few float roundings (docs/numerics.md). "integer
+ONNX" is the share of output elements that onnxruntime computes bit-exactly from the integer
+flavour (backends/onnx/integer.py: the integer graph in exact integer arithmetic) compared with
+the interpreter on the integer graph.
 """
 from __future__ import annotations
 
@@ -21,19 +24,20 @@ import onnxruntime as ort
 
 from mcuforge import trace, zoo
 from mcuforge.backends.onnx.emit import to_onnx
+from mcuforge.backends.onnx.integer import to_integer_onnx
 from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.ir.interpreter import run
 
 QUICK = ["digits_cnn", "tiny_cnn"]
-COLUMNS = ["model", "elements", "within 1 LSB", "max", "first difference", "after forcing it"]
+COLUMNS = ["model", "elements", "within 1 LSB", "max", "first difference", "after forcing it", "integer ONNX"]
 
 
-def session(graph):
+def session(graph, export=to_onnx):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options.add_session_config_entry("session.x64quantprecision", "1")
-    return ort.InferenceSession(to_onnx(graph).SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(export(graph).SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def measure(name: str) -> list:
@@ -68,7 +72,10 @@ def measure(name: str) -> list:
             forced = str(max(int(np.abs(again[k].astype(int) - theirs[k].astype(int)).max())
                              for k in theirs if k in again))
     d = np.concatenate(steps)
-    return [name, f"{d.size:,}", f"{np.mean(d <= 1):.2%}", f"{d.max():.0f}", first, forced]
+    exact = session(graph, to_integer_onnx)  # `graph` is the integer one (lower-quantized)
+    same = np.concatenate([exact.run(None, {graph.inputs[0].name: x})[0].ravel() == run(graph, x)[0].ravel()
+                           for (x,) in samples])
+    return [name, f"{d.size:,}", f"{np.mean(d <= 1):.2%}", f"{d.max():.0f}", first, forced, f"{np.mean(same):.2%}"]
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,7 @@ def test_qdq_onnx_table():
     assert lines[0].split()[:3] == ["model", "elements", "within"]
     assert [line.split()[:4] for line in lines[1:]] == [["digits_cnn", "40", "100.00%", "0"],
                                                        ["tiny_cnn", "40", "100.00%", "0"]]
+    assert lines[0].endswith("integer ONNX") and [line.split()[-1] for line in lines[1:]] == ["100.00%"] * 2
 
 
 def test_quantization_sqnr_table():

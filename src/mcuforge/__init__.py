@@ -84,8 +84,11 @@ class Artifact:
 
 def _emit_onnx(graph: Graph, out: Path, ctx, prefix: str) -> Path:
     from .backends.onnx.emit import save_onnx
-    # a quantized model is written in its QDQ form (QuantizeLinear/DequantizeLinear)
-    save_onnx(ctx.artifacts.get("qdq_graph", graph), out / f"{prefix}.onnx")
+    if ctx.artifacts.get("onnx_format") == "integer":  # the integer graph, bit-exact (backends/onnx/integer.py)
+        from .backends.onnx.integer import save_integer_onnx
+        save_integer_onnx(graph, out / f"{prefix}.onnx")
+    else:  # a quantized model is written in its QDQ form (QuantizeLinear/DequantizeLinear)
+        save_onnx(ctx.artifacts.get("qdq_graph", graph), out / f"{prefix}.onnx")
     return out / f"{prefix}.onnx"
 
 
@@ -109,7 +112,8 @@ EMITTERS = {"onnx": _emit_onnx, "tflite": _emit_tflite, "c": _emit_c}
 def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
-            tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float") -> Artifact:
+            tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
+            onnx="qdq") -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -119,7 +123,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes (needs
     `calibration` data, see `compiler.calibrate`; `observer` picks the range estimator; `io="int8"`
     makes the model's inputs and outputs integer, "float" keeps them float); the onnx backend then
-    writes the QDQ form of the model. Mixed precision (int8 only): `keep_float` / `keep_int16`
+    writes the QDQ form of the model, or with `onnx="integer"` the integer model itself in exact
+    integer ONNX arithmetic that onnxruntime runs bit-exactly like the interpreter (a float model:
+    the float export either way; docs/numerics.md). Mixed precision (int8 only): `keep_float` / `keep_int16`
     name layers to keep float / run int16x8, `auto_mixed=dB` keeps the most sensitive layers at
     `mixed` ("float" or "int16x8") while each gains that much output SQNR (`passes.quantize`). `prefix` names the outputs (model.onnx, model.c, ...) and
     the C backend's symbols (model_invoke), so that two models can share one firmware.
@@ -142,6 +148,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     unknown = [e for e in emit if e not in EMITTERS]
     if unknown:
         raise UsageError(f"unknown emit target(s): {', '.join(unknown)}", f"known: {', '.join(EMITTERS)}")
+    if onnx not in ("qdq", "integer"):
+        raise UsageError(f"unknown ONNX format '{onnx}'", "onnx='qdq' (QuantizeLinear/DequantizeLinear, the "
+                         "interchange form) or 'integer' (bit-exact integer arithmetic)")
     if emit and out_dir is None:
         raise UsageError("emitting files needs out_dir", "pass out_dir=... (CLI: -o DIR), or emit=()")
     tgt = load_target(target) if target is not None else None
@@ -167,6 +176,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     ctx = PassContext(target=tgt, debug=debug)
     ctx.artifacts["exits"] = exits or None
     ctx.artifacts["tflite_offline_plan"] = tflite_offline_plan
+    ctx.artifacts["onnx_format"] = onnx
     if "c" in emit:  # the memory plan reserves the scratch the C kernels need
         from .backends.c.ops import scratch_bytes
         ctx.artifacts["scratch"] = scratch_bytes

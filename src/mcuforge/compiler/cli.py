@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx, tflite, c)")
     c.add_argument("--prefix", default="model", help="name of the outputs and of the generated C symbols "
                    "(default: model)")
+    c.add_argument("--onnx-format", choices=("qdq", "integer"), default="qdq",
+                   help="a quantized model's .onnx: qdq (QuantizeLinear/DequantizeLinear around float ops, the "
+                   "interchange form) or integer (exact integer arithmetic, bit-exact with the interpreter)")
     c.add_argument("--tflite-offline-plan", action=argparse.BooleanOptionalAction, default=None,
                    help="write our memory plan into the .tflite for TFLite Micro (default: when memory-plan ran)")
     c.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS ('all' for every pass)")
@@ -163,7 +166,8 @@ def _compile(args, emit, out, instrumentations=()):
                             keep_float=args.keep_float, keep_int16=args.keep_int16, auto_mixed=args.auto_mixed,
                             mixed=args.mixed,
                             prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
-                            tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args))
+                            tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
+                            onnx=getattr(args, "onnx_format", "qdq"))
 
 
 def _exits(args) -> dict | None:

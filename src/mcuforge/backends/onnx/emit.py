@@ -31,15 +31,18 @@ MIN_OPSET = 13
 
 
 class Emitter:
-    """Collects ONNX nodes and initializers for one graph and hands out unique tensor names."""
+    """Collects ONNX nodes and initializers for one graph and hands out unique tensor names;
+    `lowerings` is the op table it lowers with (LOWERINGS, or integer.py's)."""
 
-    def __init__(self, graph: Graph, opset: int):
+    def __init__(self, graph: Graph, opset: int, lowerings: dict | None = None):
         self.opset = opset
+        self.lowerings = LOWERINGS if lowerings is None else lowerings
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._used = {v.name for v in graph.values()}
         self._named: dict[int, str] = {}   # id(constant Value) -> its initializer
         self._target: dict[int, str] = {}  # id(Value) -> where its producer writes (pre-activation)
+        self._source: dict[int, str] = {}  # id(Value) -> where its readers read it (see `redirect`)
         self._scalars: dict[float, str] = {}
         self.current = ""  # the IR node being lowered; names what it emits
 
@@ -49,7 +52,7 @@ class Emitter:
         act = n.attrs.get("act", "none")
         if act != "none":
             self._target[id(n.output)] = self.fresh(f"{n.name}/pre_{act}")
-        LOWERINGS[n.op](self, n)
+        self.lowerings[n.op](self, n)
         if act != "none":
             _ACTS[act](self, self._target[id(n.output)], n.output.name)
 
@@ -66,11 +69,18 @@ class Emitter:
         if v.is_const and id(v) not in self._named:
             self._named[id(v)] = v.name
             self.inits.append(onnx.numpy_helper.from_array(np.asarray(v.data), v.name))
-        return v.name
+        return self._source.get(id(v), v.name)
 
     def out(self, v: Value) -> str:
         """The ONNX name a lowering writes IR value `v` to."""
         return self._target.get(id(v), v.name)
+
+    def redirect(self, v: Value, read: str | None = None, write: str | None = None):
+        """From now on, lowerings read IR value `v` from `read` / write it to `write` (integer.py
+        lowers a float op on a cast copy this way)."""
+        for table, name in ((self._source, read), (self._target, write)):
+            if name is not None:
+                table[id(v)] = name
 
     def const(self, array, base: str = "const") -> str:
         name = self.fresh(f"{self.current}/{base}")
@@ -373,19 +383,20 @@ def _value_info(v: Value) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(v.dtype.np), list(v.shape))
 
 
-def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
+def to_onnx(graph: Graph, opset: int | None = None, lowerings: dict | None = None) -> onnx.ModelProto:
     """Lower a float IR graph to a checked ONNX model (default opset 17; 21, the first with int16
-    QuantizeLinear, for a QDQ graph with int16 tensors)."""
+    QuantizeLinear, for a QDQ graph with int16 tensors). `lowerings` replaces LOWERINGS (the exact
+    integer flavour, integer.py)."""
     if opset is None:
         opset = 21 if any(v.dtype == DType.i16 for n in graph.nodes for v in n.outputs) else DEFAULT_OPSET
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
         raise UsageError(f"cannot emit ONNX opset {opset}",
                          f"choose an opset in {MIN_OPSET}..{onnx.defs.onnx_opset_version()}")
-    missing = [UnsupportedItem(n.op, n.name) for n in graph.nodes if n.op not in LOWERINGS]
+    e = Emitter(graph, opset, lowerings)
+    missing = [UnsupportedItem(n.op, n.name) for n in graph.nodes if n.op not in e.lowerings]
     if missing:
         raise UnsupportedOpError(missing, "the ONNX backend lowers float ops only; use the tflite or c backend",
                                  "the ONNX backend cannot emit:")
-    e = Emitter(graph, opset)
     for n in graph.nodes:
         e.lower(n)
     for v in graph.outputs:
@@ -400,7 +411,7 @@ def to_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
     return model
 
 
-def save_onnx(graph: Graph, path, opset: int | None = None) -> str:
+def save_onnx(graph: Graph, path, opset: int | None = None, lowerings: dict | None = None) -> str:
     """Write `to_onnx(graph)` to `path` atomically (nothing is left behind on failure)."""
-    data = to_onnx(graph, opset).SerializeToString()
+    data = to_onnx(graph, opset, lowerings).SerializeToString()
     return write_atomic(path, data)

@@ -1,0 +1,342 @@
+"""Integer IR -> ONNX computing exactly what the interpreter computes: the "integer" ONNX flavour.
+
+The QDQ flavour (emit.py on the `quantize` pass's QDQ graph) is an interchange format: runtimes
+requantize it in float, within 1 LSB of the integer model per layer, and deep models drift. This
+flavour lowers the integer graph itself (after `lower-quantized`, any layout) to ONNX ops whose
+every step is exact, so onnxruntime reproduces the interpreter, and so TFLite Micro, bit for bit:
+- sums of products: float32 Conv/ConvTranspose on integer values, exact because every partial
+  sum is an integer of magnitude <= 2^24: the weights are split (`_chunks`) so that
+  max|x - zp| * sum|w| <= 2^24 per output channel and piece, and 16-bit inputs into two bytes;
+  qlinear is an int64 MatMul;
+- requantization (`_mbqm`): TFLite's MultiplyByQuantizedMultiplier in int64 Mul/Div/Where (ONNX's
+  integer Div truncates toward zero, like C's);
+- element-wise activations (qlogistic, qtanh, qhardswish, qleaky_relu): a Gather on a table of
+  every input value (2^8, or 2^16 for int16), computed by the interpreter at export;
+- quantize / dequantize of float edges: the interpreter's float32 formulas (ties away from zero);
+- data movement that onnxruntime lacks for integer tensors (max pooling, pad, resize, clamp) runs
+  in float32, exact on 16-bit values; reshape, transpose, concat, split and slice run as they are.
+Limits: qsoftmax and qlog_softmax (their per-row fixed-point reciprocal and log) are not lowered
+(`UNSUPPORTED`), and an int16 average pool over more than 512 taps is refused; export those
+models in the QDQ flavour. Opset: emit.py's (17, or 21 for graphs with int16 tensors).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+
+from .. import write_atomic
+from ...errors import UnsupportedItem, UnsupportedOpError
+from ...ir.graph import Graph
+from ...ir.interpreter import evaluate
+from ...ir.ops import channel_axis, norm_axis, registrar
+from .emit import LOWERINGS, _spatial, _spatial_in, _to_channel_first, _to_channel_last, to_onnx
+
+INTEGER_LOWERINGS = dict(LOWERINGS)  # float ops (float islands of a mixed model) keep their lowering
+lowers = registrar(INTEGER_LOWERINGS)
+UNSUPPORTED = {"qsoftmax": "its per-row fixed-point reciprocal has no exact ONNX lowering here yet",
+               "qlog_softmax": "its per-row fixed-point logarithm has no exact ONNX lowering here yet"}
+EXACT = 1 << 24  # float32 holds every integer of magnitude up to this
+F32, I64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+
+
+def to_integer_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
+    """A checked ONNX model computing integer `graph` bit-exactly (a float graph: emit.py's export)."""
+    missing = [UnsupportedItem(n.op, n.name) for n in graph.nodes if n.op not in INTEGER_LOWERINGS]
+    if missing:
+        why = "; ".join(f"{op}: {UNSUPPORTED[op]}" for op in sorted({m.op for m in missing} & set(UNSUPPORTED)))
+        raise UnsupportedOpError(missing, f"{why + '. ' if why else ''}Export the QDQ flavour instead "
+                                          "(onnx='qdq', CLI --onnx-format qdq)",
+                                 "the exact integer ONNX export cannot lower:")
+    return to_onnx(graph, opset, INTEGER_LOWERINGS)
+
+
+def save_integer_onnx(graph: Graph, path, opset: int | None = None) -> str:
+    """Write `to_integer_onnx(graph)` to `path` atomically."""
+    return write_atomic(path, to_integer_onnx(graph, opset).SerializeToString())
+
+
+# ---------------------------------------------------------------- exact integer arithmetic
+
+def _ty(dtype) -> int:
+    return onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+
+def _c(e, values, shape=None) -> str:
+    """An int64 constant, reshaped to `shape` if given (to broadcast per channel, say)."""
+    a = np.asarray(values, np.int64)
+    return e.const(a if shape is None else a.reshape(shape), "c")
+
+
+def _along(values, rank: int, axis: int):
+    """The shape that broadcasts `values` (one, or one per index of `axis`) on a rank-`rank` tensor."""
+    if np.size(values) == 1:
+        return ()
+    shape = [1] * rank
+    shape[axis] = -1
+    return shape
+
+
+def _i64(e, x: str) -> str:
+    return e.emit("Cast", [x], to=I64)
+
+
+def _centered(e, v, zp: int) -> str:
+    return e.emit("Sub", [_i64(e, e.name(v)), _c(e, zp)])
+
+
+def _rounded_div(e, x: str, d) -> str:
+    """x / d rounded to nearest, ties away from zero (d > 0, constant)."""
+    d = np.asarray(d, np.int64)
+    q = e.emit("Div", [e.emit("Add", [e.emit("Abs", [x]), _c(e, d // 2)]), _c(e, d)])
+    return e.emit("Mul", [e.emit("Sign", [x]), q])
+
+
+def _mbqm(e, x: str, multiplier, shift, shape=(), acc64: bool = False) -> str:
+    """quant.multiply_by_quantized_multiplier of int64 `x` (multipliers >= 0, so SRDHM's one
+    saturating case, INT32_MIN * INT32_MIN, cannot occur)."""
+    m, s = (np.asarray(v, np.int64).reshape(shape) for v in (multiplier, shift))
+    if acc64:  # 16-bit multiplier, one rounding half up: floor((x * m16 + 2^(t-1)) / 2^t)
+        reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+        v = e.emit("Add", [e.emit("Mul", [x, _c(e, reduced)]), _c(e, np.int64(1) << (14 - s))])
+        d = _c(e, np.int64(1) << (15 - s))
+        return e.emit("Div", [e.emit("Sub", [v, e.emit("Mod", [v, d])]), d])  # Mod takes the divisor's sign
+    left, right = np.maximum(s, 0), np.maximum(-s, 0)
+    if left.any():
+        x = e.emit("Mul", [x, _c(e, np.int64(1) << left)])
+    ab = e.emit("Mul", [x, _c(e, m)])  # |x| < 2^32, m < 2^31: no int64 overflow
+    nudge = e.emit("Where", [e.emit("GreaterOrEqual", [ab, _c(e, 0)]), _c(e, 1 << 30), _c(e, 1 - (1 << 30))])
+    high = e.emit("Div", [e.emit("Add", [ab, nudge]), _c(e, 1 << 31)])  # truncates, as the C division
+    return _rounded_div(e, high, np.int64(1) << right) if right.any() else high
+
+
+def _store(e, y: str, lo: int, hi: int, dtype, out: str | None) -> str:
+    """int64 `y` clamped to [lo, hi] and cast to `dtype`."""
+    return e.emit("Cast", [e.emit("Clip", [y, _c(e, lo), _c(e, hi)])], out, to=_ty(dtype))
+
+
+def _saturated(e, y: str, dtype, out: str | None) -> str:
+    info = np.iinfo(dtype)
+    return _store(e, y, int(info.min), int(info.max), dtype, out)
+
+
+def _cf(e, n) -> str:
+    """Node `n`'s first operand, channel-first."""
+    x = e.name(n.inputs[0])
+    if n.attrs["layout"][1] == "C":
+        return x
+    return e.emit("Transpose", [x], perm=_to_channel_first(n.inputs[0].type.rank))
+
+
+def _store_cf(e, n, y: str, lo: int, hi: int):
+    """Channel-first int64 result `y` of `n`, clamped, cast and laid out as `n`'s output."""
+    if n.attrs["layout"][1] == "C":
+        return _store(e, y, lo, hi, n.output.dtype.np, e.out(n.output))
+    y = _store(e, y, lo, hi, n.output.dtype.np, None)
+    e.emit("Transpose", [y], e.out(n.output), perm=_to_channel_last(n.output.type.rank))
+
+
+# ---------------------------------------------------------------- convolution and dense
+
+def _pieces(e, x: str, zp: int, dtype) -> list[tuple[int, str, int]]:
+    """float32 x - zp as (factor, piece, max |piece|) with sum(factor * piece) == x - zp: itself
+    for 8-bit values, its high and low byte for 16-bit ones (each sum of products stays exact)."""
+    info = np.iinfo(dtype)
+    xc = e.emit("Sub", [e.emit("Cast", [x], to=F32), e.scalar(float(zp))])
+    big = max(int(info.max) - zp, zp - int(info.min))
+    if big <= 255:
+        return [(1, xc, big)]
+    high = e.emit("Floor", [e.emit("Mul", [xc, e.scalar(1 / 256)])])
+    low = e.emit("Sub", [xc, e.emit("Mul", [high, e.scalar(256.0)])])
+    return [(256, high, max(abs((int(info.min) - zp) // 256), abs((int(info.max) - zp) // 256))), (1, low, 255)]
+
+
+def _chunks(rows: np.ndarray, big: int) -> list[np.ndarray]:
+    """Weights `rows` (output channel, reduction) split into pieces, zero elsewhere, summing to
+    `rows`, with big * sum|piece| <= 2^24 in every row: consecutive runs of the reduction."""
+    a = np.abs(rows.astype(np.int64))
+    limit = EXACT // big - int(a.max(initial=0))  # a run overshoots its limit by less than one weight
+    ids = (np.cumsum(a, 1) - a) // limit
+    return [np.where(ids == k, rows, 0).astype(rows.dtype) for k in range(int(ids.max(initial=0)) + 1)]
+
+
+@lowers("qconv1d", "qconv2d", "qconv_transpose2d")
+def _qconv(e, n):
+    a, (x, w, *b) = n.attrs, n.inputs
+    transposed = n.op == "qconv_transpose2d"
+    wd = w.data
+    if a["layout"][1] != "C":  # OHWI -> OIHW; transposed (O/g, kH, kW, I) -> (I, O/g, kH, kW)
+        wd = np.transpose(wd, [3, 0, 1, 2] if transposed else _to_channel_first(wd.ndim))
+    pieces = _pieces(e, _cf(e, n), a["in_zp"], x.dtype.np)
+    big = max(p[2] for p in pieces)
+    if transposed:  # rows: output channel (group, j) x (input channel of the group, tap)
+        g, (ci, og) = a["groups"], wd.shape[:2]
+        rows = wd.reshape(g, ci // g, og, -1).swapaxes(1, 2).reshape(g * og, -1)
+        ws = [r.reshape(g, og, ci // g, -1).swapaxes(1, 2).reshape(wd.shape) for r in _chunks(rows, big)]
+    else:
+        ws = [r.reshape(wd.shape) for r in _chunks(wd.reshape(len(wd), -1), big)]
+    attrs = dict(strides=a["stride"], pads=a["pads"], dilations=a["dilation"], group=a["groups"])
+    if transposed:
+        attrs["output_padding"] = a["output_padding"]
+    acc = None
+    for factor, xp, _ in pieces:
+        for wk in ws:
+            wf = e.emit("Cast", [e.const(wk, "w")], to=F32)
+            y = _i64(e, e.emit("ConvTranspose" if transposed else "Conv", [xp, wf], **attrs))
+            y = e.emit("Mul", [y, _c(e, factor)]) if factor != 1 else y
+            acc = y if acc is None else e.emit("Add", [acc, y])
+    rank = n.output.type.rank
+    if b:
+        acc = e.emit("Add", [acc, _c(e, b[0].data, _along(b[0].data, rank, 1))])
+    acc64 = x.dtype.np == np.int16 and (not b or b[0].data.dtype != np.int32)  # as the interpreter
+    y = _mbqm(e, acc, a["multiplier"], a["shift"], _along(a["multiplier"], rank, 1), acc64)
+    _store_cf(e, n, e.emit("Add", [y, _c(e, a["out_zp"])]), a["act_min"], a["act_max"])
+
+
+@lowers("qlinear")
+def _qlinear(e, n):
+    a, (x, w, *b) = n.attrs, n.inputs
+    acc = e.emit("MatMul", [_centered(e, x, a["in_zp"]), _i64(e, e.const(w.data.T, "w"))])
+    if b:
+        acc = e.emit("Add", [acc, _c(e, b[0].data)])
+    acc64 = x.dtype.np == np.int16 and (not b or b[0].data.dtype != np.int32)
+    y = _mbqm(e, acc, a["multiplier"], a["shift"], _along(a["multiplier"], 1, 0), acc64)
+    _store(e, e.emit("Add", [y, _c(e, a["out_zp"])]), a["act_min"], a["act_max"], x.dtype.np, e.out(n.output))
+
+
+# ---------------------------------------------------------------- elementwise
+
+@lowers("qadd", "qsub")
+def _qadd(e, n):
+    a = n.attrs
+    sa, sb = (_mbqm(e, e.emit("Mul", [_centered(e, v, a[f"{k}_zp"]), _c(e, 1 << a["left_shift"])]),
+                    a[f"{k}_multiplier"], a[f"{k}_shift"]) for v, k in zip(n.inputs, "ab"))
+    y = _mbqm(e, e.emit("Add" if n.op == "qadd" else "Sub", [sa, sb]), a["multiplier"], a["shift"])
+    _store(e, e.emit("Add", [y, _c(e, a["out_zp"])]), a["act_min"], a["act_max"], n.output.dtype.np,
+           e.out(n.output))
+
+
+@lowers("qmul")
+def _qmul(e, n):
+    a, (x, y) = n.attrs, n.inputs
+    product = e.emit("Mul", [_centered(e, x, a["a_zp"]), _centered(e, y, a["b_zp"])])
+    r = _mbqm(e, product, a["multiplier"], a["shift"])
+    _store(e, e.emit("Add", [r, _c(e, a["out_zp"])]), a["act_min"], a["act_max"], n.output.dtype.np,
+           e.out(n.output))
+
+
+@lowers("requantize")
+def _requantize(e, n):
+    a = n.attrs
+    (m,), (s,) = a["multiplier"], a["shift"]
+    y = _mbqm(e, _centered(e, n.inputs[0], a["in_zp"]), m, s)
+    _saturated(e, e.emit("Add", [y, _c(e, a["out_zp"])]), n.output.dtype.np, e.out(n.output))
+
+
+@lowers("qlogistic", "qtanh", "qhardswish", "qleaky_relu")
+def _table(e, n):
+    """A Gather on the op's result for every input value, computed by the interpreter."""
+    x = n.inputs[0]
+    info = np.iinfo(x.dtype.np)
+    (table,) = evaluate(n.op, [np.arange(info.min, info.max + 1).astype(x.dtype.np)], n.attrs)
+    index = e.emit("Sub", [_i64(e, e.name(x)), _c(e, info.min)])
+    e.emit("Gather", [e.const(table.astype(n.output.dtype.np), "table"), index], e.out(n.output))
+
+
+# ---------------------------------------------------------------- pooling and reduction
+
+@lowers("qavg_pool1d", "qavg_pool2d")
+def _qavg_pool(e, n):
+    """The window sum (a float32 depthwise Conv of ones, exact below 2^24) divided by the number
+    of taps inside the input, rounded half away from zero."""
+    a, x = n.attrs, n.inputs[0]
+    k, nd = a["kernel"], len(a["kernel"])
+    info = np.iinfo(x.dtype.np)
+    if math.prod(k) * -int(info.min) > EXACT:
+        raise UnsupportedOpError([UnsupportedItem(n.op, n.name)], f"a {k} window of {x.dtype.value} values can sum "
+                                 "beyond float32's exact integers; export the QDQ flavour (onnx='qdq')",
+                                 "the exact integer ONNX export cannot lower:")
+    sizes, outs = _spatial_in(n), _spatial(a["layout"], n.output.shape)
+    pads, count = list(a["pads"]), np.ones((), np.int64)
+    for i in range(nd):  # the end padding reaches exactly the end of the last window (ceil_mode)
+        start = np.arange(outs[i]) * a["stride"][i] - a["pads"][i]
+        pads[nd + i] = max(int(start[-1]) + k[i] - sizes[i], 0)
+        count = np.multiply.outer(count, np.minimum(start + k[i], sizes[i]) - np.maximum(start, 0))
+    c = x.shape[channel_axis(a["layout"])]
+    ones = e.const(np.ones((c, 1, *k), np.float32), "ones")
+    total = e.emit("Conv", [e.emit("Cast", [_cf(e, n)], to=F32), ones], group=c, kernel_shape=k,
+                   strides=a["stride"], pads=pads)
+    _store_cf(e, n, _rounded_div(e, _i64(e, total), count), a["act_min"], a["act_max"])
+
+
+@lowers("qmean")
+def _qmean(e, n):
+    a, x = n.attrs, n.inputs[0]
+    axes = sorted({norm_axis(ax, x.type.rank) for ax in a["axes"]})
+    count = math.prod(x.shape[ax] for ax in axes)
+    total = e.emit("ReduceSum", [_i64(e, e.name(x)), e.ints(axes, "axes")], keepdims=int(a["keepdims"]))
+    y = _mbqm(e, e.emit("Sub", [total, _c(e, a["in_zp"] * count)]), a["multiplier"], a["shift"])
+    _saturated(e, e.emit("Add", [y, _c(e, a["out_zp"])]), n.output.dtype.np, e.out(n.output))
+
+
+# ---------------------------------------------------------------- quantization at float edges
+
+def _per_axis(e, values, axis: int, rank: int, dtype) -> str:
+    return e.const(np.asarray(values, dtype).reshape(_along(values, rank, axis)), "q")
+
+
+@lowers("quantize")
+def _quantize(e, n):
+    """round_half_away(x / scale) + zero point, saturated: the interpreter's float32 steps."""
+    a, x = n.attrs, n.inputs[0]
+    v = e.emit("Div", [e.name(x), _per_axis(e, a["scale"], a["axis"], x.type.rank, np.float32)])
+    r = e.emit("Mul", [e.emit("Sign", [v]), e.emit("Floor", [e.emit("Add", [e.emit("Abs", [v]), e.scalar(0.5)])])])
+    r = _i64(e, e.emit("Clip", [r, e.scalar(-2.0 ** 31), e.scalar(2.0 ** 31)]))  # a defined cast
+    q = e.emit("Add", [r, _per_axis(e, a["zero_point"], a["axis"], x.type.rank, np.int64)])
+    _saturated(e, q, n.output.dtype.np, e.out(n.output))
+
+
+@lowers("dequantize")
+def _dequantize(e, n):
+    a, x = n.attrs, n.inputs[0]
+    if x.is_const:  # a float island's weights: folded by the interpreter
+        (real,) = evaluate("dequantize", [x.data], a)
+        return e.emit("Identity", [e.const(real, "real")], e.out(n.output))
+    zp = _per_axis(e, a["zero_point"], a["axis"], x.type.rank, np.int64)
+    d = e.emit("Cast", [e.emit("Sub", [_i64(e, e.name(x)), zp])], to=F32)
+    e.emit("Mul", [d, _per_axis(e, a["scale"], a["axis"], x.type.rank, np.float32)], e.out(n.output))
+
+
+# ---------------------------------------------------------------- data movement on integers
+
+@lowers("clamp")
+def _clamp(e, n):
+    x = n.inputs[0]
+    if x.dtype.np.kind == "f":
+        return LOWERINGS["clamp"](e, n)
+    info = np.iinfo(x.dtype.np)  # the interpreter's integer bounds
+    lo = math.ceil(np.clip(n.attrs["min"], info.min, info.max))
+    hi = math.floor(np.clip(n.attrs["max"], info.min, info.max))
+    y = e.emit("Clip", [e.emit("Cast", [e.name(x)], to=F32), e.scalar(float(lo)), e.scalar(float(hi))])
+    e.emit("Cast", [y], e.out(n.output), to=_ty(x.dtype.np))
+
+
+def _through_float(lower):
+    """`lower` (a float lowering) run on a float32 copy of an integer operand, cast back."""
+    def lowered(e, n):
+        x, y = n.inputs[0], n.output
+        if x.dtype.np.kind == "f":
+            return lower(e, n)
+        source, target = e.name(x), e.out(y)
+        e.redirect(x, read=e.emit("Cast", [source], to=F32))
+        e.redirect(y, write=e.fresh(f"{n.name}/float"))
+        lower(e, n)
+        e.emit("Cast", [e.out(y)], target, to=_ty(y.dtype.np))
+        e.redirect(x, read=source)
+        e.redirect(y, write=target)
+    return lowered
+
+
+for _op in ("max_pool1d", "max_pool2d", "pad", "resize"):
+    INTEGER_LOWERINGS[_op] = _through_float(LOWERINGS[_op])
