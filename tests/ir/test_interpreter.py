@@ -373,11 +373,11 @@ def test_quantize_dequantize_match_torch(per_channel):
 
 
 def test_quantize_rounds_ties_away_from_zero_and_saturates():
-    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1000.0, -1000.0], np.float32)
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1000.0, -1000.0, 1e30, -3e38, np.inf], np.float32)
     (q,) = evaluate("quantize", [x], dict(scale=[1.0], zero_point=[0]))
-    assert q.tolist() == [1, 2, 3, -1, -2, -3, 127, -128]  # TFLite rounding; torch/numpy round to even
+    assert q.tolist() == [1, 2, 3, -1, -2, -3, 127, -128, 127, -128, 127]  # TFLite rounding; torch/numpy: to even
     (q16,) = evaluate("quantize", [x], dict(scale=[0.25], zero_point=[0], dtype="i16"))
-    assert q16.dtype == np.int16 and q16.tolist() == [2, 6, 10, -2, -6, -10, 4000, -4000]
+    assert q16.dtype == np.int16 and q16.tolist() == [2, 6, 10, -2, -6, -10, 4000, -4000, 32767, -32768, 32767]
 
 
 def test_every_op_has_semantics_and_a_torch_check():

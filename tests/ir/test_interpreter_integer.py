@@ -619,8 +619,9 @@ def test_requantize(rng, in_dtype, out_dtype):
 
 
 def test_int8_only_kernels_refuse_int16():
-    with pytest.raises(UsageError, match="qsoftmax is defined for int8"):
-        evaluate("qsoftmax", [np.zeros(4, np.int16)], dict(multiplier=1 << 30, shift=20, diff_min=-100))
+    with pytest.raises(UsageError, match="qlog_softmax is defined for int8"):
+        evaluate("qlog_softmax", [np.zeros(4, np.int16)], dict(multiplier=1 << 30, shift=20, diff_min=-100,
+                                                                reverse_multiplier=1 << 30, reverse_shift=-1))
 
 
 # ---------------------------------------------------------------- float ops that run on integers unchanged

@@ -125,9 +125,9 @@ def test_bad_mixed_options_are_refused(options, message, float_zoo):
 
 def test_keep_int16_refuses_a_layer_without_an_int16_kernel():
     import torch
-    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Softmax(-1)).eval()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.LogSoftmax(-1)).eval()
     g = mcuforge.compile(model, (torch.zeros(1, 8),), passes="float", emit=()).graph
-    name = next(n.name for n in g.nodes if n.op == "softmax")
+    name = next(n.name for n in g.nodes if n.op == "log_softmax")
     with pytest.raises(UsageError, match=f"without an int16 kernel: {name}"):
         PassManager([("quantize", {"calibration": samples((1, 8)), "quiet": True, "keep_int16": [name]})]).run(g)
 

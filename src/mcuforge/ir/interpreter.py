@@ -423,7 +423,8 @@ def quantize(x, *, scale, zero_point, axis, dtype):
     info = np.iinfo(np.dtype({"i8": "int8", "u8": "uint8", "i16": "int16", "i32": "int32"}[dtype]))
     s = _per_axis(scale, axis, x.ndim, np.float32)
     zp = _per_axis(zero_point, axis, x.ndim, np.int64)
-    q = round_half_away(x.astype(np.float32) / s).astype(np.int64) + zp
+    with np.errstate(over="ignore"):  # a huge x / s saturates like any value beyond the range
+        q = np.clip(round_half_away(x.astype(np.float32) / s), -2.0 ** 31, 2.0 ** 31).astype(np.int64) + zp
     return np.clip(q, info.min, info.max).astype(info.dtype)
 
 
@@ -441,8 +442,8 @@ def dequantize(x, *, scale, zero_point, axis):
 
 def _int8_only(x, op: str):
     if x.dtype != np.int8:
-        raise UsageError(f"{op} is defined for int8 tensors, got {x.dtype}",
-                         "TFLite's int16 kernel for it uses other arithmetic; quantize this op to int8")
+        raise UsageError(f"{op} is defined for int8 tensors, got {x.dtype}", "TFLite Micro's kernels for it take int8 "
+                         "(softmax, logistic and tanh also int16); quantize this op to int8")
 
 
 def _centered(x, zero_point):
@@ -548,8 +549,34 @@ def qmean(x, *, axes, keepdims, in_zp, out_zp, multiplier, shift):
     return _saturate(quant.multiply_by_quantized_multiplier(total, multiplier, shift) + out_zp, x.dtype)
 
 
+def _lookup16(x, table):
+    """TFLite's int16 LUTLookup: the entry of x's top 9 bits plus the slope to the next times its
+    low 7 bits, rounded."""
+    i = 256 + (x >> 7)
+    return table[i] + (((table[i + 1] - table[i]) * (x & 0x7F) + 64) >> 7)
+
+
+def _softmax16(x, multiplier, shift):
+    """int16 -> int16 softmax on the last axis (scale 1/32768, zero point 0): each difference to the
+    row maximum rescaled to steps of 10/65535 and looked up in quant.EXP_LUT16; the sum of those
+    exps normalized to [1, 2) with 15 fraction bits, its reciprocal from quant.RECIPROCAL_LUT16,
+    and each exp times it, shifted back by the normalization."""
+    diff = x - x.max(-1, keepdims=True)
+    scaled = quant.multiply_by_quantized_multiplier(diff, multiplier, shift)
+    exps = _lookup16(np.clip(scaled + 32767, -32768, 32767), quant.EXP_LUT16)
+    total = exps.sum(-1, keepdims=True)
+    headroom = quant.clz(total)
+    normalized = (((total << (headroom - 1)) + (1 << 13)) >> 14) - (1 << 15) - (1 << 16)  # (sum - 1), centered
+    reciprocal = _lookup16(np.clip(normalized, -32768, 32767), quant.RECIPROCAL_LUT16)
+    right = 31 - headroom
+    return np.clip((exps * reciprocal + (np.int64(1) << (right - 1))) >> right, 0, 32767)
+
+
 @impl("qsoftmax")
 def qsoftmax(x, *, axis, multiplier, shift, diff_min):
+    if x.dtype == np.int16:  # diff_min is -65535: every difference counts
+        y = _softmax16(np.moveaxis(x.astype(np.int64), axis, -1), multiplier, shift)
+        return np.moveaxis(y, -1, axis).astype(np.int16)
     # int8 -> int8 (scale 1/256, zero point -128): exp of each difference to the row maximum in
     # Q5.26 -> Q0.31, their sum in Q12.19, times its reciprocal; differences below diff_min count 0
     _int8_only(x, "qsoftmax")
@@ -590,14 +617,34 @@ def _sigmoid_like(x, fn, out_bits, out_zp, in_zp, range_radius, multiplier, shif
     return np.where(inside, y, np.where(d > 0, 127, -128)).astype(np.int8)
 
 
+def _sigmoid16(x, multiplier, shift, tanh: bool):
+    """int16 Logistic / Tanh (output scale 1/32768, zero point 0): the input in steps of 1/12288
+    (times `multiplier`, right shift by `shift` rounding half up), its magnitude interpolated in
+    quant.SIGMOID_TABLE (9 fraction bits per entry; tanh(x) = 2 sigmoid(2x) - 1 reads it with 8),
+    saturating from entry 255, mirrored for negative inputs and rounded to Q0.15."""
+    bits, table = 8 if tanh else 9, quant.SIGMOID_TABLE
+    v = (x.astype(np.int64) * multiplier + (1 << shift >> 1)) >> shift
+    a = np.abs(v)
+    i = np.minimum(a >> bits, 254)
+    t = np.where(a >> bits >= 255, 0xFFFF << 8 if tanh else 0x7FFF << 10,
+                 (table[i] << bits) + (a & ((1 << bits) - 1)) * (table[i + 1] - table[i]))
+    if tanh:
+        return (np.where(v >= 0, t - (1 << 23) + (1 << 7), (1 << 23) - t + (1 << 7) - 1) >> 8).astype(np.int16)
+    return (np.where(v >= 0, t + (1 << 9), (1 << 25) - t + (1 << 9) - 1) >> 10).astype(np.int16)
+
+
 @impl("qlogistic")
 def qlogistic(x, *, in_zp, range_radius, multiplier, shift):
+    if x.dtype == np.int16:
+        return _sigmoid16(x, multiplier, shift, tanh=False)
     _int8_only(x, "qlogistic")
     return _sigmoid_like(x, quant.logistic, 8, -128, in_zp, range_radius, multiplier, shift)  # 1/256, -128
 
 
 @impl("qtanh")
 def qtanh(x, *, in_zp, range_radius, multiplier, shift):
+    if x.dtype == np.int16:
+        return _sigmoid16(x, multiplier, shift, tanh=True)
     _int8_only(x, "qtanh")
     return _sigmoid_like(x, quant.tanh, 7, 0, in_zp, range_radius, multiplier, shift)  # 1/128, 0
 

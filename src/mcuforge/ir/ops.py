@@ -400,8 +400,10 @@ _DEFS = [
 # zero points. `multiplier` is a Q31 int, `shift` TFLite's exponent (> 0 shifts left); conv and
 # linear carry one per output channel (or one for all); act_min/act_max clamp the integer result.
 # Operand and weight layouts are the float ops'. qsoftmax/qlogistic (output 1/256, -128), qtanh
-# (1/128, 0), qlog_softmax (16/256, 127) and qhardswish are int8 only. Ops not listed here (max_pool, reshape, pad with the
-# zero point, ...) run unchanged on integer tensors.
+# (1/128, 0), qlog_softmax (16/256, 127) and qhardswish are int8 only, except qsoftmax, qlogistic
+# and qtanh on int16 (output 1/32768, 0; TFLite's table kernels: qsoftmax's diff_min is -65535,
+# qlogistic's and qtanh's `multiplier` < 2^15 with a right `shift`, in_zp and range_radius 0).
+# Ops not listed here (max_pool, reshape, pad with the zero point, ...) run unchanged on integer tensors.
 _QOUT = dict(out_zp=REQUIRED, multiplier=REQUIRED, shift=REQUIRED)
 _QCONV = dict(stride=REQUIRED, pads=REQUIRED, dilation=REQUIRED, groups=1, in_zp=REQUIRED, **_QOUT,
               act_min=REQUIRED, act_max=REQUIRED)

@@ -5,7 +5,8 @@ Two halves, both bit-exact to TFLite Micro's *reference* kernels:
   fixedpoint.h compute, vectorized over numpy int64 arrays that hold int32 values (inputs are
   assumed in the ranges the kernels guarantee; C's overflow cases are not emulated);
 - one `*_params` function per integer op, computing its attributes (ops.py, "integer ops") from
-  float scales and zero points as the op's Prepare in tflite-micro's kernels/*.cc does.
+  float scales and zero points as the op's Prepare in tflite-micro's kernels/*.cc does, and the
+  lookup tables of its int16 LOGISTIC, TANH and SOFTMAX.
 
 Rounding: TFLite Micro's reference build leaves TFLITE_SINGLE_ROUNDING unset, so
 `multiply_by_quantized_multiplier` is the "double rounding" one: a saturating rounding doubling
@@ -223,7 +224,7 @@ def _shift_left(x, exponent):
     return np.where(x > threshold, INT32_MAX, np.where(x < -threshold, INT32_MIN, x << e))
 
 
-def _clz(x):
+def clz(x):
     """Leading zero bits of positive int32 values."""
     return 32 - np.frexp(_i64(x).astype(np.float64))[1]
 
@@ -240,10 +241,10 @@ def log_x_for_x_greater_than_or_equal_to_1(a, input_bits: int, output_bits: int)
     accumulated with one bit of headroom."""
     a, accum = _i64(a), output_bits + 1
     quarter = rounding_divide_by_pot(1 << 29, accum)
-    headroom_a = _clz(a)
+    headroom_a = clz(a)
     r_a = _shift_left(_mul(_shift_left(a, headroom_a - 1), _SQRT_HALF), 1)
     z_a = np.minimum(_shift_left(input_bits - headroom_a, 31 - accum) + quarter, INT32_MAX)
-    headroom_b = _clz(_mul(a, _SQRT_HALF)) - 1
+    headroom_b = clz(_mul(a, _SQRT_HALF)) - 1
     r_b = _shift_left(a, headroom_b)
     z_b = np.maximum(_shift_left(input_bits - headroom_b, 31 - accum) - quarter, INT32_MIN)
     r, z = np.minimum(r_a, r_b), np.maximum(z_a, z_b)
@@ -347,10 +348,18 @@ def mean_params(s_in, zp_in, s_out, zp_out, count: int) -> dict:
     return dict(in_zp=int(zp_in), out_zp=int(zp_out), multiplier=(m << k) // count, shift=s - k)
 
 
-def softmax_params(beta: float, s_in) -> dict:
+def softmax_params(beta: float, s_in, dtype: str = "i8") -> dict:
     """qsoftmax (int8 in, int8 out of scale 1/256 and zero point -128): the multiplier that turns
     input differences into Q5.26 (PreprocessSoftmaxScaling, capped at 2^31 - 1), and diff_min, the
-    most negative difference whose exp still counts (CalculateInputRadius)."""
+    most negative difference whose exp still counts (CalculateInputRadius). int16 (out 1/32768, 0):
+    the multiplier onto steps of 10/65535, `EXP_LUT16`'s (QuantizeMultiplier; a shift above 15
+    would overflow TFLite's int32 differences), and diff_min -65535: every difference counts."""
+    if dtype == "i16":
+        m, s = quantize_multiplier(_d(s_in) * _d(beta) / (10 / 65535))
+        if s > 15:
+            raise Error(f"int16 softmax input scale {s_in} x beta {beta} is above 2^15 x 10/65535, which TFLite's "
+                        "kernel cannot represent", "recalibrate the model so the softmax input has a smaller range")
+        return dict(multiplier=m, shift=s, diff_min=-65535)
     real = min(_d(beta) * _d(s_in) * (1 << 26), (1 << 31) - 1.0)
     if real <= 1:
         raise Error(f"softmax input scale {s_in} x beta {beta} is below 2^-26, which TFLite's kernel cannot "
@@ -368,16 +377,81 @@ def log_softmax_params(s_in) -> dict:
     return dict(p, reverse_multiplier=rm, reverse_shift=rs)
 
 
-def logistic_params(s_in, zp_in) -> dict:
-    """qlogistic (output scale 1/256, zero point -128) and qtanh (1/128, 0), which TFLite Micro
-    prepares alike: the multiplier that turns inputs into Q4.27 (frexp + round, not
-    QuantizeMultiplier) and range_radius, beyond which the result saturates."""
+def logistic_params(s_in, zp_in, dtype: str = "i8") -> dict:
+    """qlogistic (int8: output scale 1/256, zero point -128) and qtanh (int8: 1/128, 0), which
+    TFLite Micro prepares alike: the multiplier that turns inputs into Q4.27 (frexp + round, not
+    QuantizeMultiplier) and range_radius, beyond which the result saturates. int16: `sigmoid16_params`."""
+    if dtype == "i16":
+        return sigmoid16_params(s_in, zp_in, (0,))
     q, shift = math.frexp(_d(s_in) * (1 << 27))
     return dict(in_zp=int(zp_in), range_radius=math.floor(15 * 2.0 ** 27 / 2.0 ** shift),
                 multiplier=round_half_away(q * (1 << 31)), shift=shift)
 
 
-tanh_params = logistic_params
+def tanh_params(s_in, zp_in, dtype: str = "i8") -> dict:
+    """qtanh: `logistic_params` for int8; for int16, `sigmoid16_params` takes the power of two 2^-11 too."""
+    return sigmoid16_params(s_in, zp_in, (0, 1)) if dtype == "i16" else logistic_params(s_in, zp_in)
+
+
+# TFLite's table for int16 LOGISTIC and TANH: sigmoid(i / 24), i = 0..255, in Q0.16, rounded, and
+# one higher at these indices (against the error of interpolating where the curve bends; the last
+# entry then reads 65535)
+_RAISED = [4, 8, 12, 14, 15, 16, 17, 19, 20, 21, 22, 25, 27, 28, 29, 30, 31, 33, 34, 35, 37, 39, 40, 41, 43, 44,
+           45, 46, 49, 50, 54, 62, 63, 64, 66, 82, 86, 93, 100, 103, 112, 116, 135, 255]
+SIGMOID_TABLE = np.floor(65536 / (1 + np.exp(-np.arange(256) / 24)) + 0.5).astype(np.int64)
+SIGMOID_TABLE[_RAISED] += 1
+
+
+def _lut16(fn, input_scale: np.float32, input_zp: int) -> np.ndarray:
+    """TFLite's LUTPopulate<int16_t>, in float32 as it computes: `fn` at 512 even steps over the
+    int16 inputs at `input_scale` and `input_zp`, at output scale 2/65535 and zero point 0, each
+    entry lowered by half its error at the middle of its step, and a last entry at the top, for
+    lookups by 9 index bits and 7 interpolated ones (see interpreter._lookup16)."""
+    f, rnd = np.float32, lambda v: np.sign(v) * np.floor(np.abs(v.astype(np.float64)) + 0.5)  # exact on float32
+    lo, hi = input_scale * f(-32768 - input_zp), input_scale * f(32767 - input_zp)
+    out_scale = f(2) / f(65535)
+    inv = f(65536) / (out_scale * f(32767) - out_scale * f(-32768))
+    step, i = (hi - lo) / f(512), np.arange(512, dtype=np.float32)
+    val, mid, nxt = fn(lo + i * step), fn(lo + i * step + step / f(2)), fn(lo + (i + 1) * step)
+    sample = rnd(val * inv)
+    bias = rnd((rnd((nxt * inv + sample.astype(f)) / f(2)) - rnd(mid * inv)) / 2)
+    return np.clip(np.append(sample - bias, rnd(fn(np.array([hi])) * inv)), -32768, 32767).astype(np.int64)
+
+
+# TFLite's int16 SOFTMAX tables: exp on [-10, 0] (expf: exp rounded to float32) and 1 / (1 + x) on [0, 1]
+EXP_LUT16 = _lut16(lambda v: np.exp(v.astype(np.float64)).astype(np.float32), np.float32(10) / np.float32(65535), 32767)
+RECIPROCAL_LUT16 = _lut16(lambda v: np.float32(1) / (np.float32(1) + v), np.float32(1) / np.float32(65535), -32768)
+
+
+def checked_log2(x) -> tuple[int, bool]:
+    """TFLite's CheckedLog2 of a float32, in float32: log2(x) rounded, and whether x is a power of
+    two (within 1e-3 of one in log2)."""
+    f = np.float32
+    log2 = f(math.log(_d(x))) * (f(1) / f(math.log(2.0)))
+    rounded = round_half_away(float(log2))
+    return rounded, bool(abs(log2 - f(rounded)) < f(1e-3))
+
+
+def sigmoid16_params(s_in, zp_in, pot_shifts) -> dict:
+    """qlogistic / qtanh on int16 (output scale 1/32768, zero point 0): `multiplier` (< 2^15) and
+    right `shift` that bring the input to the table's steps of 1/(3 * 4096). A power-of-two scale
+    for which that shift is in `pot_shifts` (2^-12 for logistic, also 2^-11 for tanh) multiplies
+    by 3 << shift exactly; other scales by the scale times 12288, doubled while at most 16383.5 (the
+    shift counts the doublings) and truncated. in_zp and range_radius are 0 (symmetric inputs; the
+    table saturates by itself)."""
+    if zp_in != 0:
+        raise Error(f"int16 logistic/tanh input zero point {zp_in} is not 0, which TFLite's kernel needs",
+                    "quantize int16 activations symmetrically")
+    log2, pot = checked_log2(s_in)
+    if pot and 12 + log2 in pot_shifts:
+        return dict(in_zp=0, range_radius=0, multiplier=3 << (12 + log2), shift=0)
+    m, shift = _d(s_in) * 4096 * 3, 0
+    while m <= 32767 / 2 and shift <= 30:
+        m, shift = m * 2, shift + 1
+    if m > 32767:
+        raise Error(f"int16 logistic/tanh input scale {s_in} is above 32767 / 12288, which TFLite's kernel "
+                    "cannot represent", "recalibrate the model so the input range is smaller")
+    return dict(in_zp=0, range_radius=0, multiplier=int(m), shift=shift)
 
 
 def _to_q15(m: int) -> int:

@@ -126,7 +126,8 @@ _DERIVED = {
     "requantize": lambda n, x, y: quant.requantize_params(*_q(x), *_q(y), y.dtype.value),
     "qmean": lambda n, x, y: quant.mean_params(*_q(x), *_q(y), int(np.prod([x.shape[a] for a in n.attrs["axes"]]))),
     "qlog_softmax": lambda n, x, y: quant.log_softmax_params(_q(x)[0]),
-    **dict.fromkeys(("qlogistic", "qtanh"), lambda n, x, y: quant.logistic_params(*_q(x))),
+    "qlogistic": lambda n, x, y: quant.logistic_params(*_q(x), x.dtype.value),
+    "qtanh": lambda n, x, y: quant.tanh_params(*_q(x), x.dtype.value),
     "qhardswish": lambda n, x, y: quant.hardswish_params(*_q(x), *_q(y)),
 }
 _FREE = ("act_min", "act_max", "in_zp", "out_zp", "a_zp", "b_zp", "dtype")  # clamps may be tightened; zps above

@@ -34,9 +34,10 @@ SAME = {"max_pool1d", "max_pool2d", "reshape", "transpose", "concat", "split", "
         "relu6", "clamp"}  # run unchanged on integer tensors
 KEEPS_SCALE = (SAME - {"concat"}) | {"avg_pool1d", "avg_pool2d", "adaptive_avg_pool"}  # output params = input's
 WEIGHTED = {"conv1d", "conv2d", "conv_transpose2d", "linear"}
-INT8_ONLY = {"softmax", "log_softmax", "sigmoid", "tanh", "hardswish"}  # TFLite's int16 kernels for these differ
-FIXED_OUTPUT = {"softmax": (1 / 256, -128), "log_softmax": (16 / 256, 127), "sigmoid": (1 / 256, -128),
-                "tanh": (1 / 128, 0)}  # (scale, zp), int8
+INT8_ONLY = {"log_softmax", "hardswish"}  # TFLite Micro has no int16 kernel for these
+FIXED_OUTPUT = {"i8": {"softmax": (1 / 256, -128), "log_softmax": (16 / 256, 127), "sigmoid": (1 / 256, -128),
+                       "tanh": (1 / 128, 0)},
+                "i16": dict.fromkeys(("softmax", "sigmoid", "tanh"), (1 / 32768, 0))}  # type -> op -> (scale, zp)
 CLAMPS = {"relu": lambda a: (0.0, math.inf), "relu6": lambda a: (0.0, 6.0), "clamp": lambda a: (a["min"], a["max"])}
 
 
@@ -50,7 +51,7 @@ def why_float(n: Node, dtype: str = "i8") -> str | None:
     elif n.op not in SAME and LOWERED.get(n.op) not in ops.OPS:
         return f"no integer kernel for {n.op}"
     if dtype != "i8" and n.op in INT8_ONLY:
-        return f"the integer {n.op} kernel takes int8 only"
+        return f"TFLite Micro has no int16 {n.op} kernel"
     if n.op in WEIGHTED and not all(v.is_const for v in n.inputs[1:]):
         return "its weight or bias is not a constant"
     if n.op == "resize" and a["mode"] != "nearest":
@@ -106,12 +107,12 @@ def _attrs(y: Node, x: list[Value], out: Value) -> tuple[str, list[Value], dict]
         if y.op == "mul":
             return op, x, quant.mul_params(sa, za, sb, zb, so, zo, act, dt)
         return op, x, quant.add_params(sa, za, sb, zb, so, zo, act, dt)
-    if FIXED_OUTPUT.get(y.op, _qp(out)) != _qp(out):
+    if FIXED_OUTPUT.get(dt, {}).get(y.op, _qp(out)) != _qp(out):
         return None  # the integer kernel only writes its fixed output scale
     if y.op in ("sigmoid", "tanh"):
-        return op, x, (quant.logistic_params if y.op == "sigmoid" else quant.tanh_params)(*_qp(x[0]))
+        return op, x, (quant.logistic_params if y.op == "sigmoid" else quant.tanh_params)(*_qp(x[0]), dt)
     if y.op == "softmax":
-        return op, x, {**a, **quant.softmax_params(1.0, _qp(x[0])[0])}
+        return op, x, {**a, **quant.softmax_params(1.0, _qp(x[0])[0], dt)}
     if y.op == "log_softmax":
         return op, x, {**a, **quant.log_softmax_params(_qp(x[0])[0])}
     if y.op == "hardswish":

@@ -17,8 +17,9 @@ Scheme (TFLite's int8 specification, DESIGN.md "Numeric semantics"):
   range (the clamp is then nearly free in integers); fused activations become output clamps.
 - max/avg pools, reshape, transpose, pad, slice, split, resize, relu/relu6/clamp keep their
   input's parameters; softmax and sigmoid output at 1/256 with zero point -128, tanh at 1/128
-  with 0, log_softmax at 16/256 with 127, TFLite's fixed output scales (int16x8 keeps these ops
-  and hardswish float: TFLite's int16 kernels for them differ); concat and add/sub outputs get
+  with 0, log_softmax at 16/256 with 127, TFLite's fixed output scales; int16 softmax, sigmoid
+  and tanh at 1/32768 with 0 (int16x8 keeps log_softmax and hardswish float: TFLite Micro has no
+  int16 kernels for them); concat and add/sub outputs get
   their own range (the lowering rescales inputs). A concat input takes the concat's output
   parameters instead (so no requantize, as TFLite's converter does) where its scale is free
   (`_share_concat_scale`).
@@ -199,7 +200,7 @@ def insert_qdq(g: Graph, ranges: dict, dtype: str, per_channel: bool, is_int: Ca
             if not wanted(v):
                 continue
             t = types.get(n, dtype)
-            fixed = FIXED_OUTPUT.get(n.op) if n in ints else None
+            fixed = FIXED_OUTPUT[t].get(n.op) if n in ints else None
             if fixed:
                 params[v, t] = QuantParams(*fixed)
             elif n in ints and n.op in KEEPS_SCALE and (n.inputs[0], t) in params:
@@ -257,7 +258,7 @@ def _share_concat_scale(g: Graph, v: Value, concat: Node, params: dict, ranges: 
     while root.producer in ints and root.producer.op in KEEPS_SCALE and types[root.producer] == t:
         root = root.producer.inputs[0]
     p = root.producer
-    if p is None or types[p] != t or p.op == "concat" or (p in ints and p.op in FIXED_OUTPUT):
+    if p is None or types[p] != t or p.op == "concat" or (p in ints and p.op in FIXED_OUTPUT[t]):
         return
     target, info = params[concat.output, t], np.iinfo(DType(t).np)
     s, z = target.scale[0], target.zero_point[0]

@@ -15,11 +15,11 @@ gets its exp table the same way. `scratch_bytes(node)` is the scratch each kerne
 
 int16 activations (quantize="int16x8", or int16 layers in an int8 model) run on their own kernels
 (*_s16.c): int8 weights, int64 biases and sums, no scratch. Pools, mean and add/sub/mul pick the
-_s8 or _s16 kernel by type; convs, linear, clamps and leaky relu have their int16 lowerings at
-the end of this file.
+_s8 or _s16 kernel by type; convs, linear, clamps, leaky relu, logistic, tanh and softmax (the
+last three interpolate in ir/quant.py's tables) have their int16 lowerings at the end of this file.
 
-Limits: weights must be constants; integer softmax, logistic, tanh and hardswish take int8 only
-(int16x8 keeps them float); matmul broadcasting must collapse to one batch axis; mean, softmax and
+Limits: weights must be constants; integer log_softmax and hardswish take int8 only (int16x8
+keeps them float); matmul broadcasting must collapse to one batch axis; mean, softmax and
 quantize axes must be contiguous.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ...errors import UnsupportedItem, UnsupportedOpError
-from ...ir import interpreter, ops
+from ...ir import interpreter, ops, quant
 from ...ir.graph import Node, Value
 from ...ir.types import DType
 
@@ -56,6 +56,8 @@ KERNEL_FILES = {k: f for f, ks in {
     "fc_s16.c": ["mcuforge_linear_s16"],
     "eltwise_s16.c": ["mcuforge_add_s16", "mcuforge_mul_s16", "mcuforge_clamp_s16", "mcuforge_leaky_relu_s16"],
     "pool_s16.c": ["mcuforge_max_pool_s16", "mcuforge_avg_pool_s16", "mcuforge_mean_s16"],
+    "sigmoid_s16.c": ["mcuforge_logistic_s16", "mcuforge_tanh_s16"],
+    "softmax_s16.c": ["mcuforge_softmax_s16"],
 }.items() for k in ks}
 
 # Flash bytes of each kernel file for a Cortex-M4 (arm-none-eabi-gcc 12 -O2, libm functions it
@@ -64,7 +66,7 @@ CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 5000, "pool_
               "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 4800, "fc_s8.c": 1600,
               "eltwise_s8.c": 1800, "pool_s8.c": 1400, "softmax_s8.c": 700, "packed_s8.c": 3000,
               "log_softmax_s8.c": 2400, "conv_s16.c": 3000, "fc_s16.c": 600, "eltwise_s16.c": 1500,
-              "pool_s16.c": 1500}
+              "pool_s16.c": 1500, "sigmoid_s16.c": 300, "softmax_s16.c": 800}
 MAX_RANK = 6  # MCUFORGE_MAX_RANK: axes of a strided copy or broadcast after collapsing
 CALL_BYTES = 40  # per kernel call in the generated invoke function, plus its parameter struct
 
@@ -454,7 +456,7 @@ def _qsoftmax(e, n):
     outer, k, inner = _split_axes(n, x.shape, [a["axis"]])
     if inner != 1:
         unsupported(n, f"integer {n.op[1:]} runs along the last axis")
-    from ...ir import quant  # exp(d * scale) in Q0.31 for every difference d to the row maximum
+    # exp(d * scale) in Q0.31 for every difference d to the row maximum
     diffs = np.arange(-255, 1, dtype=np.int64)
     scaled = quant.saturating_rounding_doubling_high_mul(diffs << a["shift"], a["multiplier"])
     exps = e.const(quant.exp_on_negative_values(scaled, 5).astype(np.int32), f"{n.name} exps")
@@ -685,3 +687,23 @@ def _qleaky_relu_s16(e, n):
     params = [a[k] for k in ("in_zp", "out_zp", "alpha_multiplier", "alpha_shift", "id_multiplier", "id_shift")]
     e.call("mcuforge_leaky_relu_s16", e.ptr(x), e.ptr(n.output), x.type.numel,
            e.const(np.asarray(params, np.int32), f"{n.name} parameters"))
+
+
+@int16_form("qlogistic", "qtanh")
+def _sigmoid_s16(e, n):
+    x, a = n.inputs[0], n.attrs
+    _int16(n, n.output)
+    e.call(f"mcuforge_{n.op[1:]}_s16", e.ptr(x), e.ptr(n.output), x.type.numel,
+           e.const(quant.SIGMOID_TABLE.astype(np.int32), "sigmoid(i / 24) in Q0.16"), a["multiplier"], a["shift"])
+
+
+@int16_form("qsoftmax")
+def _qsoftmax_s16(e, n):
+    x, a = n.inputs[0], n.attrs
+    _int16(n, n.output)
+    outer, k, inner = _split_axes(n, x.shape, [a["axis"]])
+    if inner != 1:
+        unsupported(n, "integer softmax runs along the last axis")
+    e.call("mcuforge_softmax_s16", e.ptr(x), e.ptr(n.output), outer, k,
+           e.const(quant.EXP_LUT16.astype(np.int16), "exp on [-10, 0]"),
+           e.const(quant.RECIPROCAL_LUT16.astype(np.int16), "1 / (1 + x) on [0, 1]"), a["multiplier"], a["shift"])

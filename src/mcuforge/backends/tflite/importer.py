@@ -344,7 +344,8 @@ def _pad(ctx, op):
 def _softmax(ctx, op):
     x, beta = ctx.value(op.inputs[0]), op.builtinOptions.beta
     if x.dtype != DType.f32:
-        return ctx.op("qsoftmax", [x], {"axis": -1, **quant.softmax_params(beta, _sq(x.type)[0])}, out=op.outputs[0])
+        return ctx.op("qsoftmax", [x], {"axis": -1, **quant.softmax_params(beta, _sq(x.type)[0], x.dtype.value)},
+                      out=op.outputs[0])
     if beta != 1:
         x = ctx.op("mul", [x, ctx.g.const(np.float32(beta), "beta")])
     return ctx.op("softmax", [x], {"axis": -1}, out=op.outputs[0])
@@ -364,13 +365,13 @@ def _unary(name: str, qname: str | None = None, params=None):
         if x.dtype == DType.f32 or qname is None:
             return ctx.op(name, [x], out=op.outputs[0])
         (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
-        return ctx.op(qname, [x], params(s_in, zp_in, s_out, zp_out), out=op.outputs[0])
+        return ctx.op(qname, [x], params(s_in, zp_in, s_out, zp_out, x.dtype.value), out=op.outputs[0])
     return convert
 
 
-IMPORTS[OP.LOGISTIC] = _unary("sigmoid", "qlogistic", lambda s, z, so, zo: quant.logistic_params(s, z))
-IMPORTS[OP.TANH] = _unary("tanh", "qtanh", lambda s, z, so, zo: quant.tanh_params(s, z))
-IMPORTS[OP.HARD_SWISH] = _unary("hardswish", "qhardswish", quant.hardswish_params)
+IMPORTS[OP.LOGISTIC] = _unary("sigmoid", "qlogistic", lambda s, z, so, zo, dt: quant.logistic_params(s, z, dt))
+IMPORTS[OP.TANH] = _unary("tanh", "qtanh", lambda s, z, so, zo, dt: quant.tanh_params(s, z, dt))
+IMPORTS[OP.HARD_SWISH] = _unary("hardswish", "qhardswish", lambda s, z, so, zo, _: quant.hardswish_params(s, z, so, zo))
 
 
 @imports(OP.RELU, OP.RELU6, OP.RELU_N1_TO_1)

@@ -201,7 +201,8 @@ void mcuforge_clamp_s8(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_
 void mcuforge_requantize(const void *x, int32_t in_type, void *y, int32_t out_type, int32_t n, int32_t in_zp,
                          int32_t out_zp, int32_t multiplier, int32_t shift);
 
-/* ---- int16 activations, int8 weights (conv_s16.c, fc_s16.c, eltwise_s16.c, pool_s16.c; see mcuforge_int16.h) ---- */
+/* ---- int16 activations, int8 weights (conv_s16.c, fc_s16.c, eltwise_s16.c, pool_s16.c, sigmoid_s16.c,
+ * softmax_s16.c; see mcuforge_int16.h) ---- */
 /* Weights as for the int8 kernels; bias: int64 (or NULL). No scratch. */
 void mcuforge_conv2d_s16(const mcuforge_conv *p, const mcuforge_requant *q, const int16_t *x, const int8_t *w,
                          const int64_t *bias, const int32_t *multiplier, const int32_t *shift, int16_t *y);
@@ -220,6 +221,14 @@ void mcuforge_mul_s16(const mcuforge_bcast *p, const mcuforge_qadd *q, const int
 void mcuforge_clamp_s16(const int16_t *x, int16_t *y, int32_t n, int32_t lo, int32_t hi);
 /* params: in_zp, out_zp, alpha_multiplier, alpha_shift, id_multiplier, id_shift */
 void mcuforge_leaky_relu_s16(const int16_t *x, int16_t *y, int32_t n, const int32_t *params);
+/* TFLite's int16 LOGISTIC / TANH (sigmoid_s16.c): table: sigmoid(i / 24) in Q0.16, i = 0..255 */
+void mcuforge_logistic_s16(const int16_t *x, int16_t *y, int32_t n, const int32_t *table, int32_t multiplier,
+                           int32_t shift);
+void mcuforge_tanh_s16(const int16_t *x, int16_t *y, int32_t n, const int32_t *table, int32_t multiplier,
+                       int32_t shift);
+/* TFLite's int16 SOFTMAX (softmax_s16.c) over rows of n: exps, reciprocals: its 513-entry tables */
+void mcuforge_softmax_s16(const int16_t *x, int16_t *y, int32_t rows, int32_t n, const int16_t *exps,
+                          const int16_t *reciprocals, int32_t multiplier, int32_t shift);
 void mcuforge_max_pool_s16(const mcuforge_pool *p, const int16_t *x, int16_t *y);
 void mcuforge_avg_pool_s16(const mcuforge_pool *p, const int16_t *x, int16_t *y, int32_t act_min, int32_t act_max);
 void mcuforge_mean_s16(const int16_t *x, int16_t *y, int32_t outer, int32_t r, int32_t inner, int32_t in_zp,
