@@ -94,7 +94,8 @@ def _act(n: Node) -> list[str]:
             "relu6": ["0.0f", "6.0f"]}[n.attrs.get("act", "none")]
 
 
-def _int8(n: Node, *values: Value):
+def check_int8(n: Node, *values: Value):
+    """Refuse `n` (UnsupportedOpError) unless every one of `values` is int8."""
     for v in values:
         if v.dtype != DType.i8:
             unsupported(n, f"its integer kernel takes int8 tensors, %{v.name} is {v.dtype.value} "
@@ -110,7 +111,8 @@ def _int_kernel(n: Node, kernel: str, *values: Value) -> str:
     return kernel + ("_s8" if values[0].dtype == DType.i8 else "_s16")
 
 
-def _weights(n: Node, *values: Value):
+def check_const_weights(n: Node, *values: Value):
+    """Refuse `n` unless every one of `values` (its weights, bias) is a constant."""
     for v in values:
         if not v.is_const:
             unsupported(n, f"its weight %{v.name} is computed at run time; the kernels read constant weights")
@@ -263,7 +265,7 @@ lowers = ops.registrar(LOWERINGS)
 @lowers("conv1d", "conv2d")
 def _conv(e, n):
     x, w, *b = n.inputs
-    _weights(n, w, *b)
+    check_const_weights(n, w, *b)
     geo, wt, bias = conv_geometry(n), conv_weight(n), e.ptr(b[0]) if b else "NULL"
     if is_depthwise(n):  # [k_h][k_w][out_c]
         return e.call("mcuforge_dwconv2d_f32", e.struct("mcuforge_conv", **geo), e.ptr(x),
@@ -276,13 +278,13 @@ def _conv(e, n):
 @lowers("conv_transpose2d")
 def _conv_transpose(e, n):
     x, w, *b = n.inputs
-    _weights(n, w, *b)
+    check_const_weights(n, w, *b)
     e.call("mcuforge_conv_transpose2d_f32", e.struct("mcuforge_conv", **conv_geometry(n)), e.ptr(x),
            e.const(conv_weight(n), f"{w.name} as [in][kh][kw][out/groups]"), e.ptr(b[0]) if b else "NULL",
            e.ptr(n.output), *_act(n))
 
 
-def _requant(e, n, out_c: int) -> list[str]:
+def requant_args(e, n, out_c: int) -> list[str]:
     """The requant struct and the per-channel multiplier and shift arrays of an int8 conv/linear."""
     a = n.attrs
     mult = np.broadcast_to(np.asarray(a["multiplier"], np.int32), (out_c,))
@@ -292,7 +294,7 @@ def _requant(e, n, out_c: int) -> list[str]:
             e.const(mult, f"{n.name} multipliers"), e.const(shift, f"{n.name} shifts")]
 
 
-def _bias_minus_zp(n: Node, w: np.ndarray, b: list[Value]) -> np.ndarray:
+def bias_minus_zp(n: Node, w: np.ndarray, b: list[Value]) -> np.ndarray:
     """bias - in_zp * (sum of each output's weights): the sums over (x - in_zp) * w become
     bias + x . w when padding reads as in_zp."""
     bias = b[0].data.astype(np.int64) if b else np.zeros(w.shape[0], np.int64)
@@ -308,15 +310,15 @@ def _qconv(e, n):
         from .packed import lower_packed
         return lower_packed(e, n)
     x, w, *b = n.inputs
-    _weights(n, w, *b)
-    _int8(n, x, n.output)
+    check_const_weights(n, w, *b)
+    check_int8(n, x, n.output)
     geo, wt = conv_geometry(n), conv_weight(n)
-    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), _requant(e, n, geo["out_c"])
+    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), requant_args(e, n, geo["out_c"])
     if is_depthwise(n):
         dw = e.const(np.transpose(wt[..., 0], (1, 2, 0)), f"{w.name} as [kh][kw][out]")
         return e.call("mcuforge_dwconv2d_s8", p, rq, e.ptr(x), dw, e.ptr(b[0]) if b else "NULL", mult, shift,
                       e.ptr(n.output))
-    bias = e.const(_bias_minus_zp(n, wt, b), f"{n.name} bias - in_zp * weight sums")
+    bias = e.const(bias_minus_zp(n, wt, b), f"{n.name} bias - in_zp * weight sums")
     e.call("mcuforge_conv2d_s8", p, rq, e.ptr(x), e.const(wt, f"{w.name} as [out][kh][kw][in]"), bias, mult, shift,
            e.ptr(n.output), e.scratch(n, "int8_t"))
 
@@ -324,10 +326,10 @@ def _qconv(e, n):
 @lowers("qconv_transpose2d")
 def _qconv_transpose(e, n):
     x, w, *b = n.inputs
-    _weights(n, w, *b)
-    _int8(n, x, n.output)
+    check_const_weights(n, w, *b)
+    check_int8(n, x, n.output)
     geo = conv_geometry(n)
-    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), _requant(e, n, geo["out_c"])
+    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), requant_args(e, n, geo["out_c"])
     wt = e.const(conv_weight(n), f"{w.name} as [in][kh][kw][out/groups]")
     e.call("mcuforge_conv_transpose2d_s8", p, rq, e.ptr(x), wt, e.ptr(b[0]) if b else "NULL", mult, shift,
            e.ptr(n.output), e.scratch(n, "int32_t"))
@@ -336,7 +338,7 @@ def _qconv_transpose(e, n):
 @lowers("linear")
 def _linear(e, n):
     x, w, *b = n.inputs
-    _weights(n, w)
+    check_const_weights(n, w)
     o, k = w.shape
     e.call("mcuforge_linear_f32", e.ptr(x), e.ptr(w), e.ptr(b[0]) if b else "NULL", e.ptr(n.output),
            x.type.numel // k, k, o, *_act(n))
@@ -348,11 +350,11 @@ def _qlinear(e, n):
         from .packed import lower_packed
         return lower_packed(e, n)
     x, w, *b = n.inputs
-    _weights(n, w, *b)
-    _int8(n, x, n.output)
+    check_const_weights(n, w, *b)
+    check_int8(n, x, n.output)
     o, k = w.shape
-    rq, mult, shift = _requant(e, n, o)
-    bias = e.const(_bias_minus_zp(n, w.data, b), f"{n.name} bias - in_zp * weight sums")
+    rq, mult, shift = requant_args(e, n, o)
+    bias = e.const(bias_minus_zp(n, w.data, b), f"{n.name} bias - in_zp * weight sums")
     e.call("mcuforge_linear_s8", rq, e.ptr(x), e.ptr(w), bias, mult, shift, e.ptr(n.output), x.type.numel // k, k, o)
 
 
@@ -426,7 +428,7 @@ def _table(e, n):
 @lowers("batch_norm")
 def _batch_norm(e, n):
     x, *params = n.inputs
-    _weights(n, *params)
+    check_const_weights(n, *params)
     scale, bias, mean, var = (np.asarray(p.data, np.float32) for p in params)
     alpha = scale / np.sqrt(var + np.float32(n.attrs["eps"]))  # as the interpreter computes it
     outer, c, inner = _split_axes(n, x.shape, [n.attrs["axis"]])
@@ -452,7 +454,7 @@ def _softmax(e, n):
 @lowers("qsoftmax", "qlog_softmax")
 def _qsoftmax(e, n):
     x, a = n.inputs[0], n.attrs
-    _int8(n, x, n.output)
+    check_int8(n, x, n.output)
     outer, k, inner = _split_axes(n, x.shape, [a["axis"]])
     if inner != 1:
         unsupported(n, f"integer {n.op[1:]} runs along the last axis")
@@ -639,7 +641,7 @@ def _int16(n: Node, *values: Value):
 def _int16_weighted(n: Node):
     """The checks of an int16 conv / linear: int16 output, constant plain int8 weights, an int64 bias."""
     _, w, *b = n.inputs
-    _weights(n, w, *b)
+    check_const_weights(n, w, *b)
     _int16(n, n.output)
     if n.attrs.get("wfmt", "int8") != "int8":
         unsupported(n, f"the int16 kernels read plain int8 weights, not {n.attrs['wfmt']}")
@@ -652,7 +654,7 @@ def _qconv_s16(e, n):
     x, w, *b = n.inputs
     _int16_weighted(n)
     geo, wt = conv_geometry(n), conv_weight(n)
-    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), _requant(e, n, geo["out_c"])
+    p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), requant_args(e, n, geo["out_c"])
     if n.op == "qconv_transpose2d":
         kernel, wc = "mcuforge_conv_transpose2d_s16", e.const(wt, f"{w.name} as [in][kh][kw][out/groups]")
     elif is_depthwise(n):
@@ -667,7 +669,7 @@ def _qlinear_s16(e, n):
     x, w, *b = n.inputs
     _int16_weighted(n)
     o, k = w.shape
-    rq, mult, shift = _requant(e, n, o)
+    rq, mult, shift = requant_args(e, n, o)
     e.call("mcuforge_linear_s16", rq, e.ptr(x), e.ptr(w), e.ptr(b[0]) if b else "NULL", mult, shift, e.ptr(n.output),
            x.type.numel // k, k, o)
 
