@@ -113,22 +113,25 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq") -> Artifact:
+            onnx="qdq", per_channel=True) -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
     or `zoo:NAME`. `passes` is a pipeline name ("float"), a textual spec ("fold-bn,fuse") or a
     list; None runs the default pipeline. `emit` names backends; files go to `out_dir`, written
     atomically (on failure nothing is left there). `debug=True` verifies the IR after every pass.
-    `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes (needs
-    `calibration` data, see `compiler.calibrate`; `observer` picks the range estimator; `io="int8"`
-    makes the model's inputs and outputs integer, "float" keeps them float); the onnx backend then
-    writes the QDQ form of the model, or with `onnx="integer"` the integer model itself in exact
-    integer ONNX arithmetic that onnxruntime runs bit-exactly like the interpreter (a float model:
-    the float export either way; docs/numerics.md). Mixed precision (int8 only): `keep_float` / `keep_int16`
-    name layers to keep float / run int16x8, `auto_mixed=dB` keeps the most sensitive layers at
-    `mixed` ("float" or "int16x8") while each gains that much output SQNR (`passes.quantize`). `prefix` names the outputs (model.onnx, model.c, ...) and
-    the C backend's symbols (model_invoke), so that two models can share one firmware.
+    `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes: it needs
+    `calibration` data (see `compiler.calibrate`); `observer` picks the range estimator;
+    `per_channel=False` quantizes weights per tensor (TFLite Micro then keeps no per-channel
+    multipliers in its arena, 8 B per output channel); `io="int8"` makes the model's inputs and
+    outputs integer, "float" keeps them float. The onnx backend writes a quantized model in its
+    QDQ form, or with `onnx="integer"` the integer model itself in exact integer ONNX arithmetic
+    that onnxruntime runs bit-exactly like the interpreter (a float model: the float export either
+    way; docs/numerics.md). Mixed precision (int8 only): `keep_float` / `keep_int16` name layers to
+    keep float / run int16x8, `auto_mixed=dB` keeps the most sensitive layers at `mixed` ("float"
+    or "int16x8") while each gains that much output SQNR (`passes.quantize`). `prefix` names the
+    outputs (model.onnx, model.c, ...) and the C backend's symbols (model_invoke), so that two
+    models can share one firmware.
     `weights` (with `quantize`) compresses the integer layers' weights into one of
     `passes.compress_weights.FORMATS` ("pow2", "binary", "ternary", "kmeans2".."kmeans8",
     "int4g32"/"int4g64"/"int4g128"; docs/numerics.md, "Compressed weights").
@@ -165,7 +168,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
         from .compiler.pipelines import with_quantization
         pipeline = with_quantization(pipeline, quantize, io, weights, calibration=calibration, observer=observer,
                                      keep_float=tuple(keep_float), keep_int16=tuple(keep_int16), auto_mixed=auto_mixed,
-                                     mixed=mixed)
+                                     mixed=mixed, per_channel=per_channel)
     elif calibration is not None or weights is not None:
         raise UsageError("calibration data or compressed weights given without quantize",
                          "pass quantize='int8' (CLI: --quantize int8)")

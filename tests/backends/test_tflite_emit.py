@@ -259,6 +259,30 @@ def test_cli_tflite_offline_plan_flag(tmp_path):
     assert tflm_arena_usage(ours)["head"] <= tflm_arena_usage(own)["head"]
 
 
+def test_cli_per_tensor_weights_free_tflm_of_per_channel_multipliers(tmp_path):
+    """--per-tensor: every weight tensor has one scale, TFLite Micro runs the file bit-exactly like
+    the interpreter, and its persistent arena loses the int32 multiplier and shift it keeps per
+    output channel of each FULLY_CONNECTED / CONV_2D for per-channel weights (8 B per channel)."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", rng.standard_normal((4, 1, 640)).astype(np.float32))
+    usage, graphs = {}, {}
+    for flag in ("--per-tensor", None):
+        out = tmp_path / str(flag)
+        argv = ["compile", "zoo:fc_autoencoder", "-o", str(out), "--emit", "tflite", "-q", "--quantize", "int8",
+                "--calibration", str(tmp_path / "calib.npz")]
+        assert main(argv + ([flag] if flag else [])) == 0
+        data = (out / "model.tflite").read_bytes()
+        usage[flag], graphs[flag] = tflm_arena_usage(data), mcuforge.load_tflite(data)
+        if flag:
+            x = rng.integers(-128, 128, (1, 640)).astype(np.int8)
+            np.testing.assert_array_equal(run_tflm(data, x)[0], interpreter.run(graphs[flag], x)[0])
+    weights = [n.inputs[1].type.quant.scale for n in graphs["--per-tensor"].nodes if n.op == "qlinear"]
+    assert weights and all(len(s) == 1 for s in weights)
+    channels = sum(n.output.shape[-1] for n in graphs[None].nodes if n.op == "qlinear")
+    assert usage[None]["tail"] - usage["--per-tensor"]["tail"] == 8 * channels
+    assert usage[None]["head"] == usage["--per-tensor"]["head"]
+
+
 def random_inputs(g):
     info = np.iinfo(np.int8)
     return [RNG.integers(info.min, info.max + 1, v.shape).astype(np.int8) if v.dtype == DType.i8 else rnd(*v.shape)

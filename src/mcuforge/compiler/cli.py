@@ -57,6 +57,9 @@ def _model_args(p: argparse.ArgumentParser):
                    "inputs (or arr_0, ... in input order), leading axis = samples")
     q.add_argument("--observer", default="minmax", choices=["minmax", "moving_minmax", "percentile", "mse", "entropy"],
                    help="how calibration picks each tensor's range (default minmax)")
+    q.add_argument("--per-tensor", dest="per_channel", action="store_false",
+                   help="weights per tensor, not per output channel (TFLite Micro's arena then holds no "
+                        "per-channel multipliers)")
     q.add_argument("--io", default="int8", choices=["int8", "float"],
                    help="int8: integer model inputs/outputs; float: quantize/dequantize at the edges")
     q.add_argument("--keep-float", action="append", default=[], metavar="LAYER", help="leave LAYER float (repeatable)")
@@ -167,7 +170,7 @@ def _compile(args, emit, out, instrumentations=()):
                             mixed=args.mixed,
                             prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
                             tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
-                            onnx=getattr(args, "onnx_format", "qdq"))
+                            onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True))
 
 
 def _exits(args) -> dict | None:
