@@ -4,12 +4,16 @@ of every sign, per-channel parameters, both layouts) and on every zoo model end 
 import functools
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+import torch
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.backends.onnx.integer import INTEGER_LOWERINGS, UNSUPPORTED, to_integer_onnx
+from mcuforge.backends.onnx import integer
+from mcuforge.backends.onnx.emit import Emitter
+from mcuforge.backends.onnx.integer import I64, INTEGER_LOWERINGS, to_integer_onnx
 from mcuforge.compiler.cli import main
 from mcuforge.errors import UnsupportedOpError
 from mcuforge.ir import interpreter, ops, quant
@@ -242,20 +246,107 @@ def test_data_movement(dtype):
     check(g, ints((1, 5, 6, 4), dtype))
 
 
+# ---------------------------------------------------------------- softmax
+
+def rows(n, dtype=I8):
+    """Rows of length n: random (first and last at the extremes), all equal, one maximum among
+    minima, and random within the top 1/8 of the range."""
+    info = np.iinfo(dtype)
+    x = ints((4, n), dtype)
+    x[1], x[2] = 7, info.min
+    x[2, n // 2] = info.max
+    x[3] = RNG.integers(info.max - (info.max >> 2), info.max + 1, n)
+    return x
+
+
+# int8 input scales: diff_min -15872 (every difference counts), -248 (the lowest 7 do not), -31, 0
+@pytest.mark.parametrize("n", [1, 2, 10, 1000])
+@pytest.mark.parametrize("scale", [0.001, 0.1, 0.5, 20.0])
+@pytest.mark.parametrize("op", ["qsoftmax", "qlog_softmax"])
+def test_softmax_int8(op, scale, n):
+    x = rows(n)
+    params = quant.softmax_params(1.0, scale) if op == "qsoftmax" else quant.log_softmax_params(scale)
+    check(one_op(op, x, dict(axis=-1, **params)), x)
+
+
+# int16 input scales: shifts -3, 3, 11 and 15 (the largest TFLite takes), differences saturating the table
+@pytest.mark.parametrize("n", [1, 2, 10, 1000])
+@pytest.mark.parametrize("scale", [1e-5, 0.001, 0.3, 4.0])
+def test_softmax_int16(scale, n):
+    x = rows(n, I16)
+    check(one_op("qsoftmax", x, dict(axis=-1, **quant.softmax_params(1.0, scale, "i16"))), x)
+
+
+@pytest.mark.parametrize("op,dtype,axis", [("qsoftmax", I8, 1), ("qsoftmax", I16, 0), ("qlog_softmax", I8, -3)])
+def test_softmax_other_axis(op, dtype, axis):
+    x = ints((3, 5, 4, 6), dtype)
+    params = dict(qsoftmax=quant.softmax_params(1.0, 0.05, "i16" if dtype == I16 else "i8"),
+                  qlog_softmax=quant.log_softmax_params(0.05))[op]
+    check(one_op(op, x, dict(axis=axis, **params)), x)
+
+
+@pytest.mark.parametrize("op,dtype,n", [("qsoftmax", I8, 4095), ("qlog_softmax", I8, 4095), ("qsoftmax", I16, 65536)])
+def test_softmax_longest_rows(op, dtype, n):
+    """Rows as long as the export takes (int8: 4095 * 2^19, the largest sum of exps, is just below
+    2^31), all equal and random."""
+    x = np.stack([np.full(n, 3, dtype), ints(n, dtype)])
+    params = dict(qsoftmax=quant.softmax_params(1.0, 0.001, "i16" if dtype == I16 else "i8"),
+                  qlog_softmax=quant.log_softmax_params(0.001))[op]
+    check(one_op(op, x, dict(axis=-1, **params)), x)
+
+
+@pytest.mark.parametrize("helper", ["get_reciprocal", "log"])
+def test_row_function_emitters(helper):
+    """integer.py's emitters of the per-row fixed-point functions == quant.py's helpers on sums of
+    exps of every magnitude (Q12.19; the logarithm's domain starts at 1.0): every power of two,
+    its neighbours and random values, below 2^31."""
+    p = np.int64(1) << np.arange(31)
+    x = np.unique(np.concatenate([p - 1, p, p + 1, RNG.integers(1, 1 << 31, 20000)]))
+    x = x[(x >= (1 << 19 if helper == "log" else 1)) & (x < 1 << 31)]
+    e = Emitter(Graph("g"), 17, INTEGER_LOWERINGS)
+    if helper == "get_reciprocal":
+        ours, outs = quant.get_reciprocal(x, 12), integer._get_reciprocal(e, "x", 12)
+    else:
+        ours = [quant.log_x_for_x_greater_than_or_equal_to_1(x, 12, 5)]
+        outs = [integer._log_x_for_x_greater_than_or_equal_to_1(e, "x", 12, 5)]
+    graph = onnx.helper.make_graph(e.nodes, "g", [onnx.helper.make_tensor_value_info("x", I64, x.shape)],
+                                   [onnx.helper.make_tensor_value_info(o, I64, x.shape) for o in outs], e.inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    for t, o in zip(session(model).run(None, {"x": x}), ours, strict=True):
+        np.testing.assert_array_equal(t, o)
+
+
+@pytest.mark.parametrize("out,quantize", [("softmax", "int8"), ("log_softmax", "int8"), ("softmax", "int16x8")])
+def test_model_ending_in_softmax_bit_exact(out, quantize, tmp_path):
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10),
+                              torch.nn.Softmax(-1) if out == "softmax" else torch.nn.LogSoftmax(-1)).eval()
+    calibration = [RNG.standard_normal((3, 16)).astype(np.float32) * 4 for _ in range(2)]
+    art = mcuforge.compile(mlp, (torch.from_numpy(calibration[0]),), out_dir=tmp_path, quantize=quantize,
+                           calibration=calibration, passes="float", onnx="integer")
+    assert art.graph.count(f"q{out}") == 1
+    v = art.graph.inputs[0]
+    x = ints(v.shape, v.dtype.np)
+    (theirs,) = session_file(art.files["onnx"]).run(None, {v.name: x})
+    np.testing.assert_array_equal(theirs, art.run(x)[0])
+
+
 # ---------------------------------------------------------------- coverage and errors
 
-def test_every_integer_op_is_lowered_or_listed_unsupported():
-    integer = ops.with_tag("integer")
-    assert integer - set(INTEGER_LOWERINGS) == set(UNSUPPORTED)
-    assert all(len(reason) > 20 for reason in UNSUPPORTED.values())
+def test_every_integer_op_is_lowered():
+    assert ops.with_tag("integer") <= set(INTEGER_LOWERINGS)
 
 
-def test_unsupported_op_names_it_and_leaves_no_output(tmp_path):
-    g = one_op("qsoftmax", ints((2, 10)), dict(axis=-1, **quant.softmax_params(1.0, 0.1)))
-    with pytest.raises(UnsupportedOpError, match=r"qsoftmax(.|\n)*onnx='qdq'"):
+@pytest.mark.parametrize("op,x,attrs", [
+    ("qsoftmax", ints((1, 4096)), dict(axis=-1, **quant.softmax_params(1.0, 0.1))),  # 4096 * 2^19 = 2^31
+    ("qavg_pool2d", ints((1, 1, 23, 23), I16), dict(kernel=[23, 23], stride=[1, 1], pads=[0, 0, 0, 0], ceil_mode=False,
+                                                    act_min=-32768, act_max=32767))], ids=["long-softmax", "avg-pool"])
+def test_refused_op_names_it_and_leaves_no_output(op, x, attrs, tmp_path):
+    g = one_op(op, x, attrs)
+    with pytest.raises(UnsupportedOpError, match=rf"{op}(.|\n)*onnx='qdq'"):
         to_integer_onnx(g)
     out = tmp_path / "out"
-    with pytest.raises(UnsupportedOpError, match="qsoftmax"):
+    with pytest.raises(UnsupportedOpError, match=op):
         mcuforge.compile(g, emit=("onnx",), out_dir=out, passes="none", onnx="integer")
     assert not out.exists() and list(tmp_path.iterdir()) == []
 

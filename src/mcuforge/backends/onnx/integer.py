@@ -12,12 +12,17 @@ every step is exact, so onnxruntime reproduces the interpreter, and so TFLite Mi
   integer Div truncates toward zero, like C's);
 - element-wise activations (qlogistic, qtanh, qhardswish, qleaky_relu): a Gather on a table of
   every input value (2^8, or 2^16 for int16), computed by the interpreter at export;
+- qsoftmax (int8, int16) and qlog_softmax: what each element contributes depends only on its
+  difference to the row maximum, so it is a Gather on a table of every difference; the per-row
+  fixed-point reciprocal, logarithm or table lookup of the int64 ReduceSum runs step by step in
+  int64 ops, one emitter per quant.py helper (`_get_reciprocal`, `_log_x_...`);
 - quantize / dequantize of float edges: the interpreter's float32 formulas (ties away from zero);
 - data movement that onnxruntime lacks for integer tensors (max pooling, pad, resize, clamp) runs
   in float32, exact on 16-bit values; reshape, transpose, concat, split and slice run as they are.
-Limits: qsoftmax and qlog_softmax (their per-row fixed-point reciprocal and log) are not lowered
-(`UNSUPPORTED`), and an int16 average pool over more than 512 taps is refused; export those
-models in the QDQ flavour. Opset: emit.py's (17, or 21 for graphs with int16 tensors).
+Limits: an int16 average pool over more than 512 taps, and softmax rows long enough for their sum
+of exps to pass 2^31 - 1 (from 4096 int8 elements; TFLite's int32 sum would overflow), are
+refused; export those models in the QDQ flavour. Opset: emit.py's (17, or 21 for graphs with
+int16 tensors).
 """
 from __future__ import annotations
 
@@ -28,33 +33,32 @@ import onnx
 
 from .. import write_atomic
 from ...errors import UnsupportedItem, UnsupportedOpError
+from ...ir import quant
 from ...ir.graph import Graph
-from ...ir.interpreter import evaluate
+from ...ir.interpreter import _lookup16, evaluate
 from ...ir.ops import channel_axis, norm_axis, registrar
+from ...ir.quant import INT32_MAX, INT32_MIN
 from .emit import LOWERINGS, _spatial, _spatial_in, _to_channel_first, _to_channel_last, to_onnx
 
 INTEGER_LOWERINGS = dict(LOWERINGS)  # float ops (float islands of a mixed model) keep their lowering
 lowers = registrar(INTEGER_LOWERINGS)
-UNSUPPORTED = {"qsoftmax": "its per-row fixed-point reciprocal has no exact ONNX lowering here yet",
-               "qlog_softmax": "its per-row fixed-point logarithm has no exact ONNX lowering here yet"}
 EXACT = 1 << 24  # float32 holds every integer of magnitude up to this
 F32, I64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
 
 
 def to_integer_onnx(graph: Graph, opset: int | None = None) -> onnx.ModelProto:
     """A checked ONNX model computing integer `graph` bit-exactly (a float graph: emit.py's export)."""
-    missing = [UnsupportedItem(n.op, n.name) for n in graph.nodes if n.op not in INTEGER_LOWERINGS]
-    if missing:
-        why = "; ".join(f"{op}: {UNSUPPORTED[op]}" for op in sorted({m.op for m in missing} & set(UNSUPPORTED)))
-        raise UnsupportedOpError(missing, f"{why + '. ' if why else ''}Export the QDQ flavour instead "
-                                          "(onnx='qdq', CLI --onnx-format qdq)",
-                                 "the exact integer ONNX export cannot lower:")
     return to_onnx(graph, opset, INTEGER_LOWERINGS)
 
 
 def save_integer_onnx(graph: Graph, path, opset: int | None = None) -> str:
     """Write `to_integer_onnx(graph)` to `path` atomically."""
     return write_atomic(path, to_integer_onnx(graph, opset).SerializeToString())
+
+
+def _refuse(n, why: str):
+    raise UnsupportedOpError([UnsupportedItem(n.op, n.name)], f"{why}; export the QDQ flavour (onnx='qdq')",
+                             "the exact integer ONNX export cannot lower:")
 
 
 # ---------------------------------------------------------------- exact integer arithmetic
@@ -86,28 +90,59 @@ def _centered(e, v, zp: int) -> str:
     return e.emit("Sub", [_i64(e, e.name(v)), _c(e, zp)])
 
 
+def _t(e, v) -> str:
+    """A tensor name as it is; an int (or array) as an int64 constant."""
+    return v if isinstance(v, str) else _c(e, v)
+
+
+def _op(e, op_type: str, *operands) -> str:
+    """ONNX `op_type` on int64 tensors and int constants."""
+    return e.emit(op_type, [_t(e, v) for v in operands])
+
+
+def _pot(e, k) -> str:
+    """2^k for an int or an int64 tensor `k` in 0..62 (a Gather on the powers of two)."""
+    if not isinstance(k, str):
+        return _c(e, np.int64(1) << np.asarray(k, np.int64))
+    return e.emit("Gather", [_c(e, np.int64(1) << np.arange(63, dtype=np.int64)), k])
+
+
 def _rounded_div(e, x: str, d) -> str:
-    """x / d rounded to nearest, ties away from zero (d > 0, constant)."""
-    d = np.asarray(d, np.int64)
-    q = e.emit("Div", [e.emit("Add", [e.emit("Abs", [x]), _c(e, d // 2)]), _c(e, d)])
+    """x / d rounded to nearest, ties away from zero (d > 0: a constant or an int64 tensor)."""
+    half = e.emit("Div", [d, _c(e, 2)]) if isinstance(d, str) else np.asarray(d, np.int64) // 2
+    q = e.emit("Div", [_op(e, "Add", e.emit("Abs", [x]), half), _t(e, d)])
     return e.emit("Mul", [e.emit("Sign", [x]), q])
 
 
+def _shift_right(e, x: str, k) -> str:
+    """x >> k, rounding toward minus infinity (ONNX's Mod takes the divisor's sign)."""
+    d = _pot(e, k)
+    return e.emit("Div", [e.emit("Sub", [x, e.emit("Mod", [x, d])]), d])
+
+
+def _srdhm(e, a, b) -> str:
+    """quant.saturating_rounding_doubling_high_mul of int32 tensors or constants: a * b / 2^31,
+    nearest, ties upward; the one product that does not fit, INT32_MIN * INT32_MIN, saturates
+    (a constant operand here is never INT32_MIN, so only two tensors need the check)."""
+    ab = _op(e, "Mul", a, b)
+    nudge = e.emit("Where", [_op(e, "GreaterOrEqual", ab, 0), _c(e, 1 << 30), _c(e, 1 - (1 << 30))])
+    high = _op(e, "Div", e.emit("Add", [ab, nudge]), 1 << 31)  # truncates, as the C division
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return high
+    both = e.emit("And", [_op(e, "Equal", a, INT32_MIN), _op(e, "Equal", b, INT32_MIN)])
+    return e.emit("Where", [both, _c(e, INT32_MAX), high])
+
+
 def _mbqm(e, x: str, multiplier, shift, shape=(), acc64: bool = False) -> str:
-    """quant.multiply_by_quantized_multiplier of int64 `x` (multipliers >= 0, so SRDHM's one
-    saturating case, INT32_MIN * INT32_MIN, cannot occur)."""
+    """quant.multiply_by_quantized_multiplier of int64 `x` by constant multipliers and shifts."""
     m, s = (np.asarray(v, np.int64).reshape(shape) for v in (multiplier, shift))
     if acc64:  # 16-bit multiplier, one rounding half up: floor((x * m16 + 2^(t-1)) / 2^t)
         reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
-        v = e.emit("Add", [e.emit("Mul", [x, _c(e, reduced)]), _c(e, np.int64(1) << (14 - s))])
-        d = _c(e, np.int64(1) << (15 - s))
-        return e.emit("Div", [e.emit("Sub", [v, e.emit("Mod", [v, d])]), d])  # Mod takes the divisor's sign
+        return _shift_right(e, _op(e, "Add", _op(e, "Mul", x, reduced), np.int64(1) << (14 - s)), 15 - s)
     left, right = np.maximum(s, 0), np.maximum(-s, 0)
     if left.any():
         x = e.emit("Mul", [x, _c(e, np.int64(1) << left)])
-    ab = e.emit("Mul", [x, _c(e, m)])  # |x| < 2^32, m < 2^31: no int64 overflow
-    nudge = e.emit("Where", [e.emit("GreaterOrEqual", [ab, _c(e, 0)]), _c(e, 1 << 30), _c(e, 1 - (1 << 30))])
-    high = e.emit("Div", [e.emit("Add", [ab, nudge]), _c(e, 1 << 31)])  # truncates, as the C division
+    high = _srdhm(e, x, m)  # |x| < 2^32, m < 2^31: no int64 overflow
     return _rounded_div(e, high, np.int64(1) << right) if right.any() else high
 
 
@@ -254,9 +289,7 @@ def _qavg_pool(e, n):
     k, nd = a["kernel"], len(a["kernel"])
     info = np.iinfo(x.dtype.np)
     if math.prod(k) * -int(info.min) > EXACT:
-        raise UnsupportedOpError([UnsupportedItem(n.op, n.name)], f"a {k} window of {x.dtype.value} values can sum "
-                                 "beyond float32's exact integers; export the QDQ flavour (onnx='qdq')",
-                                 "the exact integer ONNX export cannot lower:")
+        _refuse(n, f"a {k} window of {x.dtype.value} values can sum beyond float32's exact integers")
     sizes, outs = _spatial_in(n), _spatial(a["layout"], n.output.shape)
     pads, count = list(a["pads"]), np.ones((), np.int64)
     for i in range(nd):  # the end padding reaches exactly the end of the last window (ceil_mode)
@@ -278,6 +311,167 @@ def _qmean(e, n):
     total = e.emit("ReduceSum", [_i64(e, e.name(x)), e.ints(axes, "axes")], keepdims=int(a["keepdims"]))
     y = _mbqm(e, e.emit("Sub", [total, _c(e, a["in_zp"] * count)]), a["multiplier"], a["shift"])
     _saturated(e, e.emit("Add", [y, _c(e, a["out_zp"])]), n.output.dtype.np, e.out(n.output))
+
+
+# ---------------------------------------------------------------- softmax
+# The per-row functions of the sum of exps: one emitter per quant.py helper, named after it, on
+# int64 tensors that hold int32 values (as quant.py's numpy arrays do).
+
+def _rounding_divide_by_pot(e, x: str, exponent) -> str:
+    """quant.rounding_divide_by_pot by an int or an int64 tensor `exponent` >= 0."""
+    return _rounded_div(e, x, _pot(e, exponent) if isinstance(exponent, str) else 1 << exponent)
+
+
+def _shift_left(e, x: str, exponent) -> str:
+    """quant._shift_left (exponent >= 0, an int or an int64 tensor): x * 2^exponent saturated to int32."""
+    return _op(e, "Clip", e.emit("Mul", [x, _pot(e, exponent)]), INT32_MIN, INT32_MAX)
+
+
+def _saturating_rounding_multiply_by_pot(e, x: str, exponent: int) -> str:
+    return _shift_left(e, x, exponent) if exponent > 0 else _rounding_divide_by_pot(e, x, -exponent)
+
+
+def _clz(e, x: str) -> str:
+    """quant.clz of an int64 tensor in [0, 2^31): 32 minus how many of 2^0..2^30 it reaches."""
+    reached = e.emit("GreaterOrEqual", [e.emit("Unsqueeze", [x, e.ints([-1])]), _pot(e, np.arange(31))])
+    return _op(e, "Sub", 32, e.emit("ReduceSum", [_i64(e, reached), e.ints([-1])], keepdims=0))
+
+
+def _rounding_half_sum(e, a: str, b) -> str:
+    s = _op(e, "Add", a, b)
+    s = e.emit("Add", [s, e.emit("Where", [_op(e, "GreaterOrEqual", s, 0), _c(e, 1), _c(e, -1)])])
+    return _op(e, "Div", s, 2)  # truncates, as sign(s) * (|s| >> 1)
+
+
+def _newton_reciprocal(e, a: str) -> str:
+    half_denominator = _rounding_half_sum(e, a, INT32_MAX)
+    x = _op(e, "Add", 1515870810, _srdhm(e, half_denominator, -1010580540))  # quant's 48/17, -32/17
+    for _ in range(3):
+        one_minus = _op(e, "Sub", 1 << 29, _srdhm(e, half_denominator, x))
+        x = e.emit("Add", [x, _saturating_rounding_multiply_by_pot(e, _srdhm(e, x, one_minus), 2)])
+    return x
+
+
+def _one_over_one_plus_x_for_x_in_0_1(e, a: str) -> str:
+    return _saturating_rounding_multiply_by_pot(e, _newton_reciprocal(e, a), 1)
+
+
+def _get_reciprocal(e, x: str, integer_bits: int) -> tuple[str, str]:
+    """quant.get_reciprocal of an int64 tensor in [1, 2^31): (reciprocal, num_bits_over_unit)."""
+    headroom_plus_one = _clz(e, x)
+    shifted_minus_one = _op(e, "Sub", e.emit("Mul", [x, _pot(e, headroom_plus_one)]), 1 << 31)
+    return (_one_over_one_plus_x_for_x_in_0_1(e, shifted_minus_one),
+            _op(e, "Sub", integer_bits, headroom_plus_one))
+
+
+def _log_x_for_x_greater_than_or_equal_to_1(e, a: str, input_bits: int, output_bits: int) -> str:
+    """quant.log_x_for_x_greater_than_or_equal_to_1 of an int64 tensor in [1, 2^31)."""
+    accum = output_bits + 1
+    quarter = int(quant.rounding_divide_by_pot(1 << 29, accum))
+
+    def exponent(headroom):  # input_bits - headroom in Q(accum)
+        return _shift_left(e, _op(e, "Sub", input_bits, headroom), 31 - accum)
+    headroom_a = _clz(e, a)
+    r_a = _shift_left(e, _srdhm(e, _shift_left(e, a, _op(e, "Sub", headroom_a, 1)), quant._SQRT_HALF), 1)
+    z_a = _op(e, "Min", _op(e, "Add", exponent(headroom_a), quarter), INT32_MAX)
+    headroom_b = _op(e, "Sub", _clz(e, _srdhm(e, a, quant._SQRT_HALF)), 1)
+    r_b = _shift_left(e, a, headroom_b)
+    z_b = _op(e, "Max", _op(e, "Sub", exponent(headroom_b), quarter), INT32_MIN)
+    r, z = e.emit("Min", [r_a, r_b]), e.emit("Max", [z_a, z_b])
+    p = _rounding_half_sum(e, r, quant._SQRT_SQRT_HALF)
+    q = _op(e, "Mul", _op(e, "Sub", r, quant._SQRT_SQRT_HALF), 2)
+    q2 = _srdhm(e, q, q)
+    num = e.emit("Add", [_srdhm(e, q, r), _srdhm(e, _srdhm(e, q, q2), quant._ALPHA_N)])
+    denominator = _op(e, "Add", _op(e, "Add", q, quant._ALPHA_I), _srdhm(e, quant._ALPHA_D, q2))
+    denom_minus_one = e.emit("Add", [_srdhm(e, p, denominator), _srdhm(e, quant._ALPHA_F, q)])
+    log_r = _srdhm(e, _rounding_divide_by_pot(e, num, accum), _one_over_one_plus_x_for_x_in_0_1(e, denom_minus_one))
+    log = e.emit("Add", [_srdhm(e, z, quant._LOG_2), log_r])
+    return _saturating_rounding_multiply_by_pot(e, log, accum - output_bits)
+
+
+def _differences(e, n) -> tuple[str, int]:
+    """Softmax node `n`'s input minus its row maximum (int64), and the row's axis."""
+    x = n.inputs[0]
+    axis = norm_axis(n.attrs["axis"], x.type.rank)
+    xi = _i64(e, e.name(x))
+    if e.opset >= 18:  # ReduceMax takes its axes as an input from opset 18
+        top = e.emit("ReduceMax", [xi, e.ints([axis], "axes")], keepdims=1)
+    else:
+        top = e.emit("ReduceMax", [xi], axes=[axis], keepdims=1)
+    return e.emit("Sub", [xi, top]), axis
+
+
+def _lookup(e, table: np.ndarray, index: str) -> str:
+    """int64 table[index]; int16 softmax's 2^16-entry tables are stored as int16."""
+    small = int(np.abs(table).max()) < 1 << 15
+    return _i64(e, e.emit("Gather", [e.const(table.astype(np.int16 if small else np.int64), "table"), index]))
+
+
+def _row_sum(e, n, axis: int, terms: str, table: np.ndarray) -> str:
+    """The row sums of `terms` (entries of `table`), refused where they could pass INT32_MAX: there
+    TFLite's int32 sum overflows and quant's per-row helpers are undefined."""
+    length = n.inputs[0].shape[axis]
+    if length * int(table.max()) > INT32_MAX:
+        _refuse(n, f"its sum of exps over rows of {length} elements can overflow int32")
+    return e.emit("ReduceSum", [terms, e.ints([axis], "axes")], keepdims=1)
+
+
+@lowers("qsoftmax")
+def _qsoftmax(e, n):
+    (_qsoftmax16 if n.inputs[0].dtype.np == np.int16 else _qsoftmax8)(e, n)
+
+
+def _qsoftmax8(e, n):
+    """Each element's exp (Q0.31) and its share of the sum (Q12.19) are table entries of its difference
+    to the row maximum, 0 below diff_min (which then gives -128: 0 times the reciprocal)."""
+    a, d = n.attrs, np.arange(-255, 1)  # every difference to the row maximum
+    scaled = quant.saturating_rounding_doubling_high_mul(d << a["shift"], a["multiplier"])
+    exps = np.where(d >= a["diff_min"], quant.exp_on_negative_values(scaled, 5), 0)
+    diff, axis = _differences(e, n)
+    index = _op(e, "Sub", diff, d[0])
+    shares = quant.rounding_divide_by_pot(exps, 12)
+    reciprocal, bits_over_unit = _get_reciprocal(e, _row_sum(e, n, axis, _lookup(e, shares, index), shares), 12)
+    y = _srdhm(e, reciprocal, _lookup(e, exps, index))
+    y = _rounding_divide_by_pot(e, y, _op(e, "Add", bits_over_unit, 23))
+    _store(e, _op(e, "Sub", y, 128), -128, 127, np.int8, e.out(n.output))
+
+
+def _qsoftmax16(e, n):
+    """Each element's exp is a table entry of its difference to the row maximum (a 2^16-entry table of
+    interpreter._lookup16 on EXP_LUT16); the normalized row sum's reciprocal is one too (on
+    RECIPROCAL_LUT16, over every int16)."""
+    a, d = n.attrs, np.arange(-65535, 1)
+    scaled = quant.multiply_by_quantized_multiplier(d, a["multiplier"], a["shift"])
+    exps = _lookup16(np.clip(scaled + 32767, -32768, 32767), quant.EXP_LUT16)
+    diff, axis = _differences(e, n)
+    ex = _lookup(e, exps, _op(e, "Sub", diff, d[0]))
+    total = _row_sum(e, n, axis, ex, exps)
+    headroom = _clz(e, total)
+    shifted = e.emit("Mul", [total, _pot(e, _op(e, "Sub", headroom, 1))])  # in [2^30, 2^31)
+    normalized = _shift_right(e, _op(e, "Add", shifted, 1 << 13), 14)
+    index = _op(e, "Add", _op(e, "Clip", _op(e, "Sub", normalized, 3 << 15), -32768, 32767), 32768)
+    reciprocal = _lookup(e, _lookup16(np.arange(-32768, 32768), quant.RECIPROCAL_LUT16), index)
+    right = _op(e, "Sub", 31, headroom)
+    y = _op(e, "Add", e.emit("Mul", [ex, reciprocal]), _pot(e, _op(e, "Sub", right, 1)))
+    _store(e, _shift_right(e, y, right), 0, 32767, np.int16, e.out(n.output))
+
+
+@lowers("qlog_softmax")
+def _qlog_softmax(e, n):
+    """Each element's difference to the row maximum in Q5.26 and its exp's share of the sum (Q12.19)
+    are table entries of that difference; the row's log of the sum is emulated step by step."""
+    a, d = n.attrs, np.arange(-255, 1)
+    counted = d >= a["diff_min"]
+    scaled = quant.multiply_by_quantized_multiplier(np.where(counted, d, 0), a["multiplier"], a["shift"])
+    shares = np.where(counted, quant.rounding_divide_by_pot(quant.exp_on_negative_values(scaled, 5), 12), 0)
+    diff, axis = _differences(e, n)
+    index = _op(e, "Sub", diff, d[0])
+    log_sum = _log_x_for_x_greater_than_or_equal_to_1(e, _row_sum(e, n, axis, _lookup(e, shares, index), shares), 12, 5)
+    reverse = _mbqm(e, _op(e, "Add", log_sum, INT32_MIN), a["reverse_multiplier"], a["reverse_shift"])
+    adjusted_min = _op(e, "Max", reverse, a["diff_min"] - 1)
+    y = _rounding_divide_by_pot(e, e.emit("Sub", [_lookup(e, scaled, index), log_sum]), 22)
+    y = e.emit("Where", [e.emit("Greater", [diff, adjusted_min]), _op(e, "Add", y, 127), _c(e, -128)])
+    _store(e, y, -128, 127, np.int8, e.out(n.output))
 
 
 # ---------------------------------------------------------------- quantization at float edges
@@ -338,5 +532,5 @@ def _through_float(lower):
     return lowered
 
 
-for _op in ("max_pool1d", "max_pool2d", "pad", "resize"):
-    INTEGER_LOWERINGS[_op] = _through_float(LOWERINGS[_op])
+for _moved in ("max_pool1d", "max_pool2d", "pad", "resize"):
+    INTEGER_LOWERINGS[_moved] = _through_float(LOWERINGS[_moved])
