@@ -157,10 +157,10 @@ def test_qemu_digits_example_instructions_fall_with_the_threshold(tmp_path, monk
     images under QEMU: same exit and bytes as the interpreter on each, and the average
     instructions fall with the threshold in the order, and about the proportion, of the MACs."""
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
-    from early_exit_digits import TwoExitCNN, data, train
+    from early_exit_digits import TwoExitCNN, both_exits_loss, data, train
     x_train, x_test, y_train, _ = data()
     torch.manual_seed(0)
-    model = train(TwoExitCNN(), x_train, y_train, epochs=2)
+    model = train(TwoExitCNN(), x_train, y_train, epochs=2, loss=both_exits_loss)
     g = mcuforge.compile(model, (torch.from_numpy(x_test[:1]),), emit=(), quantize="int8", passes="deploy",
                          calibration=x_train[:100], exits={0: 0.9, 1: None}).graph
     images = [mcuforge.early_exit.quantize_input(g.inputs[0], x) for x in x_test[:16]]

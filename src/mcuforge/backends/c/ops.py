@@ -65,7 +65,7 @@ KERNEL_FILES = {k: f for f, ks in {
 CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 5000, "pool_f32.c": 1900, "norm_f32.c": 2500,
               "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 4800, "fc_s8.c": 1600,
               "eltwise_s8.c": 1800, "pool_s8.c": 1400, "softmax_s8.c": 700, "packed_s8.c": 3000,
-              "log_softmax_s8.c": 2400, "conv_s16.c": 3000, "fc_s16.c": 600, "eltwise_s16.c": 1500,
+              "log_softmax_s8.c": 2400, "conv_s16.c": 3000, "fc_s16.c": 600, "eltwise_s16.c": 1800,
               "pool_s16.c": 1500, "sigmoid_s16.c": 300, "softmax_s16.c": 800}
 MAX_RANK = 6  # MCUFORGE_MAX_RANK: axes of a strided copy or broadcast after collapsing
 CALL_BYTES = 40  # per kernel call in the generated invoke function, plus its parameter struct
@@ -116,6 +116,23 @@ def check_const_weights(n: Node, *values: Value):
     for v in values:
         if not v.is_const:
             unsupported(n, f"its weight %{v.name} is computed at run time; the kernels read constant weights")
+
+
+def check_int8_weighted(n: Node):
+    """The checks of an int8 conv / linear: constant weights and bias, int8 input and output."""
+    x, w, *b = n.inputs
+    check_const_weights(n, w, *b)
+    check_int8(n, x, n.output)
+
+
+def _unless_packed(lower):
+    """`lower` for plain int8 weights; compressed ones (wfmt other than "int8") go to packed.py."""
+    def lower_int8_or_packed(e, n):
+        if n.attrs["wfmt"] == "int8":
+            return lower(e, n)
+        from .packed import lower_packed  # packed.py imports this module
+        return lower_packed(e, n)
+    return lower_int8_or_packed
 
 
 # ---------------------------------------------------------------- geometry helpers
@@ -305,13 +322,10 @@ def bias_minus_zp(n: Node, w: np.ndarray, b: list[Value]) -> np.ndarray:
 
 
 @lowers("qconv1d", "qconv2d")
+@_unless_packed
 def _qconv(e, n):
-    if n.attrs["wfmt"] != "int8":  # compressed weights
-        from .packed import lower_packed
-        return lower_packed(e, n)
     x, w, *b = n.inputs
-    check_const_weights(n, w, *b)
-    check_int8(n, x, n.output)
+    check_int8_weighted(n)
     geo, wt = conv_geometry(n), conv_weight(n)
     p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), requant_args(e, n, geo["out_c"])
     if is_depthwise(n):
@@ -326,8 +340,7 @@ def _qconv(e, n):
 @lowers("qconv_transpose2d")
 def _qconv_transpose(e, n):
     x, w, *b = n.inputs
-    check_const_weights(n, w, *b)
-    check_int8(n, x, n.output)
+    check_int8_weighted(n)
     geo = conv_geometry(n)
     p, (rq, mult, shift) = e.struct("mcuforge_conv", **geo), requant_args(e, n, geo["out_c"])
     wt = e.const(conv_weight(n), f"{w.name} as [in][kh][kw][out/groups]")
@@ -345,13 +358,10 @@ def _linear(e, n):
 
 
 @lowers("qlinear")
+@_unless_packed
 def _qlinear(e, n):
-    if n.attrs["wfmt"] != "int8":  # compressed weights
-        from .packed import lower_packed
-        return lower_packed(e, n)
     x, w, *b = n.inputs
-    check_const_weights(n, w, *b)
-    check_int8(n, x, n.output)
+    check_int8_weighted(n)
     o, k = w.shape
     rq, mult, shift = requant_args(e, n, o)
     bias = e.const(bias_minus_zp(n, w.data, b), f"{n.name} bias - in_zp * weight sums")

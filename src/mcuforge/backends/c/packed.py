@@ -17,8 +17,7 @@ SCHEMES = {"pow2": 1, "binary": 2, "ternary": 3, "kmeans": 4, "int4": 5}  # MCUF
 
 def lower_packed(e, n):
     x, w, *b = n.inputs
-    ops.check_const_weights(n, w, *b)
-    ops.check_int8(n, x, n.output)
+    ops.check_int8_weighted(n)
     fmt, layout = n.attrs["wfmt"], n.attrs.get("layout", "")
     scheme, bits, group = wformat.parse(fmt)
     rows = wformat.rows(w.data, n.op, layout)

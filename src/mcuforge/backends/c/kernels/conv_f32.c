@@ -51,8 +51,7 @@ void mcuforge_conv2d_f32(const mcuforge_conv *p, const float *x, const float *w,
         conv1x1_f32(p, x, w, bias, y, act_min, act_max);
         return;
     }
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
     for (n = 0; n < p->n; ++n)
         for (g = 0; g < p->groups; ++g)
             for (oy = 0; oy < p->out_h; ++oy) {
@@ -83,30 +82,20 @@ void mcuforge_conv2d_f32(const mcuforge_conv *p, const float *x, const float *w,
 void mcuforge_dwconv2d_f32(const mcuforge_conv *p, const float *x, const float *w, const float *bias, float *y,
                            float act_min, float act_max) {
     const int32_t mult = p->out_c / p->in_c;
-    int32_t xs[4], ys[4], n, oy, ox, ky, kx, o;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox) {
-                float *out = y + n * ys[0] + oy * ys[1] + ox * ys[2];
-                for (o = 0; o < p->out_c; ++o) out[o * ys[3]] = bias ? bias[o] : 0.0f;
-                for (ky = 0; ky < p->k_h; ++ky) {
-                    const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                    if (iy < 0 || iy >= p->in_h) continue;
-                    for (kx = 0; kx < p->k_w; ++kx) {
-                        const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                        const float *px, *wk = w + (ky * p->k_w + kx) * p->out_c;
-                        if (ix < 0 || ix >= p->in_w) continue;
-                        px = x + n * xs[0] + iy * xs[1] + ix * xs[2];
-                        if (mult == 1)
-                            for (o = 0; o < p->out_c; ++o) out[o * ys[3]] += px[o * xs[3]] * wk[o];
-                        else
-                            for (o = 0; o < p->out_c; ++o) out[o * ys[3]] += px[(o / mult) * xs[3]] * wk[o];
-                    }
-                }
-                for (o = 0; o < p->out_c; ++o) out[o * ys[3]] = mcuforge_clampf(out[o * ys[3]], act_min, act_max);
-            }
+    int32_t xs[4], ys[4], n, oy, ox, ky, kx, iy, ix, o;
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
+    MCUFORGE_FOR_PIXELS(p, n, oy, ox) {
+        float *out = y + n * ys[0] + oy * ys[1] + ox * ys[2];
+        for (o = 0; o < p->out_c; ++o) out[o * ys[3]] = bias ? bias[o] : 0.0f;
+        MCUFORGE_FOR_TAPS(p, oy, ox, ky, kx, iy, ix) {
+            const float *px = x + n * xs[0] + iy * xs[1] + ix * xs[2], *wk = w + (ky * p->k_w + kx) * p->out_c;
+            if (mult == 1)
+                for (o = 0; o < p->out_c; ++o) out[o * ys[3]] += px[o * xs[3]] * wk[o];
+            else
+                for (o = 0; o < p->out_c; ++o) out[o * ys[3]] += px[(o / mult) * xs[3]] * wk[o];
+        }
+        for (o = 0; o < p->out_c; ++o) out[o * ys[3]] = mcuforge_clampf(out[o * ys[3]], act_min, act_max);
+    }
 }
 
 void mcuforge_conv_transpose2d_f32(const mcuforge_conv *p, const float *x, const float *w, const float *bias,
@@ -114,8 +103,7 @@ void mcuforge_conv_transpose2d_f32(const mcuforge_conv *p, const float *x, const
     /* scatter: every input pixel adds its contribution to the outputs its taps reach */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups;
     int32_t xs[4], ys[4], n, iy, ix, c, ky, kx, o, i;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
     for (n = 0; n < p->n; ++n)
         for (i = 0; i < p->out_h * p->out_w * p->out_c; ++i) {
             const int32_t ox = (i / p->out_c) % p->out_w, oy = i / (p->out_c * p->out_w);

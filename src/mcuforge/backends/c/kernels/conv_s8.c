@@ -10,8 +10,7 @@ void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const
      * output row at a time: its im2col columns times the group's weights, a GEMM. */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, k = p->k_h * p->k_w * cg;
     int32_t xs[4], ys[4], n, g, oy, ox, ky, kx, c;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
     for (n = 0; n < p->n; ++n)
         for (g = 0; g < p->groups; ++g)
             for (oy = 0; oy < p->out_h; ++oy) {
@@ -71,8 +70,7 @@ void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, con
     /* Blocks of MCUFORGE_RQ_LANES output channels (int32 sums on the stack), each over every output pixel */
     const int32_t mult = p->out_c / p->in_c;
     int32_t xs[4], ys[4], n, oy, ox, ky, kx, o, o0;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
     for (o0 = 0; o0 < p->out_c; o0 += MCUFORGE_RQ_LANES) {
         const int32_t count = p->out_c - o0 < MCUFORGE_RQ_LANES ? p->out_c - o0 : MCUFORGE_RQ_LANES;
         const int32_t fast = mult == 1 && xs[3] == 1 && count == MCUFORGE_RQ_LANES;
@@ -114,8 +112,7 @@ void mcuforge_conv_transpose2d_s8(const mcuforge_conv *p, const mcuforge_requant
     /* scratch[oy][ox][o] collects the int32 sums of one image, then is requantized */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, size = p->out_h * p->out_w * p->out_c;
     int32_t xs[4], ys[4], n, iy, ix, c, ky, kx, o, o0, i;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
     for (n = 0; n < p->n; ++n) {
         for (i = 0; i < size; ++i) scratch[i] = 0;
         for (iy = 0; iy < p->in_h; ++iy)

@@ -40,14 +40,11 @@ void mcuforge_resize_nearest(const mcuforge_resize *p, const void *x, void *y, c
     const uint8_t *src = (const uint8_t *)x;
     uint8_t *dst = (uint8_t *)y;
     int32_t is[4], os[4], n, oy, ox, c;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->c, is);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->c, os);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox)
-                for (c = 0; c < p->c; ++c) {
-                    const int32_t from = n * is[0] + ys[oy] * is[1] + xs[ox] * is[2] + c * is[3];
-                    const int32_t to = n * os[0] + oy * os[1] + ox * os[2] + c * os[3];
-                    memcpy(dst + (ptrdiff_t)to * p->elem, src + (ptrdiff_t)from * p->elem, (size_t)p->elem);
-                }
+    MCUFORGE_IO_STRIDES(p, p->c, p->c, is, os);
+    MCUFORGE_FOR_PIXELS(p, n, oy, ox)
+        for (c = 0; c < p->c; ++c) {
+            const int32_t from = n * is[0] + ys[oy] * is[1] + xs[ox] * is[2] + c * is[3];
+            const int32_t to = n * os[0] + oy * os[1] + ox * os[2] + c * os[3];
+            memcpy(dst + (ptrdiff_t)to * p->elem, src + (ptrdiff_t)from * p->elem, (size_t)p->elem);
+        }
 }

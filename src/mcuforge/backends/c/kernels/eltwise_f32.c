@@ -7,10 +7,7 @@
 void mcuforge_binary_f32(int32_t op, const mcuforge_bcast *p, const float *a, const float *b, float *y,
                          float act_min, float act_max) {
     const int32_t last = p->rank - 1, n = p->shape[last], sa = p->a_stride[last], sb = p->b_stride[last];
-    const int32_t *strides[2];
     int32_t idx[MCUFORGE_MAX_RANK] = {0}, off[2] = {0, 0}, row, i;
-    strides[0] = p->a_stride;
-    strides[1] = p->b_stride;
     for (row = 0; row < p->outer; ++row, y += n) {
         const float *ar = a + off[0], *br = b + off[1];
         switch (op) {
@@ -20,7 +17,7 @@ void mcuforge_binary_f32(int32_t op, const mcuforge_bcast *p, const float *a, co
         default: for (i = 0; i < n; ++i) y[i] = ar[i * sa] / br[i * sb]; break;
         }
         for (i = 0; i < n; ++i) y[i] = mcuforge_clampf(y[i], act_min, act_max);
-        mcuforge_next_row(p->rank, p->shape, idx, 2, off, strides);
+        mcuforge_bcast_next(p, idx, off);
     }
 }
 

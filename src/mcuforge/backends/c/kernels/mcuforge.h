@@ -120,6 +120,59 @@ static inline float mcuforge_clampf(float v, float lo, float hi) {
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* ---- what the kernels of several element types share: loops, element access ---- */
+/* The loops are macros rather than functions taking a callback, so that each kernel's own
+ * arithmetic stays inline in its inner loop (what compilers vectorize), with no call per element. */
+
+/* xs, ys: the element strides (mcuforge_strides) of the input (in_c channels) and the output
+ * (out_c channels) of a conv, pool or resize `p` */
+#define MCUFORGE_IO_STRIDES(p, in_c, out_c, xs, ys)                              \
+    (mcuforge_strides((p)->nhwc, (p)->in_h, (p)->in_w, (in_c), (xs)),            \
+     mcuforge_strides((p)->nhwc, (p)->out_h, (p)->out_w, (out_c), (ys)))
+
+/* Each output pixel (n, oy, ox) of a conv, pool or resize `p`, row by row. */
+#define MCUFORGE_FOR_PIXELS(p, n, oy, ox)                                        \
+    for ((n) = 0; (n) < (p)->n; ++(n))                                           \
+        for ((oy) = 0; (oy) < (p)->out_h; ++(oy))                                \
+            for ((ox) = 0; (ox) < (p)->out_w; ++(ox))
+
+/* Each tap (ky, kx) of the window of output pixel (oy, ox) of a conv or pool `p` that lies inside
+ * the input, at input row iy, column ix; taps in the padding are skipped. */
+#define MCUFORGE_FOR_TAPS(p, oy, ox, ky, kx, iy, ix)                                                  \
+    for ((ky) = 0; (ky) < (p)->k_h; ++(ky))                                                           \
+        if (((iy) = (oy) * (p)->stride_h - (p)->pad_top + (ky) * (p)->dil_h) >= 0 && (iy) < (p)->in_h) \
+            for ((kx) = 0; (kx) < (p)->k_w; ++(kx))                                                   \
+                if (((ix) = (ox) * (p)->stride_w - (p)->pad_left + (kx) * (p)->dil_w) >= 0 && (ix) < (p)->in_w)
+
+/* Element i of an array of integer type `type` (MCUFORGE_I8 ...). */
+static inline int32_t mcuforge_load_int(const void *x, int32_t type, int32_t i) {
+    switch (type) {
+    case MCUFORGE_I8: return ((const int8_t *)x)[i];
+    case MCUFORGE_U8: return ((const uint8_t *)x)[i];
+    case MCUFORGE_I16: return ((const int16_t *)x)[i];
+    default: return ((const int32_t *)x)[i];
+    }
+}
+
+/* Stores v (within the range of `type`) as element i of an array of integer type `type`. */
+static inline void mcuforge_store_int(void *y, int32_t type, int32_t i, int32_t v) {
+    switch (type) {
+    case MCUFORGE_I8: ((int8_t *)y)[i] = (int8_t)v; break;
+    case MCUFORGE_U8: ((uint8_t *)y)[i] = (uint8_t)v; break;
+    case MCUFORGE_I16: ((int16_t *)y)[i] = (int16_t)v; break;
+    default: ((int32_t *)y)[i] = v; break;
+    }
+}
+
+/* After a row of a broadcasting binary op `p`: off[0], off[1] step to the next rows of a and b
+ * (idx: the row's index, zeros at the start). */
+static inline void mcuforge_bcast_next(const mcuforge_bcast *p, int32_t *idx, int32_t off[2]) {
+    const int32_t *strides[2];
+    strides[0] = p->a_stride;
+    strides[1] = p->b_stride;
+    mcuforge_next_row(p->rank, p->shape, idx, 2, off, strides);
+}
+
 /* ---- float32 (conv_f32.c, fc_f32.c, eltwise_f32.c, pool_f32.c, norm_f32.c, resize_f32.c, quant_f32.c) ---- */
 /* w: [out_c][k_h][k_w][in_c / groups]; scratch: out_w * k_h * k_w * in_c / groups floats unless
  * the conv is 1x1, stride 1, unpadded and ungrouped (then NULL). */
@@ -255,5 +308,32 @@ void mcuforge_dwconv2d_packed_s8(const mcuforge_conv *p, const mcuforge_wpack *f
 void mcuforge_linear_packed_s8(const mcuforge_wpack *f, const mcuforge_requant *q, const int8_t *x, const uint8_t *w,
                                const int8_t *aux, const int32_t *bias, const int32_t *multiplier,
                                const int32_t *shift, int8_t *y, int32_t rows, int32_t depth, int32_t out);
+
+/* ---- kernel bodies that several element types share (the integer ones: mcuforge_int8.h) ---- */
+
+/* mcuforge_max_pool_<suffix> over elements T (lowest: T's smallest value). Channels innermost:
+ * contiguous (and vectorized) runs when channels are last. The tap loops are written out rather
+ * than MCUFORGE_FOR_TAPS: with the pointer formed before the bounds check, gcc compiles the int8
+ * pool to fewer instructions (Cortex-M4). */
+#define MCUFORGE_DEFINE_MAX_POOL(T, suffix, lowest)                                                \
+    void mcuforge_max_pool_##suffix(const mcuforge_pool *p, const T *x, T *y) {                     \
+        int32_t xs[4], ys[4], n, oy, ox, c, ky, kx;                                                 \
+        MCUFORGE_IO_STRIDES(p, p->c, p->c, xs, ys);                                                 \
+        MCUFORGE_FOR_PIXELS(p, n, oy, ox) {                                                         \
+            T *out = y + n * ys[0] + oy * ys[1] + ox * ys[2];                                       \
+            for (c = 0; c < p->c; ++c) out[c * ys[3]] = lowest;                                     \
+            for (ky = 0; ky < p->k_h; ++ky) {                                                       \
+                const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;                   \
+                if (iy < 0 || iy >= p->in_h) continue;                                              \
+                for (kx = 0; kx < p->k_w; ++kx) {                                                   \
+                    const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;              \
+                    const T *px = x + n * xs[0] + iy * xs[1] + ix * xs[2];                          \
+                    if (ix < 0 || ix >= p->in_w) continue;                                          \
+                    for (c = 0; c < p->c; ++c)                                                      \
+                        out[c * ys[3]] = px[c * xs[3]] > out[c * ys[3]] ? px[c * xs[3]] : out[c * ys[3]]; \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+    }
 
 #endif /* MCUFORGE_H */

@@ -293,4 +293,77 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
 #undef MCUFORGE_ROW
 }
 
+/* ---- the bodies of the integer kernels that int8 and int16 share: pool_s8.c / pool_s16.c and
+ * eltwise_s8.c / eltwise_s16.c instantiate them for their element type ---- */
+
+/* mcuforge_avg_pool_<suffix> over integers T (sat: saturating conversion to T): the mean of the
+ * taps inside the input (int32 sums: exact below 2^16 taps), rounded half away from zero. */
+#define MCUFORGE_DEFINE_AVG_POOL(T, suffix, sat)                                                   \
+    void mcuforge_avg_pool_##suffix(const mcuforge_pool *p, const T *x, T *y, int32_t act_min,      \
+                                    int32_t act_max) {                                              \
+        int32_t xs[4], ys[4], n, oy, ox, c, iy, ix;                                                 \
+        MCUFORGE_IO_STRIDES(p, p->c, p->c, xs, ys);                                                 \
+        MCUFORGE_FOR_PIXELS(p, n, oy, ox) {                                                         \
+            const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;  \
+            const int32_t ya = y0 > 0 ? y0 : 0, xa = x0 > 0 ? x0 : 0;                               \
+            const int32_t yb = y0 + p->k_h < p->in_h ? y0 + p->k_h : p->in_h;                       \
+            const int32_t xb = x0 + p->k_w < p->in_w ? x0 + p->k_w : p->in_w;                       \
+            const int32_t count = (yb - ya) * (xb - xa);                                            \
+            for (c = 0; c < p->c; ++c) {                                                            \
+                int32_t sum = 0, avg;                                                               \
+                for (iy = ya; iy < yb; ++iy)                                                        \
+                    for (ix = xa; ix < xb; ++ix) sum += x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]]; \
+                avg = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;              \
+                y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = sat(avg, act_min, act_max);    \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+/* mcuforge_mean_<suffix> over integers T: the multiplier includes 1 / r (int32 sums: exact for
+ * r < 2^15); the requantized sum plus out_zp is computed as `wide` and saturated to [lo, hi]. */
+#define MCUFORGE_DEFINE_MEAN(T, suffix, wide, sat, lo, hi)                                         \
+    void mcuforge_mean_##suffix(const T *x, T *y, int32_t outer, int32_t r, int32_t inner, int32_t in_zp, \
+                                int32_t out_zp, int32_t multiplier, int32_t shift) {               \
+        int32_t o, k, i;                                                                            \
+        for (o = 0; o < outer; ++o, x += r * inner, y += inner)                                     \
+            for (i = 0; i < inner; ++i) {                                                           \
+                int32_t sum = -in_zp * r;                                                           \
+                for (k = 0; k < r; ++k) sum += x[k * inner + i];                                    \
+                y[i] = sat((wide)mcuforge_mbqm(sum, multiplier, shift) + out_zp, lo, hi);           \
+            }                                                                                       \
+    }
+
+/* TFLite's integer ADD / SUB and MUL of one pair of elements (int32 values a, b) into `out`,
+ * saturated by `sat` (mcuforge_sat8 / mcuforge_sat16). Statements for MCUFORGE_DEFINE_QBINARY's
+ * loop rather than inline functions: gcc compiles them to the code of a hand-written loop (as
+ * inline functions, to one more instruction per int8 element on a Cortex-M4). */
+#define MCUFORGE_QADD(q, a, b, sat, out)                                                           \
+    do {                                                                                           \
+        const int32_t va_ = mcuforge_mbqm(((a) - (q)->a_zp) * (1 << (q)->left_shift), (q)->a_multiplier, \
+                                          (q)->a_shift);                                           \
+        const int32_t vb_ = mcuforge_mbqm(((b) - (q)->b_zp) * (1 << (q)->left_shift), (q)->b_multiplier, \
+                                          (q)->b_shift);                                           \
+        const int32_t sum_ = (q)->subtract ? va_ - vb_ : va_ + vb_;                               \
+        (out) = sat(mcuforge_mbqm(sum_, (q)->multiplier, (q)->shift) + (q)->out_zp, (q)->act_min, \
+                    (q)->act_max);                                                                 \
+    } while (0)
+#define MCUFORGE_QMUL(q, a, b, sat, out)                                                           \
+    (out) = sat(mcuforge_mbqm(((a) - (q)->a_zp) * ((b) - (q)->b_zp), (q)->multiplier, (q)->shift) + \
+                (q)->out_zp, (q)->act_min, (q)->act_max)
+
+/* mcuforge_<op>_<suffix>: the broadcasting binary kernel of OP (MCUFORGE_QADD / MCUFORGE_QMUL)
+ * over elements T, saturated by `sat`. */
+#define MCUFORGE_DEFINE_QBINARY(op, suffix, T, OP, sat)                                            \
+    void mcuforge_##op##_##suffix(const mcuforge_bcast *p, const mcuforge_qadd *q, const T *a, const T *b, \
+                                  T *y) {                                                          \
+        const int32_t last = p->rank - 1, n = p->shape[last], sa = p->a_stride[last];             \
+        const int32_t sb = p->b_stride[last];                                                      \
+        int32_t idx[MCUFORGE_MAX_RANK] = {0}, off[2] = {0, 0}, row, i;                             \
+        for (row = 0; row < p->outer; ++row, y += n) {                                             \
+            const T *ar = a + off[0], *br = b + off[1];                                            \
+            for (i = 0; i < n; ++i) OP(q, ar[i * sa], br[i * sb], sat, y[i]);                     \
+            mcuforge_bcast_next(p, idx, off);                                                      \
+        }                                                                                          \
+    }
+
 #endif /* MCUFORGE_INT8_H */

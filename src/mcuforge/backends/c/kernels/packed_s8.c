@@ -102,34 +102,31 @@ void mcuforge_conv2d_packed_s8(const mcuforge_conv *p, const mcuforge_wpack *f, 
     /* one im2col column per output pixel and group (padding read as in_zp, which `bias` cancels) */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, k = p->k_h * p->k_w * cg;
     int32_t xs[4], ys[4], n, g, oy, ox, ky, kx, c, o;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox)
-                for (g = 0; g < p->groups; ++g) {
-                    const int8_t *col = scratch;
-                    if (scratch == NULL) { /* 1x1, stride 1, unpadded, channels last: the pixel is the column */
-                        col = x + n * xs[0] + oy * xs[1] + ox * xs[2];
-                    } else {
-                        int8_t *dst = scratch;
-                        for (ky = 0; ky < p->k_h; ++ky)
-                            for (kx = 0; kx < p->k_w; ++kx, dst += cg) {
-                                const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                                const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                                    for (c = 0; c < cg; ++c) dst[c] = (int8_t)q->in_zp;
-                                    continue;
-                                }
-                                for (c = 0; c < cg; ++c)
-                                    dst[c] = x[n * xs[0] + iy * xs[1] + ix * xs[2] + (g * cg + c) * xs[3]];
-                            }
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
+    MCUFORGE_FOR_PIXELS(p, n, oy, ox)
+        for (g = 0; g < p->groups; ++g) {
+            const int8_t *col = scratch;
+            if (scratch == NULL) { /* 1x1, stride 1, unpadded, channels last: the pixel is the column */
+                col = x + n * xs[0] + oy * xs[1] + ox * xs[2];
+            } else {
+                int8_t *dst = scratch;
+                for (ky = 0; ky < p->k_h; ++ky)
+                    for (kx = 0; kx < p->k_w; ++kx, dst += cg) {
+                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                        const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+                        if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                            for (c = 0; c < cg; ++c) dst[c] = (int8_t)q->in_zp;
+                            continue;
+                        }
+                        for (c = 0; c < cg; ++c)
+                            dst[c] = x[n * xs[0] + iy * xs[1] + ix * xs[2] + (g * cg + c) * xs[3]];
                     }
-                    for (o = g * og; o < (g + 1) * og; ++o)
-                        y[n * ys[0] + oy * ys[1] + ox * ys[2] + o * ys[3]] =
-                            requant(bias[o] + dot_packed(f, col, w + o * f->row_bytes, aux + o * f->aux_row, k), q,
-                                    multiplier[o], shift[o]);
-                }
+            }
+            for (o = g * og; o < (g + 1) * og; ++o)
+                y[n * ys[0] + oy * ys[1] + ox * ys[2] + o * ys[3]] =
+                    requant(bias[o] + dot_packed(f, col, w + o * f->row_bytes, aux + o * f->aux_row, k), q,
+                            multiplier[o], shift[o]);
+        }
 }
 
 void mcuforge_dwconv2d_packed_s8(const mcuforge_conv *p, const mcuforge_wpack *f, const mcuforge_requant *q,
@@ -139,25 +136,22 @@ void mcuforge_dwconv2d_packed_s8(const mcuforge_conv *p, const mcuforge_wpack *f
      * outside the input are skipped, so `bias` is the conv's own */
     const int32_t mult = p->out_c / p->in_c;
     int32_t xs[4], ys[4], n, oy, ox, ky, kx, o;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->in_c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->out_c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox)
-                for (o = 0; o < p->out_c; ++o) {
-                    const uint8_t *row = w + o * f->row_bytes;
-                    const int8_t *a = aux + o * f->aux_row;
-                    int32_t acc = bias ? bias[o] : 0;
-                    for (ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            acc += (x[n * xs[0] + iy * xs[1] + ix * xs[2] + (o / mult) * xs[3]] - q->in_zp) *
-                                   weight_at(f, row, a, ky * p->k_w + kx);
-                        }
-                    }
-                    y[n * ys[0] + oy * ys[1] + ox * ys[2] + o * ys[3]] = requant(acc, q, multiplier[o], shift[o]);
+    MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
+    MCUFORGE_FOR_PIXELS(p, n, oy, ox)
+        for (o = 0; o < p->out_c; ++o) {
+            const uint8_t *row = w + o * f->row_bytes;
+            const int8_t *a = aux + o * f->aux_row;
+            int32_t acc = bias ? bias[o] : 0;
+            for (ky = 0; ky < p->k_h; ++ky) {
+                const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                if (iy < 0 || iy >= p->in_h) continue;
+                for (kx = 0; kx < p->k_w; ++kx) {
+                    const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+                    if (ix < 0 || ix >= p->in_w) continue;
+                    acc += (x[n * xs[0] + iy * xs[1] + ix * xs[2] + (o / mult) * xs[3]] - q->in_zp) *
+                           weight_at(f, row, a, ky * p->k_w + kx);
                 }
+            }
+            y[n * ys[0] + oy * ys[1] + ox * ys[2] + o * ys[3]] = requant(acc, q, multiplier[o], shift[o]);
+        }
 }

@@ -1,32 +1,11 @@
 /* float32 pooling and mean. Windows that reach past the input (padding, ceil mode) skip the
- * taps outside it; average pooling divides as torch does (see mcuforge_avg_pool_f32). */
+ * taps outside it; average pooling divides as torch does (see mcuforge_avg_pool_f32). Max
+ * pooling is the one of every element type (MCUFORGE_DEFINE_MAX_POOL, mcuforge.h). */
 #include <math.h>
 
 #include "mcuforge.h"
 
-void mcuforge_max_pool_f32(const mcuforge_pool *p, const float *x, float *y) {
-    int32_t xs[4], ys[4], n, oy, ox, c, ky, kx;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox)
-                for (c = 0; c < p->c; ++c) {
-                    float m = -INFINITY;
-                    for (ky = 0; ky < p->k_h; ++ky) {
-                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                        if (iy < 0 || iy >= p->in_h) continue;
-                        for (kx = 0; kx < p->k_w; ++kx) {
-                            const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                            float v;
-                            if (ix < 0 || ix >= p->in_w) continue;
-                            v = x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]];
-                            m = v > m ? v : m;
-                        }
-                    }
-                    y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = m;
-                }
-}
+MCUFORGE_DEFINE_MAX_POOL(float, f32, -INFINITY)
 
 /* Number of window positions torch divides by along one axis: the window clipped to the padded
  * input, or to the input itself when padding is not counted. */
@@ -41,42 +20,36 @@ static int32_t divisor(int32_t start, int32_t k, int32_t size, int32_t pad_end, 
 
 void mcuforge_avg_pool_f32(const mcuforge_pool *p, const float *x, float *y) {
     int32_t xs[4], ys[4], n, oy, ox, c, iy, ix;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox) {
-                const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
-                const int32_t y1 = y0 + p->k_h < p->in_h ? y0 + p->k_h : p->in_h;
-                const int32_t x1 = x0 + p->k_w < p->in_w ? x0 + p->k_w : p->in_w;
-                const float count = (float)(divisor(y0, p->k_h, p->in_h, p->pad_bottom, p->count_include_pad) *
-                                            divisor(x0, p->k_w, p->in_w, p->pad_right, p->count_include_pad));
-                for (c = 0; c < p->c; ++c) {
-                    float sum = 0.0f;
-                    for (iy = y0 > 0 ? y0 : 0; iy < y1; ++iy)
-                        for (ix = x0 > 0 ? x0 : 0; ix < x1; ++ix) sum += x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]];
-                    y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = sum / count;
-                }
-            }
+    MCUFORGE_IO_STRIDES(p, p->c, p->c, xs, ys);
+    MCUFORGE_FOR_PIXELS(p, n, oy, ox) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
+        const int32_t y1 = y0 + p->k_h < p->in_h ? y0 + p->k_h : p->in_h;
+        const int32_t x1 = x0 + p->k_w < p->in_w ? x0 + p->k_w : p->in_w;
+        const float count = (float)(divisor(y0, p->k_h, p->in_h, p->pad_bottom, p->count_include_pad) *
+                                    divisor(x0, p->k_w, p->in_w, p->pad_right, p->count_include_pad));
+        for (c = 0; c < p->c; ++c) {
+            float sum = 0.0f;
+            for (iy = y0 > 0 ? y0 : 0; iy < y1; ++iy)
+                for (ix = x0 > 0 ? x0 : 0; ix < x1; ++ix) sum += x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]];
+            y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = sum / count;
+        }
+    }
 }
 
 void mcuforge_adaptive_avg_pool_f32(const mcuforge_pool *p, const float *x, float *y) {
     /* torch's bins: output j averages inputs floor(j * in / out) .. ceil((j + 1) * in / out) - 1 */
     int32_t xs[4], ys[4], n, oy, ox, c, iy, ix;
-    mcuforge_strides(p->nhwc, p->in_h, p->in_w, p->c, xs);
-    mcuforge_strides(p->nhwc, p->out_h, p->out_w, p->c, ys);
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox) {
-                const int32_t y0 = oy * p->in_h / p->out_h, y1 = ((oy + 1) * p->in_h + p->out_h - 1) / p->out_h;
-                const int32_t x0 = ox * p->in_w / p->out_w, x1 = ((ox + 1) * p->in_w + p->out_w - 1) / p->out_w;
-                for (c = 0; c < p->c; ++c) {
-                    float sum = 0.0f;
-                    for (iy = y0; iy < y1; ++iy)
-                        for (ix = x0; ix < x1; ++ix) sum += x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]];
-                    y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = sum / (float)((y1 - y0) * (x1 - x0));
-                }
-            }
+    MCUFORGE_IO_STRIDES(p, p->c, p->c, xs, ys);
+    MCUFORGE_FOR_PIXELS(p, n, oy, ox) {
+        const int32_t y0 = oy * p->in_h / p->out_h, y1 = ((oy + 1) * p->in_h + p->out_h - 1) / p->out_h;
+        const int32_t x0 = ox * p->in_w / p->out_w, x1 = ((ox + 1) * p->in_w + p->out_w - 1) / p->out_w;
+        for (c = 0; c < p->c; ++c) {
+            float sum = 0.0f;
+            for (iy = y0; iy < y1; ++iy)
+                for (ix = x0; ix < x1; ++ix) sum += x[n * xs[0] + iy * xs[1] + ix * xs[2] + c * xs[3]];
+            y[n * ys[0] + oy * ys[1] + ox * ys[2] + c * ys[3]] = sum / (float)((y1 - y0) * (x1 - x0));
+        }
+    }
 }
 
 void mcuforge_mean_f32(const float *x, float *y, int32_t outer, int32_t r, int32_t inner) {
