@@ -111,6 +111,62 @@ def test_qconv2d_beyond_float32_exact_integers(dtype):
     check(g, x)
 
 
+def stored(model, dtype=None) -> int:
+    """Bytes of `model`'s initializers (of ONNX `dtype` only, if given)."""
+    return sum(len(t.raw_data) for t in model.graph.initializer if dtype in (None, t.data_type))
+
+
+SPLITS = {  # name: (op, dtype, x shape, channel-first w shape, groups, pieces stored as)
+    "grouped": ("qconv2d", I8, (1, 300, 4, 4), (4, 150, 3, 3), 2, "input channels"),
+    "grouped-int16": ("qconv2d", I16, (1, 300, 4, 4), (4, 150, 3, 3), 2, "input channels"),
+    "transposed-grouped": ("qconv_transpose2d", I8, (1, 2200, 2, 2), (2200, 1, 3, 3), 2, "input channels"),
+    "2000-taps": ("qconv1d", I8, (1, 1, 2100), (2, 1, 2000), 1, "full-size"),
+    "transposed-1100-taps": ("qconv_transpose2d", I8, (1, 1, 1, 1200), (1, 2, 1, 1100), 1,
+                             "full-size"),
+}
+
+
+@pytest.mark.parametrize("name", SPLITS)
+def test_qconv_split_beyond_float32_exact_integers(name):
+    """Half of each group's input channels (of the taps) add 127 * (x - zp), the other half
+    subtract it from equal values: partial sums beyond 2^24 (in onnxruntime's order too) for
+    totals of 0 or +-127 (two values moved by 1), halved (an odd total rounds away from 0), so
+    one float32 rounding would change the output. The pieces are runs of each group's input
+    channels, storing the weights once, or, where one input channel's taps alone pass 2^24,
+    full-size tensors zero outside their run of taps."""
+    op, dtype, xs, ws, groups, kind = SPLITS[name]
+    low = int(np.iinfo(dtype).min)
+    if dtype == I16:  # low bytes 230..254 (high byte -128)
+        x = ints(xs, dtype, low + 230, low + 254)
+    else:
+        x = ints(xs, dtype, low, low + 20)
+    w = np.full(ws, 127, I8)
+    if kind == "full-size":  # one input channel
+        half = ws[-1] // 2
+        w[..., half:] = -127
+        x[...] = np.resize(x[..., :half], x.shape)  # periodic
+    else:
+        per_group = ws[0] // groups if op == "qconv_transpose2d" else ws[1]
+        second = np.arange(per_group) >= per_group // 2
+        if op == "qconv_transpose2d":
+            w[np.tile(second, groups)] = -127
+        else:
+            w[:, second] = -127
+            w[1::2] = -w[1::2]
+        x[:, np.tile(second, groups)] = x[:, np.tile(~second, groups)]
+    x.flat[RNG.integers(0, x.size, 2)] += 1
+    o = ws[1] * groups if op == "qconv_transpose2d" else ws[0]
+    nd = len(ws) - 2
+    attrs = dict(stride=[1] * nd, pads=[0] * 2 * nd, dilation=[1] * nd, in_zp=127 if dtype == I8 else 0, out_zp=0,
+                 multiplier=[1 << 30] * o, shift=[0] * o, act_min=low, act_max=int(np.iinfo(dtype).max))
+    g = one_op(op, x, attrs | (dict(groups=groups) if nd == 2 else {}), w)
+    model = to_integer_onnx(g)
+    convs = sum(n.op_type in ("Conv", "ConvTranspose") for n in model.graph.node)
+    assert convs > (2 if dtype == I16 else 1)  # split (16-bit values: into two bytes, each into runs)
+    assert (stored(model, onnx.TensorProto.INT8) == w.nbytes) == (kind == "input channels")
+    check(g, x)
+
+
 @pytest.mark.parametrize("last", [False, True], ids=["NCW", "NWC"])
 def test_qconv1d(last):
     x, w, b = ints((2, 4, 9)), ints((5, 4, 3)), RNG.integers(-900, 900, 5).astype(np.int32)
@@ -373,13 +429,27 @@ def compiled(name, tmp, deploy):
                             passes="float,to-nhwc" if deploy else "float", onnx="integer")
 
 
+def zoo_compiled(name, tmp_path_factory):
+    """`compiled` on every other zoo model with the deploy pipeline."""
+    return compiled(name, str(tmp_path_factory.getbasetemp()), zoo.names().index(name) % 2 == 1)
+
+
 @pytest.mark.parametrize("name", zoo.names())
 def test_zoo_model_bit_exact(name, tmp_path_factory):
-    art = compiled(name, str(tmp_path_factory.getbasetemp()), zoo.names().index(name) % 2 == 1)
+    art = zoo_compiled(name, tmp_path_factory)
     x = ints(art.graph.inputs[0].shape)
     theirs = session_file(art.files["onnx"]).run(None, {art.graph.inputs[0].name: x})
     for t, o in zip(theirs, art.run(x), strict=True):
         np.testing.assert_array_equal(t, o)
+
+
+@pytest.mark.parametrize("name", ["resnet8", "mobilenet_v2", "resnet18"])
+def test_zoo_model_stores_its_weights_about_once(name, tmp_path_factory):
+    """The file (run bit-exactly by test_zoo_model_bit_exact) holds within 10% of the model's int8
+    weight bytes: no convolution stores its weights twice, per-channel parameters are narrow."""
+    art = zoo_compiled(name, tmp_path_factory)
+    weights = sum(v.data.nbytes for v in art.graph.values() if v.is_const and v.dtype.np == I8)
+    assert weights <= stored(onnx.load(art.files["onnx"])) <= 1.1 * weights
 
 
 @pytest.mark.parametrize("options", [dict(quantize="int16x8"), dict(quantize="int8", weights="kmeans4"),

@@ -5,9 +5,11 @@ requantize it in float, within 1 LSB of the integer model per layer, and deep mo
 flavour lowers the integer graph itself (after `lower-quantized`, any layout) to ONNX ops whose
 every step is exact, so onnxruntime reproduces the interpreter, and so TFLite Micro, bit for bit:
 - sums of products: float32 Conv/ConvTranspose on integer values, exact because every partial
-  sum is an integer of magnitude <= 2^24: the weights are split (`_chunks`) so that
-  max|x - zp| * sum|w| <= 2^24 per output channel and piece, and 16-bit inputs into two bytes;
-  qlinear is an int64 MatMul;
+  sum is an integer of magnitude <= 2^24: the input channels are split into runs (`_runs`, a
+  Gather of the input and a slice of the weights each) so that max|x - zp| * sum|w| <= 2^24 per
+  output channel and run, and 16-bit inputs into two bytes; qlinear is an int64 MatMul. Weights
+  are stored once, as int8 (Cast on load), per-channel parameters as narrow integers: the file
+  holds about the int8 weights' bytes;
 - requantization (`_mbqm`): TFLite's MultiplyByQuantizedMultiplier in int64 Mul/Div/Where (ONNX's
   integer Div truncates toward zero, like C's);
 - element-wise activations (qlogistic, qtanh, qhardswish, qleaky_relu): a Gather on a table of
@@ -68,9 +70,14 @@ def _ty(dtype) -> int:
 
 
 def _c(e, values, shape=None) -> str:
-    """An int64 constant, reshaped to `shape` if given (to broadcast per channel, say)."""
+    """An int64 constant, reshaped to `shape` if given (to broadcast per channel, say); several
+    values (per-channel parameters) are stored in the narrowest integer type holding them, cast."""
     a = np.asarray(values, np.int64)
-    return e.const(a if shape is None else a.reshape(shape), "c")
+    a = a if shape is None else a.reshape(shape)
+    for narrow in (np.int8, np.int16, np.int32) if a.size > 1 else ():
+        if np.iinfo(narrow).min <= a.min() and a.max() <= np.iinfo(narrow).max:
+            return _i64(e, e.const(a.astype(narrow), "c"))
+    return e.const(a, "c")
 
 
 def _along(values, rank: int, axis: int):
@@ -187,6 +194,21 @@ def _pieces(e, x: str, zp: int, dtype) -> list[tuple[int, str, int]]:
     return [(256, high, max(abs((int(info.min) - zp) // 256), abs((int(info.max) - zp) // 256))), (1, low, 255)]
 
 
+def _runs(cost: np.ndarray, big: int) -> list[tuple[int, int]] | None:
+    """The reduction's input channels (columns of `cost`: output channel x input channel, sum |w|
+    over the taps) in consecutive runs [start, stop) with big * sum over the run <= 2^24 in every
+    row, greedily; None where one input channel alone passes that bound."""
+    if cost.max(initial=0) * big > EXACT:
+        return None
+    starts, total = [0], np.zeros(len(cost), np.int64)
+    for c, column in enumerate(cost.T):
+        total += column
+        if (total * big > EXACT).any():
+            starts.append(c)
+            total = column.copy()
+    return list(zip(starts, starts[1:] + [cost.shape[1]]))
+
+
 def _chunks(rows: np.ndarray, big: int) -> list[np.ndarray]:
     """Weights `rows` (output channel, reduction) split into pieces, zero elsewhere, summing to
     `rows`, with big * sum|piece| <= 2^24 in every row: consecutive runs of the reduction."""
@@ -194,6 +216,29 @@ def _chunks(rows: np.ndarray, big: int) -> list[np.ndarray]:
     limit = EXACT // big - int(a.max(initial=0))  # a run overshoots its limit by less than one weight
     ids = (np.cumsum(a, 1) - a) // limit
     return [np.where(ids == k, rows, 0).astype(rows.dtype) for k in range(int(ids.max(initial=0)) + 1)]
+
+
+def _weight_pieces(wd: np.ndarray, groups: int, transposed: bool, big: int) -> list[tuple]:
+    """Channel-first weights `wd` as (input channels or None for all, weights) pieces whose sums of
+    products stay within 2^24: a run of each group's input channels and the weights reading them,
+    so the pieces store the weights once. Where one input channel's taps alone pass the bound (more
+    than 518 taps of int8 weights on 8-bit values or bytes), pieces of the whole weight tensor, zero
+    outside their run of the reduction."""
+    per_group = len(wd) // groups if transposed else wd.shape[1]
+    taps = np.abs(wd.astype(np.int64)).reshape(*wd.shape[:2], -1).sum(2)
+    if transposed:  # (I, O/g) -> output channel (group, j) x input channel of the group
+        taps = taps.reshape(groups, per_group, -1).swapaxes(1, 2).reshape(-1, per_group)
+    runs = _runs(taps, big)
+    if runs is not None:
+        channels = [(np.arange(groups)[:, None] * per_group + np.arange(*r)).ravel() for r in runs]
+        return [(c if len(runs) > 1 else None, wd[c] if transposed else wd[:, slice(*r)])
+                for c, r in zip(channels, runs)]
+    if transposed:  # rows: output channel (group, j) x (input channel of the group, tap)
+        og = wd.shape[1]
+        rows = wd.reshape(groups, per_group, og, -1).swapaxes(1, 2).reshape(groups * og, -1)
+        return [(None, r.reshape(groups, og, per_group, -1).swapaxes(1, 2).reshape(wd.shape))
+                for r in _chunks(rows, big)]
+    return [(None, r.reshape(wd.shape)) for r in _chunks(wd.reshape(len(wd), -1), big)]
 
 
 @lowers("qconv1d", "qconv2d", "qconv_transpose2d")
@@ -204,21 +249,16 @@ def _qconv(e, n):
     if a["layout"][1] != "C":  # OHWI -> OIHW; transposed (O/g, kH, kW, I) -> (I, O/g, kH, kW)
         wd = np.transpose(wd, [3, 0, 1, 2] if transposed else _to_channel_first(wd.ndim))
     pieces = _pieces(e, _cf(e, n), a["in_zp"], x.dtype.np)
-    big = max(p[2] for p in pieces)
-    if transposed:  # rows: output channel (group, j) x (input channel of the group, tap)
-        g, (ci, og) = a["groups"], wd.shape[:2]
-        rows = wd.reshape(g, ci // g, og, -1).swapaxes(1, 2).reshape(g * og, -1)
-        ws = [r.reshape(g, og, ci // g, -1).swapaxes(1, 2).reshape(wd.shape) for r in _chunks(rows, big)]
-    else:
-        ws = [r.reshape(wd.shape) for r in _chunks(wd.reshape(len(wd), -1), big)]
+    weights = [(c if c is None else e.ints(c, "channels"), e.emit("Cast", [e.const(wk, "w")], to=F32))
+               for c, wk in _weight_pieces(wd, a["groups"], transposed, max(p[2] for p in pieces))]
     attrs = dict(strides=a["stride"], pads=a["pads"], dilations=a["dilation"], group=a["groups"])
     if transposed:
         attrs["output_padding"] = a["output_padding"]
     acc = None
     for factor, xp, _ in pieces:
-        for wk in ws:
-            wf = e.emit("Cast", [e.const(wk, "w")], to=F32)
-            y = _i64(e, e.emit("ConvTranspose" if transposed else "Conv", [xp, wf], **attrs))
+        for channels, wf in weights:
+            xk = xp if channels is None else e.emit("Gather", [xp, channels], axis=1)
+            y = _i64(e, e.emit("ConvTranspose" if transposed else "Conv", [xk, wf], **attrs))
             y = e.emit("Mul", [y, _c(e, factor)]) if factor != 1 else y
             acc = y if acc is None else e.emit("Add", [acc, y])
     rank = n.output.type.rank
@@ -297,7 +337,8 @@ def _qavg_pool(e, n):
         pads[nd + i] = max(int(start[-1]) + k[i] - sizes[i], 0)
         count = np.multiply.outer(count, np.minimum(start + k[i], sizes[i]) - np.maximum(start, 0))
     c = x.shape[channel_axis(a["layout"])]
-    ones = e.const(np.ones((c, 1, *k), np.float32), "ones")
+    one = onnx.helper.make_tensor("one", F32, [1], [1])
+    ones = e.emit("ConstantOfShape", [e.ints([c, 1, *k], "shape")], value=one)
     total = e.emit("Conv", [e.emit("Cast", [_cf(e, n)], to=F32), ones], group=c, kernel_shape=k,
                    strides=a["stride"], pads=pads)
     _store_cf(e, n, _rounded_div(e, _i64(e, total), count), a["act_min"], a["act_max"])
