@@ -1,10 +1,11 @@
-"""Host time per inference of our int8 C against TFLite Micro and LiteRT, and Cortex-M4 instructions.
+"""Host time per inference of our int8 (or int16x8) C against TFLite Micro and LiteRT, and Cortex-M4 instructions.
 
     python benchmarks/c_speed.py              # every zoo model
     python benchmarks/c_speed.py --quick      # tiny_cnn and ds_cnn, fewer runs (what the tests run)
     python benchmarks/c_speed.py --no-qemu    # without the Cortex-M4 column
+    python benchmarks/c_speed.py --scheme int16x8   # int16 activations, int8 weights
 
-Each model is compiled once (deploy pipeline, int8, calibrated on seeded standard-normal inputs);
+Each model is compiled once (deploy pipeline, int8 or int16x8, calibrated on seeded standard-normal inputs);
 the same graph becomes our C (`make host`: gcc -O2) and our .tflite, which TFLite Micro (the
 `tflite-micro` package: its reference kernels) and LiteRT (`ai-edge-litert`, builtin kernels
 without the default XNNPACK delegate, one thread) run. Times are CPU seconds per inference, the
@@ -62,14 +63,15 @@ def litert(data: bytes, x: np.ndarray):
     return it
 
 
-def measure(name: str, runs: int, qemu: bool, work: Path) -> list:
+def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8") -> list:
     model, example = zoo.get(name)
     rng = np.random.default_rng(1)
     calibration = [rng.standard_normal(zoo.MODELS[name].input_shape).astype(np.float32) for _ in range(8)]
-    art = mcuforge.compile(model, example, emit=(), passes="deploy", quantize="int8", calibration=calibration)
+    art = mcuforge.compile(model, example, emit=(), passes="deploy", quantize=scheme, calibration=calibration)
     graph, data = art.graph, to_tflite(art.graph)
     (x_type,) = [v.type for v in graph.inputs]
-    x = np.random.default_rng(0).integers(-128, 128, x_type.shape).astype(np.int8)
+    dtype = np.int8 if scheme == "int8" else np.int16
+    x = np.random.default_rng(0).integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, x_type.shape).astype(dtype)
     emit_c(graph, work / name, plan=art.plan)
 
     tflm = tflm_interpreter(data)
@@ -105,19 +107,20 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, help="timed batches per runtime (default 15, 5 with --quick)")
     ap.add_argument("--qemu", action=argparse.BooleanOptionalAction, default=True,
                     help="count Cortex-M4 instructions under QEMU (default: on)")
+    ap.add_argument("--scheme", choices=["int8", "int16x8"], default="int8", help="quantization (default: int8)")
     ap.add_argument("models", nargs="*", help="zoo models (default: all)")
     args = ap.parse_args(argv)
     names = args.models or (QUICK if args.quick else zoo.names())
     runs = args.runs or (5 if args.quick else 15)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(name, runs, args.qemu, Path(tmp)) for name in names]
+        rows = [measure(name, runs, args.qemu, Path(tmp), args.scheme) for name in names]
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     for r in [COLUMNS, *rows]:
         print("  ".join(c.ljust(w) if i in (0, len(COLUMNS) - 1) else c.rjust(w)
                         for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     met = sum(r[-1] == "met" for r in rows)
-    print(f"\nint8, gcc -O2 host C vs TFLite Micro (reference kernels) and LiteRT (builtin, 1 thread); median CPU "
-          f"time of {runs} batches; goals TFLM/ours >= {GOAL_TFLM:g}, ours/LiteRT <= {GOAL_LITERT:g}: "
+    print(f"\n{args.scheme}, gcc -O2 host C vs TFLite Micro (reference kernels) and LiteRT (builtin, 1 thread); "
+          f"median CPU time of {runs} batches; goals TFLM/ours >= {GOAL_TFLM:g}, ours/LiteRT <= {GOAL_LITERT:g}: "
           f"{met}/{len(rows)} models meet both")
     return 0
 

@@ -80,6 +80,15 @@ def test_c_speed_table():
     assert lines[-1].startswith("int8, gcc -O2 host C") and lines[-1].endswith(f"{met}/2 models meet both")
 
 
+def test_c_speed_int16x8_row():
+    """--scheme int16x8: tiny_cnn compiled int16x8, its C output equal to TFLite Micro's bytes (in
+    the script), timed and counted on the M4."""
+    lines = run_script("c_speed.py", "--scheme", "int16x8", "--quick", "tiny_cnn").splitlines()
+    name, macs, ours, tflm, speedup, *_, instructions, _ = re.split(r"\s{2,}", lines[1].strip())
+    assert name == "tiny_cnn" and abs(float(speedup) - float(tflm) / float(ours)) <= 0.051 * float(tflm) / float(ours)
+    assert int(instructions.replace(",", "")) > int(macs.replace(",", "")) and lines[-1].startswith("int16x8, gcc -O2")
+
+
 def test_tflite_size_benchmark_table():
     """Our int8 .tflite and TFLite Micro's arena for it, with its planner and with ours, and the
     converter's numbers, or why there are none (it lives in another Python: $LITERT_TORCH_PYTHON)."""

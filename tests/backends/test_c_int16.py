@@ -4,7 +4,7 @@ random inputs over the whole int16 range, bit for bit against the reference inte
 zoo model; the op-family models of test_c_emit in both layouts (grouped, dilated, transposed and
 depthwise-multiplier convs, pools, leaky relu, mul/sub, mean, float islands for what int16x8
 keeps float); an int8 model with int16 layers (requantize between them); a few models on QEMU's
-Cortex-M4, with the host's bytes.
+Cortex-M4, with the host's bytes; sums beyond int32 on the host and the M4's DSP build (SMLAD).
 """
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import torch
 from test_c_emit import CC, OPS, _make, calibration
+from test_c_qemu import _make as qemu_make
+from test_c_qemu import _qemu as qemu_run
 from test_c_qemu_zoo import host_and_m4, random_inputs
 
 import mcuforge
@@ -90,3 +93,52 @@ def test_int16x8_on_cortex_m4(tmp_path, zoo_float, name):
     graph = int16x8(zoo_float, name)
     xs, host, m4, _ = host_and_m4(tmp_path, graph)
     assert m4 == host == b"".join(w.tobytes() for w in run(graph, *xs))
+
+
+class LongSums(torch.nn.Module):
+    """Sums that outgrow int32: a fully connected layer 1600 deep with equal weights (127) on
+    inputs near full scale (about 25,000) sums to about 5e9; a conv whose kernel rows are runs of 300 values
+    (channels last); a 3x3 depthwise conv (four channels per pass) and a 12x12 one (over 128 taps:
+    one channel at a time, in 64 bits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(100, 8, 3, padding=1)
+        self.dw = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.big = torch.nn.Conv2d(8, 8, 12, padding=4, groups=8)
+        self.fc = torch.nn.Linear(1600, 6)
+        with torch.no_grad():
+            self.fc.weight.fill_(0.01)
+
+    def forward(self, x):
+        return self.big(self.dw(torch.relu(self.conv(x)))), self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("zp", [0, 5])
+def test_long_sums_on_m4_dsp(tmp_path, zp):
+    """The int32 partial sums of the int16 kernels widen into 64 bits in time, on the host and on
+    the Cortex-M4's DSP build (SMLAD), bit for bit the interpreter's; a nonzero input zero point
+    (not TFLite's int16, which is symmetric) takes the kernels' correction for it."""
+    torch.manual_seed(0)
+    shape = (1, 100, 4, 4)
+    graph = mcuforge.compile(LongSums().eval(), (torch.zeros(shape),), emit=(), quantize="int16x8",
+                             calibration=[np.full(shape, 3.0, np.float32), *calibration(shape, 2)],
+                             passes="float,to-nhwc").graph
+    for n in graph.nodes:
+        if "in_zp" in n.attrs:
+            n.attrs["in_zp"] = zp
+    rng = np.random.default_rng(0)
+    xs = [np.full(graph.inputs[0].shape, round(2.9 / graph.inputs[0].type.quant.scale[0]), np.int16),
+          rng.integers(-32768, 32768, graph.inputs[0].shape).astype(np.int16)]
+    want = [b"".join(w.tobytes() for w in run(graph, x)) for x in xs]
+    fc = run(graph, xs[0])[1]
+    assert xs[0].flat[0] > 2**31 / 1600 / 127 and 0 < fc.min() and fc.max() < 32767  # beyond int32, not clamped
+    emit_c(graph, tmp_path / "host")
+    shutil.copytree(tmp_path / "host", tmp_path / "dsp", copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        host = pool.submit(_make, tmp_path / "host", "gcc")
+        m4 = pool.submit(qemu_make, tmp_path / "dsp", ["TARGET=mps2-an386", "DSP=1"])
+        host, m4 = host.result(), m4.result()
+    for x, expected in zip(xs, want):
+        assert subprocess.run([host], input=x.tobytes(), capture_output=True, check=True).stdout == expected
+        assert qemu_run(m4, [x], "mps2-an386")[0] == expected
