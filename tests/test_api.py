@@ -1,7 +1,6 @@
 """mcuforge.compile(): inputs it accepts, Artifact, atomic output directories."""
 import numpy as np
 import pytest
-import torch
 
 import mcuforge
 from mcuforge import zoo

@@ -11,7 +11,7 @@ from mcuforge.backends.onnx.emit import LOWERINGS, save_onnx, to_onnx
 from mcuforge.errors import UnsupportedOpError, UsageError
 from mcuforge.ir import interpreter, ops
 from mcuforge.ir.graph import Graph
-from mcuforge.ir.types import DType, QuantParams, TensorType
+from mcuforge.ir.types import TensorType
 
 RNG = np.random.default_rng(0)
 L1, L2 = {False: "NCW", True: "NWC"}, {False: "NCHW", True: "NHWC"}

@@ -1,10 +1,9 @@
 """Pass manager: textual pipelines, option checking, hooks, verification and PassError."""
 import io
 
-import numpy as np
 import pytest
 
-from mcuforge.compiler.pass_manager import (Instrumentation, Pass, PassContext, PassManager, PrintIR,
+from mcuforge.compiler.pass_manager import (Instrumentation, Pass, PassManager, PrintIR,
                                             format_pipeline, parse_pipeline)
 from mcuforge.errors import PassError, UsageError
 from mcuforge.ir.graph import Graph

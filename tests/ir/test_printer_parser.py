@@ -6,7 +6,7 @@ from mcuforge.errors import ParseError, ShapeError
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.parser import parse
 from mcuforge.ir.printer import print_graph
-from mcuforge.ir.types import DType, QuantParams, TensorType
+from mcuforge.ir.types import QuantParams, TensorType
 
 
 def sample():

@@ -21,8 +21,6 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..errors import UsageError
 from ..ir import wformat
 
