@@ -549,11 +549,34 @@ def qmean(x, *, axes, keepdims, in_zp, out_zp, multiplier, shift):
     return _saturate(quant.multiply_by_quantized_multiplier(total, multiplier, shift) + out_zp, x.dtype)
 
 
-def _lookup16(x, table):
+def lookup16(x, table):
     """TFLite's int16 LUTLookup: the entry of x's top 9 bits plus the slope to the next times its
     low 7 bits, rounded."""
     i = 256 + (x >> 7)
     return table[i] + (((table[i + 1] - table[i]) * (x & 0x7F) + 64) >> 7)
+
+
+def softmax16_exps(diff, multiplier, shift):
+    """int16 qsoftmax's exp of each difference to the row maximum: rescaled to steps of 10/65535
+    and looked up in quant.EXP_LUT16 (also the exact ONNX export's table of every difference)."""
+    scaled = quant.multiply_by_quantized_multiplier(diff, multiplier, shift)
+    return lookup16(np.clip(scaled + 32767, -32768, 32767), quant.EXP_LUT16)
+
+
+def softmax8_exps(diff, multiplier, shift, diff_min):
+    """int8 qsoftmax's exp (Q0.31) of each difference to the row maximum, its input in Q5.26; 0
+    below diff_min, where the element neither counts in the sum nor gets more than -128."""
+    counted = diff >= diff_min
+    scaled = quant.saturating_rounding_doubling_high_mul(np.where(counted, diff, 0) << shift, multiplier)
+    return np.where(counted, quant.exp_on_negative_values(scaled, 5), 0)
+
+
+def log_softmax8_terms(diff, multiplier, shift, diff_min):
+    """int8 qlog_softmax's terms of each difference to the row maximum: the difference in Q5.26,
+    and its exp's share of the row sum in Q12.19 (0 below diff_min)."""
+    counted = diff >= diff_min
+    scaled = quant.multiply_by_quantized_multiplier(np.where(counted, diff, 0), multiplier, shift)
+    return scaled, np.where(counted, quant.rounding_divide_by_pot(quant.exp_on_negative_values(scaled, 5), 12), 0)
 
 
 def _softmax16(x, multiplier, shift):
@@ -561,13 +584,11 @@ def _softmax16(x, multiplier, shift):
     row maximum rescaled to steps of 10/65535 and looked up in quant.EXP_LUT16; the sum of those
     exps normalized to [1, 2) with 15 fraction bits, its reciprocal from quant.RECIPROCAL_LUT16,
     and each exp times it, shifted back by the normalization."""
-    diff = x - x.max(-1, keepdims=True)
-    scaled = quant.multiply_by_quantized_multiplier(diff, multiplier, shift)
-    exps = _lookup16(np.clip(scaled + 32767, -32768, 32767), quant.EXP_LUT16)
+    exps = softmax16_exps(x - x.max(-1, keepdims=True), multiplier, shift)
     total = exps.sum(-1, keepdims=True)
     headroom = quant.clz(total)
     normalized = (((total << (headroom - 1)) + (1 << 13)) >> 14) - (1 << 15) - (1 << 16)  # (sum - 1), centered
-    reciprocal = _lookup16(np.clip(normalized, -32768, 32767), quant.RECIPROCAL_LUT16)
+    reciprocal = lookup16(np.clip(normalized, -32768, 32767), quant.RECIPROCAL_LUT16)
     right = 31 - headroom
     return np.clip((exps * reciprocal + (np.int64(1) << (right - 1))) >> right, 0, 32767)
 
@@ -582,12 +603,10 @@ def qsoftmax(x, *, axis, multiplier, shift, diff_min):
     _int8_only(x, "qsoftmax")
     srdhm, rdbpot = quant.saturating_rounding_doubling_high_mul, quant.rounding_divide_by_pot
     x = np.moveaxis(x.astype(np.int64), axis, -1)
-    diff = x - x.max(-1, keepdims=True)
-    counted = diff >= diff_min
-    exps = quant.exp_on_negative_values(srdhm(np.where(counted, diff, 0) << shift, multiplier), 5)
-    reciprocal, bits_over_unit = quant.get_reciprocal(np.where(counted, rdbpot(exps, 12), 0).sum(-1, keepdims=True), 12)
+    exps = softmax8_exps(x - x.max(-1, keepdims=True), multiplier, shift, diff_min)
+    reciprocal, bits_over_unit = quant.get_reciprocal(rdbpot(exps, 12).sum(-1, keepdims=True), 12)
     y = np.clip(rdbpot(srdhm(reciprocal, exps), bits_over_unit + 23) - 128, -128, 127)
-    return np.moveaxis(np.where(counted, y, -128), -1, axis).astype(np.int8)
+    return np.moveaxis(y, -1, axis).astype(np.int8)
 
 
 @impl("qlog_softmax")
@@ -598,10 +617,8 @@ def qlog_softmax(x, *, axis, multiplier, shift, diff_min, reverse_multiplier, re
     mbqm = quant.multiply_by_quantized_multiplier
     x = np.moveaxis(x.astype(np.int64), axis, -1)
     diff = x - x.max(-1, keepdims=True)
-    scaled = mbqm(np.where(diff >= diff_min, diff, 0), multiplier, shift)
-    exps = quant.rounding_divide_by_pot(quant.exp_on_negative_values(scaled, 5), 12)
-    log_sum = quant.log_x_for_x_greater_than_or_equal_to_1(np.where(diff >= diff_min, exps, 0).sum(-1, keepdims=True),
-                                                           12, 5)
+    scaled, shares = log_softmax8_terms(diff, multiplier, shift, diff_min)
+    log_sum = quant.log_x_for_x_greater_than_or_equal_to_1(shares.sum(-1, keepdims=True), 12, 5)
     adjusted_min = np.maximum(diff_min - 1, mbqm(log_sum + quant.INT32_MIN, reverse_multiplier, reverse_shift))
     y = np.clip(quant.rounding_divide_by_pot(scaled - log_sum, 22) + 127, -128, 127)
     return np.moveaxis(np.where(diff > adjusted_min, y, -128), -1, axis).astype(np.int8)

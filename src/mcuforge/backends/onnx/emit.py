@@ -117,11 +117,13 @@ class Emitter:
 
 # ---------------------------------------------------------------- layout helpers
 
-def _to_channel_first(r: int) -> list[int]:
+def to_channel_first(r: int) -> list[int]:
+    """The Transpose perm taking a rank-`r` channel-last tensor to channel-first."""
     return [0, r - 1, *range(1, r - 1)]
 
 
-def _to_channel_last(r: int) -> list[int]:
+def to_channel_last(r: int) -> list[int]:
+    """The Transpose perm taking a rank-`r` channel-first tensor to channel-last."""
     return [0, *range(2, r), 1]
 
 
@@ -131,16 +133,18 @@ def _channel_first_op(e: Emitter, node: Node, op_type: str, rest=(), x: str | No
     x, r = x or e.name(node.inputs[0]), node.inputs[0].type.rank
     if node.attrs["layout"][1] == "C":
         return e.emit(op_type, [x, *rest], e.out(node.output), **attrs)
-    y = e.emit(op_type, [e.emit("Transpose", [x], perm=_to_channel_first(r)), *rest], **attrs)
-    return e.emit("Transpose", [y], e.out(node.output), perm=_to_channel_last(r))
+    y = e.emit(op_type, [e.emit("Transpose", [x], perm=to_channel_first(r)), *rest], **attrs)
+    return e.emit("Transpose", [y], e.out(node.output), perm=to_channel_last(r))
 
 
-def _spatial(layout: str, shape) -> tuple[int, ...]:
+def spatial(layout: str, shape) -> tuple[int, ...]:
+    """The spatial dimensions of `shape` under `layout`."""
     return tuple(shape[2:]) if layout[1] == "C" else tuple(shape[1:-1])
 
 
-def _spatial_in(node: Node) -> tuple[int, ...]:
-    return _spatial(node.attrs["layout"], node.inputs[0].shape)
+def spatial_in(node: Node) -> tuple[int, ...]:
+    """The spatial dimensions of `node`'s first input."""
+    return spatial(node.attrs["layout"], node.inputs[0].shape)
 
 
 # ---------------------------------------------------------------- lowerings
@@ -158,7 +162,7 @@ def _conv(e, n):
     if a["layout"][1] == "C":
         wname = e.name(w)
     else:  # OHWI -> OIHW; transposed (O/g, kH, kW, I) -> (I, O/g, kH, kW)
-        wname = e.transposed(w, [3, 0, 1, 2] if transposed else _to_channel_first(w.type.rank))
+        wname = e.transposed(w, [3, 0, 1, 2] if transposed else to_channel_first(w.type.rank))
     extra = dict(output_padding=a["output_padding"]) if transposed else {}
     _channel_first_op(e, n, "ConvTranspose" if transposed else "Conv",
                       [wname, *(e.name(b) for b in n.inputs[2:])], strides=a["stride"], pads=a["pads"],
@@ -263,7 +267,7 @@ def _pool(e, n):
     starts in the end padding where torch drops it, so its shapes differ."""
     a, nd = n.attrs, len(n.attrs["kernel"])
     dil = a.get("dilation", [1] * nd)
-    sizes, outs = _spatial_in(n), _spatial(n.attrs["layout"], n.output.shape)
+    sizes, outs = spatial_in(n), spatial(n.attrs["layout"], n.output.shape)
     pads = list(a["pads"])
     for i in range(nd):
         reach = (outs[i] - 1) * a["stride"][i] + dil[i] * (a["kernel"][i] - 1) + 1
@@ -288,7 +292,7 @@ def _pool(e, n):
 @lowers("adaptive_avg_pool")
 def _adaptive_avg_pool(e, n):
     """GlobalAveragePool, an AveragePool when every size divides, else a mean per output bin."""
-    sizes, outs = _spatial_in(n), n.attrs["output_size"]
+    sizes, outs = spatial_in(n), n.attrs["output_size"]
     if all(o == 1 for o in outs):
         return _channel_first_op(e, n, "GlobalAveragePool")
     if all(s % o == 0 for s, o in zip(sizes, outs)):

@@ -37,10 +37,10 @@ from .. import write_atomic
 from ...errors import UnsupportedItem, UnsupportedOpError
 from ...ir import quant
 from ...ir.graph import Graph
-from ...ir.interpreter import _lookup16, evaluate
+from ...ir.interpreter import evaluate, log_softmax8_terms, lookup16, softmax8_exps, softmax16_exps
 from ...ir.ops import channel_axis, norm_axis, registrar
 from ...ir.quant import INT32_MAX, INT32_MIN
-from .emit import LOWERINGS, _spatial, _spatial_in, _to_channel_first, _to_channel_last, to_onnx
+from .emit import LOWERINGS, spatial, spatial_in, to_channel_first, to_channel_last, to_onnx
 
 INTEGER_LOWERINGS = dict(LOWERINGS)  # float ops (float islands of a mixed model) keep their lowering
 lowers = registrar(INTEGER_LOWERINGS)
@@ -168,7 +168,7 @@ def _cf(e, n) -> str:
     x = e.name(n.inputs[0])
     if n.attrs["layout"][1] == "C":
         return x
-    return e.emit("Transpose", [x], perm=_to_channel_first(n.inputs[0].type.rank))
+    return e.emit("Transpose", [x], perm=to_channel_first(n.inputs[0].type.rank))
 
 
 def _store_cf(e, n, y: str, lo: int, hi: int):
@@ -176,7 +176,7 @@ def _store_cf(e, n, y: str, lo: int, hi: int):
     if n.attrs["layout"][1] == "C":
         return _store(e, y, lo, hi, n.output.dtype.np, e.out(n.output))
     y = _store(e, y, lo, hi, n.output.dtype.np, None)
-    e.emit("Transpose", [y], e.out(n.output), perm=_to_channel_last(n.output.type.rank))
+    e.emit("Transpose", [y], e.out(n.output), perm=to_channel_last(n.output.type.rank))
 
 
 # ---------------------------------------------------------------- convolution and dense
@@ -247,7 +247,7 @@ def _qconv(e, n):
     transposed = n.op == "qconv_transpose2d"
     wd = w.data
     if a["layout"][1] != "C":  # OHWI -> OIHW; transposed (O/g, kH, kW, I) -> (I, O/g, kH, kW)
-        wd = np.transpose(wd, [3, 0, 1, 2] if transposed else _to_channel_first(wd.ndim))
+        wd = np.transpose(wd, [3, 0, 1, 2] if transposed else to_channel_first(wd.ndim))
     pieces = _pieces(e, _cf(e, n), a["in_zp"], x.dtype.np)
     weights = [(c if c is None else e.ints(c, "channels"), e.emit("Cast", [e.const(wk, "w")], to=F32))
                for c, wk in _weight_pieces(wd, a["groups"], transposed, max(p[2] for p in pieces))]
@@ -330,7 +330,7 @@ def _qavg_pool(e, n):
     info = np.iinfo(x.dtype.np)
     if math.prod(k) * -int(info.min) > EXACT:
         _refuse(n, f"a {k} window of {x.dtype.value} values can sum beyond float32's exact integers")
-    sizes, outs = _spatial_in(n), _spatial(a["layout"], n.output.shape)
+    sizes, outs = spatial_in(n), spatial(a["layout"], n.output.shape)
     pads, count = list(a["pads"]), np.ones((), np.int64)
     for i in range(nd):  # the end padding reaches exactly the end of the last window (ceil_mode)
         start = np.arange(outs[i]) * a["stride"][i] - a["pads"][i]
@@ -466,8 +466,7 @@ def _qsoftmax8(e, n):
     """Each element's exp (Q0.31) and its share of the sum (Q12.19) are table entries of its difference
     to the row maximum, 0 below diff_min (which then gives -128: 0 times the reciprocal)."""
     a, d = n.attrs, np.arange(-255, 1)  # every difference to the row maximum
-    scaled = quant.saturating_rounding_doubling_high_mul(d << a["shift"], a["multiplier"])
-    exps = np.where(d >= a["diff_min"], quant.exp_on_negative_values(scaled, 5), 0)
+    exps = softmax8_exps(d, a["multiplier"], a["shift"], a["diff_min"])
     diff, axis = _differences(e, n)
     index = _op(e, "Sub", diff, d[0])
     shares = quant.rounding_divide_by_pot(exps, 12)
@@ -479,11 +478,10 @@ def _qsoftmax8(e, n):
 
 def _qsoftmax16(e, n):
     """Each element's exp is a table entry of its difference to the row maximum (a 2^16-entry table of
-    interpreter._lookup16 on EXP_LUT16); the normalized row sum's reciprocal is one too (on
+    interpreter.softmax16_exps); the normalized row sum's reciprocal is one too (on
     RECIPROCAL_LUT16, over every int16)."""
     a, d = n.attrs, np.arange(-65535, 1)
-    scaled = quant.multiply_by_quantized_multiplier(d, a["multiplier"], a["shift"])
-    exps = _lookup16(np.clip(scaled + 32767, -32768, 32767), quant.EXP_LUT16)
+    exps = softmax16_exps(d, a["multiplier"], a["shift"])
     diff, axis = _differences(e, n)
     ex = _lookup(e, exps, _op(e, "Sub", diff, d[0]))
     total = _row_sum(e, n, axis, ex, exps)
@@ -491,7 +489,7 @@ def _qsoftmax16(e, n):
     shifted = e.emit("Mul", [total, _pot(e, _op(e, "Sub", headroom, 1))])  # in [2^30, 2^31)
     normalized = _shift_right(e, _op(e, "Add", shifted, 1 << 13), 14)
     index = _op(e, "Add", _op(e, "Clip", _op(e, "Sub", normalized, 3 << 15), -32768, 32767), 32768)
-    reciprocal = _lookup(e, _lookup16(np.arange(-32768, 32768), quant.RECIPROCAL_LUT16), index)
+    reciprocal = _lookup(e, lookup16(np.arange(-32768, 32768), quant.RECIPROCAL_LUT16), index)
     right = _op(e, "Sub", 31, headroom)
     y = _op(e, "Add", e.emit("Mul", [ex, reciprocal]), _pot(e, _op(e, "Sub", right, 1)))
     _store(e, _shift_right(e, y, right), 0, 32767, np.int16, e.out(n.output))
@@ -502,9 +500,7 @@ def _qlog_softmax(e, n):
     """Each element's difference to the row maximum in Q5.26 and its exp's share of the sum (Q12.19)
     are table entries of that difference; the row's log of the sum is emulated step by step."""
     a, d = n.attrs, np.arange(-255, 1)
-    counted = d >= a["diff_min"]
-    scaled = quant.multiply_by_quantized_multiplier(np.where(counted, d, 0), a["multiplier"], a["shift"])
-    shares = np.where(counted, quant.rounding_divide_by_pot(quant.exp_on_negative_values(scaled, 5), 12), 0)
+    scaled, shares = log_softmax8_terms(d, a["multiplier"], a["shift"], a["diff_min"])
     diff, axis = _differences(e, n)
     index = _op(e, "Sub", diff, d[0])
     log_sum = _log_x_for_x_greater_than_or_equal_to_1(e, _row_sum(e, n, axis, _lookup(e, shares, index), shares), 12, 5)
