@@ -18,8 +18,8 @@ import torch
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT
 
 
 def chain(n_layers: int, width: int = 8) -> torch.nn.Sequential:

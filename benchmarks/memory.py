@@ -21,13 +21,13 @@ import numpy as np
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler import scheduling
-from mcuforge.compiler.memory import check_plan, plan_memory
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT, with_quantization
+from mcuforge.analysis import scheduling
+from mcuforge.analysis.memory import check_plan, plan_memory
 from mcuforge.errors import Error
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT, with_quantization
 
 PIPELINE = FLOAT + [("to-nhwc", {}), ("schedule", {}), ("memory-plan", {})]
 QUICK = ["tiny_cnn", "resnet8", "unet_tiny"]

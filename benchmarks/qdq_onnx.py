@@ -26,9 +26,9 @@ import onnxruntime as ort
 from mcuforge import trace, zoo
 from mcuforge.backends.onnx.emit import to_onnx
 from mcuforge.backends.onnx.integer import to_integer_onnx
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT
 
 QUICK = ["digits_cnn", "tiny_cnn"]
 COLUMNS = ["model", "elements", "within 1 LSB", "max", "first difference", "after forcing it", "QDQ bytes",

@@ -23,9 +23,9 @@ import time
 import numpy as np
 
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT, with_quantization
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT, with_quantization
 from mcuforge.passes.quantize import sqnr
 
 QUICK = ["digits_cnn", "tiny_cnn"]

@@ -14,8 +14,8 @@ from sklearn.model_selection import train_test_split
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler.calibrate import OBSERVERS
-from mcuforge.early_exit import quantize_input
+from mcuforge.analysis.calibrate import OBSERVERS
+from mcuforge.ir.early_exit import quantize_input
 from mcuforge.ir.interpreter import run
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 import mcuforge
 from mcuforge.backends.c.emit import emit_c
-from mcuforge.early_exit import quantize_input, resolve, run_dataset
+from mcuforge.ir.early_exit import quantize_input, resolve, run_dataset
 
 THRESHOLDS = [0.5, 0.9, 0.99, 1.0]
 

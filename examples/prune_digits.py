@@ -22,8 +22,8 @@ from sklearn.datasets import load_digits
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.prune_report import measure
+from mcuforge.analysis.prune_report import measure
+from mcuforge.passes.manager import PassManager
 
 t0 = time.perf_counter()
 torch.set_num_threads(1)  # a model this small only loses time to threads

@@ -33,8 +33,8 @@ def zoo_float():
     fresh clone of the graph, which the caller may change."""
     import mcuforge
     from mcuforge import zoo
-    from mcuforge.compiler.pass_manager import PassManager
-    from mcuforge.compiler.pipelines import resolve
+    from mcuforge.passes.manager import PassManager
+    from mcuforge.passes.pipelines import resolve
     cache = {}
 
     def get(name: str):

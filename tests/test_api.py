@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import mcuforge
+import mcuforge.compiler.api
 from mcuforge import zoo
 
 
@@ -43,7 +44,7 @@ def test_failed_emit_leaves_previous_output_untouched(tmp_path, monkeypatch):
         (directory / "half.bin").write_bytes(b"x")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(mcuforge.EMITTERS, "onnx", broken)
+    monkeypatch.setitem(mcuforge.compiler.api.EMITTERS, "onnx", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         mcuforge.compile(model, inputs, out_dir=out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]

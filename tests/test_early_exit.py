@@ -13,15 +13,8 @@ from torch import nn
 import mcuforge
 from mcuforge.backends.c.bench import make
 from mcuforge.backends.c.emit import emit_c
-from mcuforge.early_exit import (
-    confidence_test,
-    confident,
-    order,
-    resolve,
-    run_dataset,
-    run_exits,
-)
 from mcuforge.errors import UsageError
+from mcuforge.ir.early_exit import confidence_test, confident, order, resolve, run_dataset, run_exits
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import QuantParams, TensorType
 
@@ -105,7 +98,7 @@ def _thresholds(graph, xs):
     """Three thresholds spread over the cheap exit's confidences on `xs`."""
     q, probs = graph.outputs[1].type.quant, graph.outputs[1].producer.op == "qsoftmax"
     scores = [q.scale[0] * (run_exits(graph, {1: 1.0, 0: None}, x)[1][1].astype(np.float32) - q.zero_point[0])
-              for x in (mcuforge.early_exit.quantize_input(graph.inputs[0], x) for x in xs)]
+              for x in (mcuforge.ir.early_exit.quantize_input(graph.inputs[0], x) for x in xs)]
     conf = [float(s.max()) if probs else torch.softmax(torch.from_numpy(s), 1).max().item() for s in scores]
     return [float(np.quantile(conf, q)) for q in (0.2, 0.6, 0.95)]
 
@@ -134,14 +127,14 @@ def test_host_c_takes_the_interpreters_exit_on_every_sample(tmp_path, quantized,
         out = emit_c(g, tmp_path / str(i), exits=exits)
         assert "exit 0: output 1" in (out / "model.h").read_text()
         subprocess.run(["make", "-s", "host"], cwd=out, check=True)
-        data = b"".join(mcuforge.early_exit.quantize_input(g.inputs[0], x).tobytes() for x in xs)
+        data = b"".join(mcuforge.ir.early_exit.quantize_input(g.inputs[0], x).tobytes() for x in xs)
         r = subprocess.run([str(out / "model_host"), "-b"], input=data, capture_output=True, check=True)
         assert [int(s) for s in re.findall(r"exit (\d+)", r.stderr.decode())] == stats.exits
         sizes = [v.type.nbytes for v in g.outputs]
         rows = [r.stdout[j:j + sum(sizes)] for j in range(0, len(r.stdout), sum(sizes))]
         for x, row, k, want in zip(xs, rows, stats.exits, stats.outputs, strict=True):
             if k == 1 and quantized:  # every output computed: the plan kept exit 0's result live to the end
-                everything = run_exits(g, exits, mcuforge.early_exit.quantize_input(g.inputs[0], x))[1]
+                everything = run_exits(g, exits, mcuforge.ir.early_exit.quantize_input(g.inputs[0], x))[1]
                 assert row == b"".join(o.tobytes() for o in everything)
             o = exits[k].output
             got = np.frombuffer(row[sum(sizes[:o]):sum(sizes[:o + 1])], want.dtype).reshape(want.shape)
@@ -163,7 +156,7 @@ def test_qemu_digits_example_instructions_fall_with_the_threshold(tmp_path, monk
     model = train(TwoExitCNN(), x_train, y_train, epochs=2, loss=both_exits_loss)
     g = mcuforge.compile(model, (torch.from_numpy(x_test[:1]),), emit=(), quantize="int8", passes="deploy",
                          calibration=x_train[:100], exits={0: 0.9, 1: None}).graph
-    images = [mcuforge.early_exit.quantize_input(g.inputs[0], x) for x in x_test[:16]]
+    images = [mcuforge.ir.early_exit.quantize_input(g.inputs[0], x) for x in x_test[:16]]
     sizes = [v.type.nbytes for v in g.outputs]
     measured, predicted = [], []
     for theta in (0.5, 0.9, 0.999):

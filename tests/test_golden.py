@@ -7,8 +7,8 @@ import io
 import torch
 
 import mcuforge
-from mcuforge.compiler.pass_manager import PrintIR
-from mcuforge.compiler.pipelines import PIPELINES
+from mcuforge.passes.manager import PrintIR
+from mcuforge.passes.pipelines import PIPELINES
 
 
 class Small(torch.nn.Module):

@@ -1,238 +1,32 @@
-"""mcuforge: a graph compiler from PyTorch and ONNX models to microcontrollers.
+"""mcuforge: a graph compiler from PyTorch, ONNX and TFLite models to microcontrollers.
 
     import mcuforge
     art = mcuforge.compile(model, (example,), emit=("onnx",), out_dir="build")
     print(art.report)
     y, = art.run(x)
+
+This file only re-exports; the code lives in the rooms a model flows through (frontends/, ir/,
+analysis/, passes/, backends/, compiler/; docs/ARCHITECTURE.md).
 """
-from __future__ import annotations
-
-import shutil
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
-
-import numpy as np
-
-from .errors import (DoesNotFitError, Error, ModelLoadError, ParseError, PassError, ShapeError,
-                     UnsupportedOpError, UsageError, VerifyError)
+from .compiler.api import Artifact, compile, list_targets, load_onnx, load_target, load_tflite, to_torch, trace
+from .errors import (
+                     DoesNotFitError,
+                     Error,
+                     ModelLoadError,
+                     ParseError,
+                     PassError,
+                     ShapeError,
+                     UnsupportedOpError,
+                     UsageError,
+                     VerifyError,
+)
 from .ir.graph import Graph
 from .ir.parser import parse
 from .ir.printer import print_graph
+from .version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["compile", "trace", "to_torch", "load_onnx", "load_tflite", "load_target", "list_targets", "Artifact", "Graph", "parse",
+__all__ = ["__version__", "compile", "trace", "to_torch", "load_onnx", "load_tflite", "load_target", "list_targets", "Artifact", "Graph", "parse",
            "print_graph", "Error", "UnsupportedOpError", "UsageError", "ModelLoadError", "ShapeError",
            "VerifyError", "PassError", "ParseError", "DoesNotFitError"]
 
 
-def trace(model, example_inputs, name=None) -> Graph:
-    """torch.nn.Module + example inputs -> Graph (torch.fx symbolic trace)."""
-    from .compiler.frontend_fx import trace as _trace
-    return _trace(model, example_inputs, name)
-
-
-def to_torch(graph: Graph):
-    """A float Graph -> torch.fx.GraphModule with real parameters (fine-tune it, trace it again)."""
-    from .compiler.to_torch import to_torch as _to_torch
-    return _to_torch(graph)
-
-
-def load_onnx(path_or_model, input_shapes=None) -> Graph:
-    """An ONNX file or ModelProto -> Graph."""
-    from .compiler.frontend_onnx import load_onnx as _load
-    return _load(path_or_model, input_shapes=input_shapes)
-
-
-def load_tflite(path_or_bytes) -> Graph:
-    """A .tflite file (float or int8) or its bytes -> Graph."""
-    from .backends.tflite.importer import load_tflite as _load
-    return _load(path_or_bytes)
-
-
-def load_target(name_or_path):
-    from .compiler.targets import load_target as _load
-    return _load(name_or_path)
-
-
-def list_targets():
-    from .compiler.targets import list_targets as _list
-    return _list()
-
-
-@dataclass
-class Artifact:
-    """What `compile` made: the final graph, the report, the files written, the pass context."""
-
-    graph: Graph
-    report: object
-    files: dict = field(default_factory=dict)
-    ctx: object = None
-    target: object = None
-
-    @property
-    def plan(self):
-        """The MemoryPlan (arena_bytes, lower_bound_bytes, algorithm, offsets), if one was made."""
-        return self.ctx.artifacts.get("plan") if self.ctx is not None else None
-
-    def run(self, *inputs) -> list[np.ndarray]:
-        """Run the compiled graph in the reference interpreter (numpy or torch inputs)."""
-        from .ir.interpreter import run
-        arrays = [x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x) for x in inputs]
-        return run(self.graph, *arrays)
-
-
-def _emit_onnx(graph: Graph, out: Path, ctx, prefix: str) -> Path:
-    from .backends.onnx.emit import save_onnx
-    if ctx.artifacts.get("onnx_format") == "integer":  # the integer graph, bit-exact (backends/onnx/integer.py)
-        from .backends.onnx.integer import save_integer_onnx
-        save_integer_onnx(graph, out / f"{prefix}.onnx")
-    else:  # a quantized model is written in its QDQ form (QuantizeLinear/DequantizeLinear)
-        save_onnx(ctx.artifacts.get("qdq_graph", graph), out / f"{prefix}.onnx")
-    return out / f"{prefix}.onnx"
-
-
-def _emit_tflite(graph: Graph, out: Path, ctx, prefix: str) -> Path:
-    from .backends.tflite.emit import save_tflite
-    save_tflite(graph, out / f"{prefix}.tflite", plan=ctx.artifacts.get("plan"),
-                offline_plan=ctx.artifacts.get("tflite_offline_plan"))  # None: when a plan was made
-    return out / f"{prefix}.tflite"
-
-
-def _emit_c(graph: Graph, out: Path, ctx, prefix: str) -> Path:
-    from .backends.c.emit import emit_c
-    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.artifacts.get("plan"),
-                  exits=ctx.artifacts.get("exits"))
-
-
-# Backend name -> function(graph, directory, pass context, model name) returning the path it wrote.
-EMITTERS = {"onnx": _emit_onnx, "tflite": _emit_tflite, "c": _emit_c}
-
-
-def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
-            debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
-            observer="minmax", io="int8", prefix="model", weights=None, exits=None,
-            tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True) -> Artifact:
-    """Trace or load `model`, run the pipeline, and write the requested outputs.
-
-    `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
-    or `zoo:NAME`. `passes` is a pipeline name ("float"), a textual spec ("fold-bn,fuse") or a
-    list; None runs the default pipeline. `emit` names backends; files go to `out_dir`, written
-    atomically (on failure nothing is left there). `debug=True` verifies the IR after every pass.
-    `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes: it needs
-    `calibration` data (see `compiler.calibrate`); `observer` picks the range estimator;
-    `per_channel=False` quantizes weights per tensor (TFLite Micro then keeps no per-channel
-    multipliers in its arena, 8 B per output channel); `io="int8"` makes the model's inputs and
-    outputs integer, "float" keeps them float. The onnx backend writes a quantized model in its
-    QDQ form, or with `onnx="integer"` the integer model itself in exact integer ONNX arithmetic
-    that onnxruntime runs bit-exactly like the interpreter (a float model: the float export either
-    way; docs/numerics.md). Mixed precision (int8 only): `keep_float` / `keep_int16` name layers to
-    keep float / run int16x8, `auto_mixed=dB` keeps the most sensitive layers at `mixed` ("float"
-    or "int16x8") while each gains that much output SQNR (`passes.quantize`). `prefix` names the
-    outputs (model.onnx, model.c, ...) and the C backend's symbols (model_invoke), so that two
-    models can share one firmware.
-    `weights` (with `quantize`) compresses the integer layers' weights into one of
-    `passes.compress_weights.FORMATS` ("pow2", "binary", "ternary", "kmeans2".."kmeans8",
-    "int4g32"/"int4g64"/"int4g128"; docs/numerics.md, "Compressed weights").
-    `exits={"exit1": 0.9, "out": None}` makes an early-exit model: the graph outputs, in the order
-    tried, with confidence thresholds; the C code returns at the first confident one (see
-    `mcuforge.early_exit`). `tflite_offline_plan` says whether the .tflite carries our memory
-    plan as TFLite Micro's offline plan (None: when the memory-plan pass ran; False: TFLite
-    Micro plans itself; True: planned for the file even without the pass).
-    """
-    from .compiler.load import load_model
-    from .compiler.pass_manager import PassContext, PassManager
-    from .compiler.pipelines import resolve
-    from .compiler.html_report import render_html
-    from .compiler.report import Report
-
-    emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
-    unknown = [e for e in emit if e not in EMITTERS]
-    if unknown:
-        raise UsageError(f"unknown emit target(s): {', '.join(unknown)}", f"known: {', '.join(EMITTERS)}")
-    if onnx not in ("qdq", "integer"):
-        raise UsageError(f"unknown ONNX format '{onnx}'", "onnx='qdq' (QuantizeLinear/DequantizeLinear, the "
-                         "interchange form) or 'integer' (bit-exact integer arithmetic)")
-    if emit and out_dir is None:
-        raise UsageError("emitting files needs out_dir", "pass out_dir=... (CLI: -o DIR), or emit=()")
-    tgt = load_target(target) if target is not None else None
-    def stage(name):
-        for h in instrumentations:
-            h.stage(name)
-
-    stage("load")
-    graph = load_model(model, example_inputs, input_shapes=input_shapes)
-    pipeline = resolve(passes, emit)
-    if quantize is not None:
-        from .compiler.pipelines import with_quantization
-        pipeline = with_quantization(pipeline, quantize, io, weights, calibration=calibration, observer=observer,
-                                     keep_float=tuple(keep_float), keep_int16=tuple(keep_int16), auto_mixed=auto_mixed,
-                                     mixed=mixed, per_channel=per_channel)
-    elif calibration is not None or weights is not None:
-        raise UsageError("calibration data or compressed weights given without quantize",
-                         "pass quantize='int8' (CLI: --quantize int8)")
-    if exits:  # scheduled for by the exit-order pass, tested by the C code
-        from .early_exit import resolve as resolve_exits, with_exit_order
-        exits, pipeline = resolve_exits(graph, exits), with_exit_order(pipeline)
-    pm = PassManager(pipeline, debug=debug, instrumentations=list(instrumentations))
-    ctx = PassContext(target=tgt, debug=debug)
-    ctx.artifacts["exits"] = exits or None
-    ctx.artifacts["tflite_offline_plan"] = tflite_offline_plan
-    ctx.artifacts["onnx_format"] = onnx
-    if "c" in emit:  # the memory plan reserves the scratch the C kernels need
-        from .backends.c.ops import scratch_bytes
-        ctx.artifacts["scratch"] = scratch_bytes
-    ctx = pm.run(graph, ctx)
-    report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.artifacts.get("quant"),
-                          plan=ctx.artifacts.get("plan"))
-    art = Artifact(graph, report, ctx=ctx, target=tgt)
-    if emit:
-        written = {}
-        with atomic_dir(out_dir) as tmp:
-            for e in emit:
-                stage(f"emit {e}")
-                written[e] = EMITTERS[e](graph, tmp, ctx, prefix)
-            if "c" in emit:  # flash and RAM of the model's objects, built for the target's core
-                from .backends.c.size import measure
-                stage("measure the C build (arm-none-eabi-size)")
-                report.mcu = measure(written["c"], tgt, written.get("tflite"))
-            written["report_md"] = tmp / "report.md"
-            written["report_md"].write_text(report.to_markdown())
-            written["report"] = tmp / "report.html"
-            written["report"].write_text(render_html(report, ctx.artifacts.get("plan"), tgt))
-        art.files = {k: Path(out_dir) / p.relative_to(tmp) for k, p in written.items()}
-    return art
-
-
-class atomic_dir:
-    """Context manager: yields a fresh temporary directory beside `path` and moves it to `path`
-    only when the block succeeds, replacing an earlier output directory; on failure it is removed."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        if self.path.exists() and not self.path.is_dir():
-            raise UsageError(f"output path {self.path} exists and is not a directory",
-                             "choose another -o/out_dir, or remove the file")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
-        except OSError as e:
-            raise UsageError(f"cannot write the output directory {self.path}: {e.strerror}",
-                             "choose a directory you can write to, whose parents are directories") from None
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        old = None
-        if self.path.exists():
-            old = self.path.with_name(self.tmp.name + ".old")
-            self.path.rename(old)
-        self.tmp.rename(self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return False

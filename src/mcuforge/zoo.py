@@ -29,7 +29,6 @@ from torch import nn
 
 from .errors import UsageError
 
-
 # ---------------------------------------------------------------- building blocks
 
 def _conv(cin, cout, k, stride=1, groups=1, bias=False, bn=True, act=nn.ReLU, padding=None):

@@ -20,10 +20,10 @@ from torch import nn
 
 import mcuforge
 from mcuforge.backends.c.emit import emit_c
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import DEPLOY, FLOAT, PLAN
 from mcuforge.ir import wformat
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import DEPLOY, FLOAT, PLAN
 
 FORMATS = ["pow2", "binary", "ternary", "kmeans3", "kmeans4", "int4g32"]  # QEMU adds kmeans2, kmeans5, int4g64
 LAYERS = ["conv", "grouped", "dw", "pw", "fc"]

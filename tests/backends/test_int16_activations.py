@@ -18,14 +18,15 @@ from torch import nn
 import mcuforge
 from mcuforge.backends.c.emit import emit_c
 from mcuforge.backends.tflite.emit import to_tflite
-from mcuforge.backends.tflite.importer import load_tflite
 from mcuforge.backends.tflite.runtime import run_tflm
-from mcuforge.compiler.pass_manager import PassContext, PassManager
 from mcuforge.errors import Error
+from mcuforge.frontends.tflite import load_tflite
 from mcuforge.ir import quant as Q
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import evaluate, run
 from mcuforge.ir.types import DType, QuantParams, TensorType
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
 from mcuforge.passes.quantize import sqnr
 
 RNG = np.random.default_rng(5)

@@ -12,12 +12,13 @@ from torch import nn
 import mcuforge
 from mcuforge.backends.onnx.emit import to_onnx
 from mcuforge.backends.tflite.emit import to_tflite
-from mcuforge.backends.tflite.importer import load_tflite
 from mcuforge.backends.tflite.runtime import run_litert, run_tflm
-from mcuforge.compiler.pass_manager import PassContext, PassManager
+from mcuforge.frontends.tflite import load_tflite
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import DType, TensorType
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
 
 RNG = np.random.default_rng(3)
 

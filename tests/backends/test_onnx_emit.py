@@ -323,7 +323,7 @@ def expected_counts(g):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_round_trip_through_onnx_keeps_ops_and_numbers(name):
-    from mcuforge.compiler.frontend_onnx import load_onnx
+    from mcuforge.frontends.onnx import load_onnx
     g, _, _, opset = build(name)
     if name == "gelu-opset17":  # Erf is not imported
         with pytest.raises(UnsupportedOpError, match="Erf"):

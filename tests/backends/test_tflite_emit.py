@@ -12,16 +12,17 @@ from tflite_zoo import float_model, int8_model
 
 import mcuforge
 from mcuforge import zoo
+from mcuforge.analysis.memory import plan_memory
 from mcuforge.backends.tflite.emit import LOWERINGS, OFFLINE_PLAN, save_tflite, scratch_bytes, to_tflite
 from mcuforge.backends.tflite.runtime import run_litert, run_tflm, tflm_arena_bytes, tflm_arena_usage
 from mcuforge.compiler.cli import main
-from mcuforge.compiler.memory import plan_memory
-from mcuforge.compiler.pass_manager import PassContext, PassManager
-from mcuforge.compiler.pipelines import resolve
 from mcuforge.errors import UnsupportedOpError
 from mcuforge.ir import interpreter, ops, quant
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import DType, TensorType
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import resolve
 
 OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 FLOAT_CASES = [name for name, (*_, opset) in CASES.items() if opset == 17]  # the ONNX-only opset variants aside

@@ -13,9 +13,9 @@ from tflite_zoo import float_model, int8_model
 import mcuforge
 from mcuforge import zoo
 from mcuforge.backends.tflite.emit import _AlignedBuilder, to_tflite
-from mcuforge.backends.tflite.importer import load_tflite
 from mcuforge.backends.tflite.runtime import run_litert, run_tflm
 from mcuforge.errors import Error, ModelLoadError, UnsupportedOpError, UsageError
+from mcuforge.frontends.tflite import load_tflite
 from mcuforge.ir import interpreter
 from mcuforge.ir.verify import verify
 

@@ -9,8 +9,9 @@ import torch
 import mcuforge
 from mcuforge import zoo
 from mcuforge.backends.tflite.emit import to_tflite
-from mcuforge.compiler.pass_manager import PassContext, PassManager
-from mcuforge.compiler.pipelines import resolve
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import resolve
 
 INT8_PASSES = ["quantize", ("lower-quantized", {"io": "int8"}), "to-nhwc", "schedule", "memory-plan"]
 

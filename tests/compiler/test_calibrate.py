@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mcuforge.compiler.calibrate import OBSERVERS, calibrate, load_samples
+from mcuforge.analysis.calibrate import OBSERVERS, calibrate, load_samples
 from mcuforge.errors import UsageError
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import DType, TensorType

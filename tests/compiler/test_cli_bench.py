@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mcuforge.compiler.cli import main
-from mcuforge.compiler.report import macs
+from mcuforge.ir.cost import macs
 
 
 def test_bench_json_host_and_qemu(tmp_path, capsys):

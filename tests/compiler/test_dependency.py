@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 import mcuforge
-from mcuforge.compiler.dependency import analyze, remove_channels
-from mcuforge.compiler.pass_manager import PassManager
+from mcuforge.analysis.channels import analyze, remove_channels
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import TensorType
 from mcuforge.ir.verify import verify
+from mcuforge.passes.manager import PassManager
 
 
 def member(groups, value_name, axis=1):

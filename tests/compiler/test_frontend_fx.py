@@ -6,9 +6,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mcuforge.compiler import frontend_fx
-from mcuforge.compiler.frontend_fx import trace
 from mcuforge.errors import ShapeError, UnsupportedOpError, UsageError
+from mcuforge.frontends import fx as frontend_fx
+from mcuforge.frontends.fx import trace
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.verify import verify
 

@@ -13,8 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from onnx import TensorProto, helper
 
-from mcuforge.compiler.frontend_onnx import load_onnx
 from mcuforge.errors import Error, ModelLoadError, UnsupportedOpError, UsageError
+from mcuforge.frontends.onnx import load_onnx
 from mcuforge.ir import interpreter
 from mcuforge.ir.verify import verify
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcuforge.compiler import memory
-from mcuforge.compiler.memory import Buffer, MemoryPlan, PlanError, check_plan, format_timeline, plan_memory
+from mcuforge.analysis import memory
+from mcuforge.analysis.memory import Buffer, MemoryPlan, PlanError, check_plan, format_timeline, plan_memory
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import TensorType

@@ -3,11 +3,11 @@ import io
 
 import pytest
 
-from mcuforge.compiler.pass_manager import (Instrumentation, Pass, PassManager, PrintIR,
-                                            format_pipeline, parse_pipeline)
 from mcuforge.errors import PassError, UsageError
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.base import Pass
+from mcuforge.passes.manager import Instrumentation, PassManager, PrintIR, format_pipeline, parse_pipeline
 
 
 def graph():

@@ -1,7 +1,8 @@
 """The per-layer report: MACs and parameters against hand counts, rendering."""
 import numpy as np
 
-from mcuforge.compiler.report import Report, human_bytes
+from mcuforge.compiler.report import Report
+from mcuforge.ir.cost import human_bytes
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import TensorType
 

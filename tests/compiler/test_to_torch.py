@@ -8,14 +8,14 @@ import torch
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import resolve
-from mcuforge.compiler.to_torch import IMPLS
 from mcuforge.errors import UsageError
+from mcuforge.frontends.to_torch import IMPLS
 from mcuforge.ir import ops
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import resolve
 
 rng = np.random.default_rng(0)
 FLOAT_OPS = {n for n, d in ops.OPS.items() if not d.tags & {"integer", "quant"}}

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from mcuforge.compiler.pass_manager import PassContext
 from mcuforge.ir import pattern
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.pattern import Match, Pat, Rule, rewrite
 from mcuforge.ir.types import TensorType
 from mcuforge.ir.verify import verify
+from mcuforge.passes.base import PassContext
 
 T = TensorType((2, 3))
 

@@ -4,9 +4,9 @@ import pytest
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ import mcuforge
 from mcuforge.backends.tflite.emit import to_tflite
 from mcuforge.backends.tflite.runtime import run_tflm
 from mcuforge.compiler.cli import main
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.compiler.sweep import make_runner
 from mcuforge.errors import UsageError, VerifyError
 from mcuforge.ir import wformat
 from mcuforge.ir.interpreter import evaluate, run
 from mcuforge.ir.verify import verify
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT
 from mcuforge.passes.quantize import sqnr
 
 FORMATS = ["pow2", "binary", "ternary", "kmeans2", "kmeans3", "kmeans4", "kmeans8", "int4g32", "int4g128"]

@@ -2,9 +2,9 @@
 import numpy as np
 import torch
 
-from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
 
 
 def test_dead_chain_is_erased(apply):

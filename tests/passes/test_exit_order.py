@@ -4,9 +4,10 @@ import torch
 from torch import nn
 
 import mcuforge
-from mcuforge.compiler.pass_manager import PassContext, PassManager
-from mcuforge.early_exit import resolve
+from mcuforge.ir.early_exit import resolve
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
 
 
 class LateHead(nn.Module):

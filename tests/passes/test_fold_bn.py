@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
 
 OPS = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.ConvTranspose2d: "conv_transpose2d", nn.Linear: "linear"}
 

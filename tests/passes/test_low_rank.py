@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 import mcuforge
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.errors import UsageError
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT
 
 torch.manual_seed(0)
 

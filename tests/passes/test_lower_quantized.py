@@ -12,10 +12,10 @@ from torch import nn
 import mcuforge
 from mcuforge import zoo
 from mcuforge.backends.onnx.emit import to_onnx
-from mcuforge.compiler.pass_manager import PassManager
-from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.ir.interpreter import evaluate, run
 from mcuforge.ir.types import DType
+from mcuforge.passes.manager import PassManager
+from mcuforge.passes.pipelines import FLOAT
 from mcuforge.passes.quantize import sqnr
 
 rng = np.random.default_rng(0)

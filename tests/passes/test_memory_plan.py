@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mcuforge import zoo
-from mcuforge.compiler.memory import check_plan, format_timeline, plan_memory, run_in_arena
-from mcuforge.compiler.pass_manager import PassManager
+from mcuforge.analysis.memory import check_plan, format_timeline, plan_memory, run_in_arena
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
 
 
 def planned(float_zoo, name, **options):

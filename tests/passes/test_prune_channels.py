@@ -10,9 +10,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.errors import UsageError
 from mcuforge.ir.interpreter import run
+from mcuforge.passes.manager import PassManager
 from mcuforge.passes.prune_channels import kept
 
 

@@ -10,14 +10,14 @@ import torch
 from torch import nn
 
 import mcuforge
-from mcuforge.compiler.calibrate import OBSERVERS
+from mcuforge.analysis.calibrate import OBSERVERS
 from mcuforge.compiler.cli import main
-from mcuforge.compiler.pass_manager import PassManager, PrintIR
-from mcuforge.compiler.pipelines import FLOAT
 from mcuforge.compiler.report import Report
 from mcuforge.errors import UsageError
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import DType
+from mcuforge.passes.manager import PassManager, PrintIR
+from mcuforge.passes.pipelines import FLOAT
 from mcuforge.passes.quantize import sqnr
 
 rng = np.random.default_rng(0)

@@ -14,11 +14,11 @@ from mcuforge.backends.onnx.emit import to_onnx
 from mcuforge.backends.tflite.emit import to_tflite
 from mcuforge.backends.tflite.runtime import run_tflm
 from mcuforge.compiler.cli import main
-from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.compiler.report import Report
 from mcuforge.errors import UsageError
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import DType
+from mcuforge.passes.manager import PassManager
 from mcuforge.passes.quantize import sqnr
 
 RNG = np.random.default_rng(0)

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcuforge import zoo
-from mcuforge.compiler import scheduling
-from mcuforge.compiler.memory import check_plan, plan_memory, run_in_arena
-from mcuforge.compiler.pass_manager import PassManager
+from mcuforge.analysis import scheduling
+from mcuforge.analysis.memory import check_plan, plan_memory, run_in_arena
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
 
 rng = np.random.default_rng(0)
 

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcuforge import zoo
-from mcuforge.compiler.pass_manager import PassManager
 from mcuforge.errors import UsageError
 from mcuforge.ir import ops
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
 from mcuforge.passes.to_nhwc import _follow
 
 rng = np.random.default_rng(0)

@@ -15,10 +15,10 @@ import rich
 from rich.console import Console
 from rich.text import Text
 
-from .. import __version__
 from ..errors import Error, UsageError
 from ..ir import wformat
-from .pass_manager import Instrumentation
+from ..passes.manager import Instrumentation
+from ..version import __version__
 
 EXAMPLES = """examples:
   mcuforge compile zoo:resnet8 -o build/resnet8
@@ -185,7 +185,7 @@ def _exits(args) -> dict | None:
 
 
 def cmd_compile(args, console: Console) -> int:
-    from .pass_manager import PrintIR
+    from ..passes.manager import PrintIR
     hooks: list[Instrumentation] = []
     if args.print_after:
         names = None if "all" in args.print_after else set(args.print_after)
@@ -250,8 +250,8 @@ def cmd_inspect(args, console: Console) -> int:
         console.print(print_graph(art.graph, elide=True, locs=True), markup=False, highlight=False)
     console.print(art.report.to_rich())
     if args.memory:
+        from ..analysis.memory import format_timeline
         from ..errors import UsageError
-        from .memory import format_timeline
         if art.plan is None:
             raise UsageError("the pipeline made no memory plan", "drop --passes, or end it with schedule,memory-plan")
         console.print(format_timeline(art.plan), markup=False, highlight=False)
@@ -261,6 +261,7 @@ def cmd_inspect(args, console: Console) -> int:
 def cmd_bench(args, console: Console) -> int:
     import tempfile
     from pathlib import Path
+
     from ..backends.c import bench
     from ..errors import UsageError
     if args.runs < 1:
@@ -278,8 +279,8 @@ def cmd_bench(args, console: Console) -> int:
             art = _compile(args, ["c"], args.out or tmp, [status])
             c_dir = art.files["c"]
             if args.data:
-                from ..early_exit import run_dataset
-                from .calibrate import load_samples
+                from ..analysis.calibrate import load_samples
+                from ..ir.early_exit import run_dataset
                 status.update(f"{args.model}: early exits over {args.data}")
                 exits = run_dataset(art.graph, load_samples(args.data, art.graph), art.ctx.artifacts["exits"])
         xs = bench.random_inputs(c_dir, seed=0)
@@ -313,7 +314,8 @@ def cmd_bench(args, console: Console) -> int:
 
 def cmd_targets(args, console: Console) -> int:
     from rich.table import Table
-    from .report import human_bytes
+
+    from ..ir.cost import human_bytes
     from .targets import list_targets
     t = Table(title="targets")
     for col in ("name", "core", "MHz", "SRAM", "flash", "FPU", "DSP", "description"):
@@ -327,8 +329,8 @@ def cmd_targets(args, console: Console) -> int:
 
 def cmd_passes(args, console: Console) -> int:
     from ..passes import REGISTRY
-    from .pass_manager import format_pipeline
-    from .pipelines import PIPELINES
+    from ..passes.manager import format_pipeline
+    from ..passes.pipelines import PIPELINES
     for name, p in REGISTRY.items():
         opts = ", ".join(f"{k}={v!r}" for k, v in p.options.items())
         console.print(f"[bold]{name}[/]{'{' + opts + '}' if opts else ''}: {p.summary}")

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import jinja2
 
-from .. import __version__
-from .report import Report, human_bytes
+from ..ir.cost import human_bytes
+from ..version import __version__
+from .report import Report
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                           autoescape=True, trim_blocks=True, lstrip_blocks=True)

@@ -1,8 +1,7 @@
 """The compile report: a per-layer table (op, output shape, MACs, parameters, activation bytes),
 totals, the passes that ran, and the optimizations that did not happen with their reasons.
 
-MACs count multiply-accumulates of the ops that have them (convolutions, linear, matmul);
-elementwise work is not counted. Parameters are the elements of constant operands; flash bytes
+MACs are `ir.cost.macs` (convolutions, linear, matmul; elementwise work is not counted). Parameters are the elements of constant operands; flash bytes
 are their bytes. Activation bytes are the bytes of a layer's results. A quantized model also gets
 a quantization table: per layer the scheme, the input/output scale and zero point and the range
 of the per-channel weight scales, the SQNR (dB) of its output in the quantized model against the
@@ -11,35 +10,11 @@ the weights' bytes before and after.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from ..ir import wformat
+from ..ir.cost import macs, stored_bytes
 from ..ir.graph import Graph, Node
-from .pass_manager import Missed, PassRecord
-
-
-def macs(node: Node) -> int:
-    x, out = node.inputs[0], node.outputs[0]
-    op = node.op[1:] if node.op in ("qconv1d", "qconv2d", "qconv_transpose2d", "qlinear") else node.op
-    if op in ("conv1d", "conv2d"):
-        w = node.inputs[1]
-        return out.type.numel * (w.type.numel // w.shape[0])
-    if op == "conv_transpose2d":
-        w = node.inputs[1]
-        c_in = x.shape[1] if node.attrs["layout"] == "NCHW" else x.shape[-1]
-        return x.type.numel * (w.type.numel // c_in)
-    if op == "linear":
-        return out.type.numel * node.inputs[1].shape[1]
-    if node.op == "matmul":
-        return out.type.numel * x.shape[-1]
-    return 0
-
-
-def stored_bytes(n: Node, v) -> int:
-    """Flash bytes of constant operand `v` of `n`: its packed size if it is a compressed weight."""
-    fmt = n.attrs.get("wfmt", "int8")
-    return wformat.packed_bytes(fmt, v.shape) if fmt != "int8" and v is n.inputs[1] else v.type.nbytes
+from ..passes.base import Missed, PassRecord
 
 
 @dataclass
@@ -196,10 +171,3 @@ class Report:
         if self.quant:
             text += "\n\n" + self.quant_summary() + "".join(f"\n  {'  '.join(r)}" for r in self.quant_rows())
         return text
-
-
-def human_bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    exp = min(int(math.log(n, 1024)), 3)
-    return f"{n / 1024 ** exp:.1f} {'BKMG'[exp]}{'iB' if exp else ''}"

@@ -38,7 +38,7 @@ class Point:
 
 def make_runner(graph):
     """`runner(*float_inputs) -> list of float outputs` of `graph` in the interpreter."""
-    from ..early_exit import quantize_input
+    from ..ir.early_exit import quantize_input
     from ..ir.interpreter import dequantize, run
 
     def runner(*inputs):
@@ -52,7 +52,7 @@ def load_function(ref: str):
     """`path/to/file.py:fn` -> the function."""
     from pathlib import Path
 
-    from .load import import_file
+    from ..frontends.load import import_file
     file, _, name = ref.rpartition(":")
     if not Path(file).is_file():
         raise UsageError(f"evaluation file {file or ref} does not exist", "give --eval path/to/file.py:function")
@@ -90,7 +90,7 @@ def sweep(model, schemes, evaluate, *, executor=None, example_inputs=None, calib
         raise UsageError(f"unknown scheme(s): {', '.join(unknown)}", f"known: {', '.join(SCHEMES)}")
     if calibration is None and any("quantize" in SCHEMES[s] for s in schemes):
         raise UsageError("quantized schemes need calibration data", "pass calibration= (CLI: --calibration FILE.npz)")
-    from .load import load_model
+    from ..frontends.load import load_model
     graph = load_model(model, example_inputs, input_shapes=input_shapes)  # traced once, compiled per scheme
     args = [(graph, s, evaluate, calibration) for s in schemes]
     from concurrent.futures import as_completed

@@ -7,9 +7,10 @@ command line (`--sram 96K --flash 512K`).
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from ..errors import UsageError
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .graph import Graph, Value
 from .types import TensorType
+
+if TYPE_CHECKING:  # annotations only: graph.py's __str__ imports this module
+    from .graph import Graph, Value
 
 INLINE = 16
 

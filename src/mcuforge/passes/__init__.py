@@ -1,9 +1,9 @@
-"""Every pass, listed once. A pass is `fn(graph, ctx, **options) -> changed`; see `compiler.pass_manager`.
+"""Every pass, listed once. A pass is `fn(graph, ctx, **options) -> changed`; see `passes.manager`.
 
 File stem == pass name with '-' replaced by '_'. Users add their own passes with `register`
 (see docs/writing-passes.md and examples/custom_pass.py).
 """
-from ..compiler.pass_manager import Pass
+from .base import Pass
 from .canonicalize import canonicalize
 from .compress_weights import compress_weights
 from .constant_fold import constant_fold

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compiler.report import macs
 from ..errors import UsageError
+from ..ir.cost import macs
 from ..ir.graph import Graph, Node
 from ..ir.types import DType
 

@@ -1,12 +1,12 @@
 """Static arena plan: the byte offset of every activation."""
 from __future__ import annotations
 
-from ..compiler.memory import check_plan, plan_memory
+from ..analysis.memory import check_plan, plan_memory
 from ..ir.graph import Graph
 
 
 def memory_plan(graph: Graph, ctx, alignment: int = 16, inplace: bool = True) -> bool:
-    """Plans every activation's offset in one arena (compiler.memory.plan_memory) and checks the plan.
+    """Plans every activation's offset in one arena (analysis.memory.plan_memory) and checks the plan.
 
     Uses the current node order (run `schedule` first). Scratch buffers are planned when a
     backend put its `scratch(node) -> bytes` function in `ctx.artifacts["scratch"]`;

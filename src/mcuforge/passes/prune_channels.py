@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiler.dependency import Group, analyze, remove_channels
-from ..compiler.prune_report import GroupRecord, PruneReport, measure
+from ..analysis.channels import Group, analyze, remove_channels
+from ..analysis.prune_report import GroupRecord, PruneReport, measure
 from ..errors import UsageError
 from ..ir.graph import Graph
 
@@ -43,7 +43,7 @@ def _taylor(graph: Graph, groups: list[Group], data, loss) -> list[np.ndarray]:
     `to_torch(graph)` (in eval mode: batch norms use their running statistics)."""
     import torch
 
-    from ..compiler.to_torch import to_torch
+    from ..frontends.to_torch import to_torch
     module = to_torch(graph)
     params = dict(module.named_parameters())
     loss = loss or torch.nn.functional.cross_entropy
@@ -99,7 +99,7 @@ def prune_channels(graph: Graph, ctx, ratio=0.5, importance="l1", round_to=8, pr
                    loss=None) -> bool:
     """Removes the least important channels of every channel group: a smaller dense model.
 
-    Channel groups come from `compiler.dependency.analyze` (convs, their batch norms and biases,
+    Channel groups come from `analysis.channels.analyze` (convs, their batch norms and biases,
     the convs that read them, both sides of residual adds, concat slices, flatten blocks,
     channel shuffles, depthwise and grouped convs). Each group that is not frozen (graph input
     or output, channel-mixing op) or protected keeps `kept(n, ratio, round_to)` of its n

@@ -1,6 +1,6 @@
 """quantize: calibrated post-training quantization, step 1 of 2: quantize/dequantize insertion.
 
-Runs the float graph on the calibration data (`compiler.calibrate`), then rewrites it into QDQ
+Runs the float graph on the calibration data (`analysis.calibrate`), then rewrites it into QDQ
 form: a float graph in which every tensor that an integer op will read or write goes through
 `quantize -> dequantize` with its final parameters, and the weights of those ops are int8
 constants behind a `dequantize`. The QDQ graph computes what the integer graph will compute
@@ -48,7 +48,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..compiler.calibrate import calibrate, load_samples
+from ..analysis.calibrate import calibrate, load_samples
 from ..errors import UsageError
 from ..ir import quant
 from ..ir.graph import Graph, Node, Value
@@ -64,7 +64,7 @@ def quantize(graph: Graph, ctx, scheme="int8", calibration=None, observer="minma
              keep_float=(), keep_int16=(), auto_mixed=None, mixed="float", sensitivity=False, quiet=False) -> bool:
     """Calibrates the float graph and inserts quantize/dequantize pairs (QDQ form).
 
-    Options: scheme "int8" | "int16x8"; calibration: samples (see `compiler.calibrate`);
+    Options: scheme "int8" | "int16x8"; calibration: samples (see `analysis.calibrate`);
     observer: "minmax" | "moving_minmax" | "percentile" | "mse" | "entropy"; per_channel weight
     scales; keep_float: layer names to leave float; keep_int16: layer names to run int16x8 in an
     int8 model; auto_mixed: dB gain per extra layer kept at `mixed` ("float" | "int16x8")

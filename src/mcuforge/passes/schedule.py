@@ -1,12 +1,12 @@
 """Operator order for the least peak activation memory."""
 from __future__ import annotations
 
-from ..compiler import scheduling
+from ..analysis import scheduling
 from ..ir.graph import Graph
 
 
 def schedule(graph: Graph, ctx, budget: int = 200_000) -> bool:
-    """Reorders the nodes so that the fewest activation bytes are live at once (compiler.scheduling).
+    """Reorders the nodes so that the fewest activation bytes are live at once (analysis.scheduling).
 
     Exact (dynamic programming over the sets of executed nodes) while it stays within `budget`
     transitions, otherwise the best of two greedy orders; never worse than the input order, which

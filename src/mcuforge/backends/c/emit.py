@@ -34,12 +34,12 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from ... import __version__
-from ...compiler.memory import Buffer, MemoryPlan, plan_memory, step_bytes
+from ...analysis.memory import Buffer, MemoryPlan, plan_memory, step_bytes
 from ...errors import DoesNotFitError, UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
 from ...ir.types import DType
-from . import ops
+from ...version import __version__
+from . import ops, packed
 
 KERNELS_DIR = Path(__file__).with_name("kernels")
 ALIGNMENT = 16  # arena and weight offsets; what the planner aligns to
@@ -90,6 +90,17 @@ class Blob:
         return ['"' + escaped[i:i + ROW].tobytes().decode() + '"' for i in range(0, len(escaped), ROW)]
 
 
+def lowering(n: Node):
+    """The C lowering of `n`: by op, then by the type of its first input (int16 kernels,
+    `ops.INT16_LOWERINGS`) and its weight format (compressed weights, `packed.LOWERINGS`);
+    None when the backend has none."""
+    if n.inputs and n.inputs[0].dtype == DType.i16 and n.op in ops.INT16_LOWERINGS:
+        return ops.INT16_LOWERINGS[n.op]
+    if n.attrs.get("wfmt", "int8") != "int8" and n.op in packed.LOWERINGS:
+        return packed.LOWERINGS[n.op]
+    return ops.LOWERINGS.get(n.op)
+
+
 class CEmitter:
     """Lowers the nodes of one graph in schedule order into NodeCode records."""
 
@@ -102,7 +113,7 @@ class CEmitter:
     def lower_all(self):
         order = {n.name: n for n in self.graph.nodes}
         missing = [UnsupportedItem(n.op, n.name, n.meta.get("location")) for n in order.values()
-                   if n.op not in ops.LOWERINGS]
+                   if lowering(n) is None]
         if missing:
             raise UnsupportedOpError(missing, "these ops have no C kernel yet", "the C backend cannot emit:")
         for name in self.plan.schedule:
@@ -112,7 +123,7 @@ class CEmitter:
                                                                               "perm"))
             results = ", ".join(f"%{v.name}: {v.dtype.value}{list(v.shape)}" for v in n.outputs)
             self.nodes.append(NodeCode(f"{results} = {n.op}({operands}){' ' + attrs if attrs else ''}"))
-            ops.LOWERINGS[n.op](self, n)
+            lowering(n)(self, n)
 
     # ---- the interface of ops.LOWERINGS
     def offset(self, v: Value) -> int:

@@ -1,9 +1,9 @@
 """Early exits in the generated C: after each exit head but the last, the confidence test of
-`mcuforge.early_exit.confidence_test` and, when it passes, a copy of the outputs computed so far
+`mcuforge.ir.early_exit.confidence_test` and, when it passes, a copy of the outputs computed so far
 and `return <exit index>`. The test helpers are in templates/early_exit.c.j2."""
 from __future__ import annotations
 
-from ...early_exit import Exit, confidence_test
+from ...ir.early_exit import Exit, confidence_test
 from ...ir.graph import Graph
 from . import ops
 

@@ -16,7 +16,8 @@ gets its exp table the same way. `scratch_bytes(node)` is the scratch each kerne
 int16 activations (quantize="int16x8", or int16 layers in an int8 model) run on their own kernels
 (*_s16.c): int8 weights, int64 biases and sums, no scratch. Pools, mean and add/sub/mul pick the
 _s8 or _s16 kernel by type; convs, linear, clamps, leaky relu, logistic, tanh and softmax (the
-last three interpolate in ir/quant.py's tables) have their int16 lowerings at the end of this file.
+last three interpolate in ir/quant.py's tables) have their int16 lowerings at the end of this file,
+in INT16_LOWERINGS; compressed weights have theirs in packed.py (`emit.lowering` picks).
 
 Limits: weights must be constants; integer log_softmax and hardswish take int8 only (int16x8
 keeps them float); matmul broadcasting must collapse to one batch axis; mean, softmax and
@@ -123,16 +124,6 @@ def check_int8_weighted(n: Node):
     x, w, *b = n.inputs
     check_const_weights(n, w, *b)
     check_int8(n, x, n.output)
-
-
-def _unless_packed(lower):
-    """`lower` for plain int8 weights; compressed ones (wfmt other than "int8") go to packed.py."""
-    def lower_int8_or_packed(e, n):
-        if n.attrs["wfmt"] == "int8":
-            return lower(e, n)
-        from .packed import lower_packed  # packed.py imports this module
-        return lower_packed(e, n)
-    return lower_int8_or_packed
 
 
 # ---------------------------------------------------------------- geometry helpers
@@ -273,9 +264,7 @@ def copy(e, n: Node, src: str, dst: str, shape, src_strides, dst_strides, elem: 
 
 # ---------------------------------------------------------------- lowerings
 
-LOWERINGS: dict = {}
-
-
+LOWERINGS: dict = {}  # op -> its lowering for float and int8 tensors with plain int8 weights
 lowers = ops.registrar(LOWERINGS)
 
 
@@ -322,7 +311,6 @@ def bias_minus_zp(n: Node, w: np.ndarray, b: list[Value]) -> np.ndarray:
 
 
 @lowers("qconv1d", "qconv2d")
-@_unless_packed
 def _qconv(e, n):
     x, w, *b = n.inputs
     check_int8_weighted(n)
@@ -358,7 +346,6 @@ def _linear(e, n):
 
 
 @lowers("qlinear")
-@_unless_packed
 def _qlinear(e, n):
     x, w, *b = n.inputs
     check_int8_weighted(n)
@@ -632,14 +619,8 @@ def _resize(e, n):
 
 # ---------------------------------------------------------------- int16 activations (int16x8)
 
-def int16_form(*names):
-    """Decorator: the lowering of `names` for int16 activations. The op's entry in LOWERINGS
-    becomes a choice by the type of its first input between this and the lowering above."""
-    def register(fn):
-        for k in names:
-            LOWERINGS[k] = lambda e, n, other=LOWERINGS[k]: (fn if n.inputs[0].dtype == DType.i16 else other)(e, n)
-        return fn
-    return register
+INT16_LOWERINGS: dict = {}  # op -> its lowering when the op's first input is int16 (`emit.lowering` picks)
+int16_form = ops.registrar(INT16_LOWERINGS)
 
 
 def _int16(n: Node, *values: Value):

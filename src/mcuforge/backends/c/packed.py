@@ -16,6 +16,7 @@ SCHEMES = {"pow2": 1, "binary": 2, "ternary": 3, "kmeans": 4, "int4": 5}  # MCUF
 
 
 def lower_packed(e, n):
+    """A conv, depthwise conv or linear layer with compressed weights."""
     x, w, *b = n.inputs
     ops.check_int8_weighted(n)
     fmt, layout = n.attrs["wfmt"], n.attrs.get("layout", "")
@@ -40,3 +41,6 @@ def lower_packed(e, n):
     bias = e.const(ops.bias_minus_zp(n, rows, b), f"{n.name} bias - in_zp * weight sums")
     e.call("mcuforge_conv2d_packed_s8", p, f, rq, e.ptr(x), *weights, bias, mult, shift, e.ptr(n.output),
            e.scratch(n, "int8_t"))
+
+
+LOWERINGS = dict.fromkeys(("qconv1d", "qconv2d", "qlinear"), lower_packed)

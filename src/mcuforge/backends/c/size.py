@@ -20,8 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...compiler.report import human_bytes
 from ...errors import UsageError
+from ...ir.cost import human_bytes
 from .bench import prefix_of
 
 # Core -> arm-none-eabi-gcc flags (hard float where the core has an FPU; the M0+ has none).

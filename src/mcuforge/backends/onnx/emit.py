@@ -18,13 +18,13 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ... import __version__
-from .. import write_atomic
 from ...errors import UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
 from ...ir.interpreter import evaluate
 from ...ir.ops import norm_axis, registrar, spatial_axes
 from ...ir.types import DType
+from ...version import __version__
+from .. import write_atomic
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13

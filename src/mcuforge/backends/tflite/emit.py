@@ -27,19 +27,17 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
-from ... import __version__
-from .. import write_atomic
 from ...errors import Error, UnsupportedItem, UnsupportedOpError
+from ...frontends.tflite import DTYPES
 from ...ir import ops, quant
 from ...ir.graph import Graph, Node, Value
 from ...ir.ops import norm_axis
 from ...ir.types import DType, QuantParams
+from ...version import __version__
+from .. import write_atomic
 
 OP = fb.BuiltinOperator
 SAME, VALID = fb.Padding.SAME, fb.Padding.VALID
-_DTYPES = {DType.f32: fb.TensorType.FLOAT32, DType.f16: fb.TensorType.FLOAT16, DType.i64: fb.TensorType.INT64,
-           DType.i32: fb.TensorType.INT32, DType.i16: fb.TensorType.INT16, DType.i8: fb.TensorType.INT8,
-           DType.u8: fb.TensorType.UINT8, DType.bool: fb.TensorType.BOOL}
 _ACTS = {"none": fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,
          "relu6": fb.ActivationFunctionType.RELU6}
 OFFLINE_PLAN = "OfflineMemoryAllocation"  # the metadata name TFLite Micro reads (micro_allocation_info.cc)
@@ -84,7 +82,7 @@ class Emitter:
         return self._index[id(v)]
 
     def _add(self, name, shape, dtype: DType, quant: QuantParams | None = None, data=None) -> int:
-        t = fb.TensorT(shape=[int(d) for d in shape], type=_DTYPES[dtype], name=name)
+        t = fb.TensorT(shape=[int(d) for d in shape], type=DTYPES[dtype], name=name)
         if quant is not None:
             t.quantization = fb.QuantizationParametersT(scale=list(quant.scale), zeroPoint=list(quant.zero_point),
                                                         quantizedDimension=quant.axis or 0)
@@ -638,7 +636,7 @@ def _channel_last(graph: Graph) -> Graph:
     """`graph` when its layout ops are all channel-last, else a copy rewritten by the to-nhwc pass."""
     if all(n.attrs.get("layout", "NHWC")[1] != "C" for n in graph.nodes):
         return graph
-    from ...compiler.pass_manager import PassContext
+    from ...passes.base import PassContext
     from ...passes.to_nhwc import to_nhwc
     graph = graph.clone()
     to_nhwc(graph, PassContext())
@@ -786,7 +784,7 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     metadata = [fb.MetadataT(name="mcuforge_version", buffer=e.buffer(np.frombuffer(__version__.encode(), np.uint8)))]
     if offline_plan or (offline_plan is None and plan is not None):
         if not _plans(plan, graph, e):
-            from ...compiler.memory import plan_memory
+            from ...analysis.memory import plan_memory
             plan = plan_memory(graph, alignment=plan.alignment if plan else 16,
                                scratch=lambda n: _temp_layout(e, n.name)[2])
         # the layout TFLite Micro reads: version, subgraph index, tensor count, one offset per tensor

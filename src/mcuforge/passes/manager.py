@@ -13,76 +13,13 @@ never through prints in passes.
 """
 from __future__ import annotations
 
-import inspect
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import Error, PassError, UsageError, VerifyError
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph
 from ..ir.verify import verify
-
-
-@dataclass(frozen=True)
-class Pass:
-    name: str
-    fn: Callable[..., bool]
-
-    @property
-    def doc(self) -> str:
-        return inspect.getdoc(self.fn) or ""
-
-    @property
-    def summary(self) -> str:
-        return self.doc.splitlines()[0] if self.doc else ""
-
-    @property
-    def options(self) -> dict:
-        """Keyword options the pass accepts, with their defaults."""
-        sig = inspect.signature(self.fn)
-        return {k: p.default for k, p in list(sig.parameters.items())[2:]
-                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-
-
-@dataclass
-class Missed:
-    """An optimization a pass looked at and did not do, with the reason (shown in the report)."""
-
-    pass_name: str
-    node: str
-    op: str
-    reason: str
-
-
-@dataclass
-class PassContext:
-    """What passes share besides the graph: the target, statistics and missed opportunities."""
-
-    target: object | None = None
-    debug: bool = False
-    stats: Counter = field(default_factory=Counter)
-    missed: list[Missed] = field(default_factory=list)
-    current_pass: str = ""
-    artifacts: dict = field(default_factory=dict)  # results of analyses (e.g. "plan") for backends
-
-    def stat(self, key: str, n: int = 1):
-        """Count an event under `<current pass>.<key>`."""
-        self.stats[f"{self.current_pass}.{key}"] += n
-
-    def miss(self, node: Node, reason: str):
-        self.missed.append(Missed(self.current_pass, node.name, node.op, reason))
-
-
-@dataclass
-class PassRecord:
-    name: str
-    options: dict
-    changed: bool
-    seconds: float
-    nodes_before: int
-    nodes_after: int
+from .base import PassContext, PassRecord
 
 
 class Instrumentation:
@@ -182,7 +119,7 @@ class PassManager:
     def __init__(self, pipeline: str | list, *, debug: bool | None = None,
                  instrumentations: list[Instrumentation] | None = None, registry: dict | None = None):
         if registry is None:
-            from ..passes import REGISTRY as registry
+            from . import REGISTRY as registry
         self.registry = registry
         if isinstance(pipeline, str):
             pipeline = parse_pipeline(pipeline)

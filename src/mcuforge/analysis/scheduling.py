@@ -1,6 +1,6 @@
 """Operator ordering for the least peak activation memory.
 
-The memory model is the planner's (`compiler.memory`), so the peak of an order here is the plan's
+The memory model is the planner's (`analysis.memory`), so the peak of an order here is the plan's
 lower bound for that order: each group of statically aliased values (views, concat slices) is one
 buffer, allocated when its first producer runs and freed after its last reader; graph inputs are
 live from the start, graph outputs to the end; an in-place op (`memory.INPLACE`) whose input

@@ -20,15 +20,18 @@ import os
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
-from ...errors import Error, ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpError
-from ...ir import quant
-from ...ir.graph import Graph, Value
-from ...ir.ops import registrar
-from ...ir.types import DType, QuantParams, TensorType
-from .emit import _DTYPES
+from ..errors import Error, ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpError
+from ..ir import quant
+from ..ir.graph import Graph, Value
+from ..ir.ops import registrar
+from ..ir.types import DType, QuantParams, TensorType
 
 OP, ACT, PAD = fb.BuiltinOperator, fb.ActivationFunctionType, fb.Padding
-_IR_DTYPE = {code: dt for dt, code in _DTYPES.items()}
+# IR dtype -> the schema's TensorType (the TFLite backend writes with the same table)
+DTYPES = {DType.f32: fb.TensorType.FLOAT32, DType.f16: fb.TensorType.FLOAT16, DType.i64: fb.TensorType.INT64,
+          DType.i32: fb.TensorType.INT32, DType.i16: fb.TensorType.INT16, DType.i8: fb.TensorType.INT8,
+          DType.u8: fb.TensorType.UINT8, DType.bool: fb.TensorType.BOOL}
+_IR_DTYPE = {code: dt for dt, code in DTYPES.items()}
 _OP_NAMES = {v: k for k, v in vars(OP).items() if not k.startswith("_")}
 _ACT_NAMES = {ACT.NONE: "none", ACT.RELU: "relu", ACT.RELU6: "relu6"}
 _HINT = "check that the file is a complete .tflite model (re-export it); mcuforge reads TFLite flatbuffers"

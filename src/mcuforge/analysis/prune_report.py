@@ -2,7 +2,7 @@
 
 `measure(graph)` gives the four numbers (parameters and flash are the elements and bytes of the
 constants, MACs as in `compiler.report`, arena the bytes of the smallest memory plan found by
-`compiler.memory.plan_memory`). The `prune-channels` pass measures after each group it prunes,
+`analysis.memory.plan_memory`). The `prune-channels` pass measures after each group it prunes,
 so the per-group savings add up exactly to the total, and stores a `PruneReport` in
 `ctx.artifacts["pruning"]`; it renders as text, a rich table, or markdown.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+from ..ir.cost import macs
 from ..ir.graph import Graph
 from .memory import plan_memory
-from .report import macs
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ syntax (`"canonicalize,fold-bn,fuse"`), where a pipeline name stands for its pas
 """
 from __future__ import annotations
 
-from .pass_manager import parse_pipeline
+from .manager import parse_pipeline
 
 FLOAT = [
     # Dropout/identity removal and constant folding first, so fold-bn sees conv -> batch_norm
@@ -67,3 +67,10 @@ def resolve(spec: str | list | None, emit=()) -> list[tuple[str, dict]]:
         return [step for name, opts in parse_pipeline(spec)
                 for step in (PIPELINES[name] if name in PIPELINES and not opts else [(name, opts)])]
     return [(p, {}) if isinstance(p, str) else (p[0], dict(p[1])) for p in spec]
+
+
+def with_exit_order(pipeline: list) -> list:
+    """`pipeline` with `exit-order` right before its memory plan (or at its end)."""
+    names = [name for name, _ in pipeline]
+    at = names.index("memory-plan") if "memory-plan" in names else len(pipeline)
+    return [*pipeline[:at], ("exit-order", {}), *pipeline[at:]]

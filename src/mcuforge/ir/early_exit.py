@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError
-from .ir.graph import Graph, Value
+from ..errors import UsageError
+from .graph import Graph, Value
 
 ONE = 1 << 16  # fixed-point 1.0 of the int8 logits test
 
@@ -122,8 +122,8 @@ def run_exits(graph: Graph, exits, *inputs) -> tuple[int, list, int]:
     """Runs `graph` node by node, in its order, until the first confident exit ->
     (index of that exit in `exits`, the graph's outputs (None for those not computed), MACs
     spent). `exits` is a list of Exit or the dict `resolve` takes."""
-    from .compiler.report import macs
-    from .ir.interpreter import run
+    from .cost import macs
+    from .interpreter import run
     exits = exits if isinstance(exits, list) else resolve(graph, exits)
     at = {id(graph.outputs[e.output].producer): (k, e) for k, e in enumerate(exits)}
     spent, taken = 0, []
@@ -155,7 +155,7 @@ class ExitStats:
 def quantize_input(v: Value, x) -> np.ndarray:
     """A sample for graph input `v`: float data quantized for an integer input (the `quantize`
     op's semantics), a missing batch dimension of 1 added."""
-    from .ir.interpreter import quantize
+    from .interpreter import quantize
     x = np.asarray(x)
     x = x.reshape(v.shape) if x.size == v.type.numel else x
     q, dt = v.type.quant, v.dtype.np
@@ -167,7 +167,7 @@ def quantize_input(v: Value, x) -> np.ndarray:
 def run_dataset(graph: Graph, dataset, exits) -> ExitStats:
     """`run_exits` over `dataset` (samples: arrays or tuples of arrays, float data quantized for
     int8 inputs), with the thresholds of `exits`."""
-    from .compiler.report import macs
+    from .cost import macs
     exits = exits if isinstance(exits, list) else resolve(graph, exits)
     stats = ExitStats(0.0, sum(macs(n) for n in graph.nodes), [0] * len(exits), [], [])
     for sample in dataset:
@@ -184,10 +184,3 @@ def run_dataset(graph: Graph, dataset, exits) -> ExitStats:
 def average_macs(graph: Graph, dataset, exits) -> float:
     """Mean MACs per sample of `dataset` when inference stops at the first confident exit."""
     return run_dataset(graph, dataset, exits).average_macs
-
-
-def with_exit_order(pipeline: list) -> list:
-    """`pipeline` with `exit-order` right before its memory plan (or at its end)."""
-    names = [name for name, _ in pipeline]
-    at = names.index("memory-plan") if "memory-plan" in names else len(pipeline)
-    return [*pipeline[:at], ("exit-order", {}), *pipeline[at:]]

@@ -72,12 +72,12 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
             if not Path(text).is_file():
                 raise UsageError(f"model file {text} does not exist", "check the path (relative to the current directory)")
             if text.endswith(".tflite"):
-                from ..backends.tflite.importer import load_tflite
+                from .tflite import load_tflite
                 return load_tflite(text)
             if not text.endswith(".onnx"):
                 raise ModelLoadError(f"{text} is not a model mcuforge can read",
                                      "give an .onnx or .tflite file or path/to/file.py:factory")
-            from .frontend_onnx import load_onnx
+            from .onnx import load_onnx
             return load_onnx(text, input_shapes=input_shapes)
         elif ":" in text:
             model, found = resolve_reference(text)
@@ -98,5 +98,5 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
         example_inputs = (example_inputs,)
     example_inputs = tuple(torch.as_tensor(np.asarray(x)) if not isinstance(x, torch.Tensor) else x
                            for x in example_inputs)
-    from .frontend_fx import trace
+    from .fx import trace
     return trace(model.eval(), example_inputs, name)

@@ -44,7 +44,6 @@ import numpy as np
 from ..errors import UsageError
 from ..ir.graph import Graph, Value
 
-
 # ---------------------------------------------------------------- observers
 
 def _with_zero(lo: float, hi: float) -> tuple[float, float]:
