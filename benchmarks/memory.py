@@ -49,7 +49,7 @@ def measure(name: str, tflm: bool, quantize: str | None) -> list:
     pipeline = PIPELINE if quantize is None else \
         with_quantization(PIPELINE, quantize, calibration=[[x.numpy() for x in inputs]], quiet=True)
     ctx = PassManager(pipeline).run(graph)
-    schedule, plan = ctx.artifacts["schedule"], ctx.artifacts["plan"]
+    schedule, plan = ctx.schedule, ctx.plan
     check_plan(plan)
     row = [name, len(graph), schedule.input_peak, schedule.peak, schedule.method + ("" if schedule.optimal else "?"),
            plan.arena_bytes, plan.algorithm, f"{plan.arena_bytes / plan.lower_bound_bytes:.3f}"]

@@ -50,7 +50,7 @@ def measure(name: str) -> list:
     samples = [(rng.standard_normal(inputs[0].shape).astype(np.float32),) for _ in range(4)]
     ctx = PassManager([("quantize", {"calibration": samples, "quiet": True}),
                        ("lower-quantized", {"io": "float"})]).run(graph)
-    qdq = ctx.artifacts["qdq_graph"]
+    qdq = ctx.qdq_graph
     every = qdq.clone()  # every quantized tensor an output, the model's own first
     quantized = [n.output for n in every.nodes if n.op == "quantize"]
     every.outputs = [*every.outputs, *quantized]

@@ -54,7 +54,7 @@ def measure(name: str, observer: str, n_calib: int, n_test: int) -> list:
     rng = np.random.default_rng(3)
     noisy = [(x + 0.01 * rng.standard_normal(x.shape).astype(np.float32),) for (x,) in test]  # 40 dB
     gain = sqnr(refs, [run(float_graph, *x) for x in noisy])
-    return [name, len(float_graph), f"{ctx.artifacts['quant']['float_weight_bytes']:,}",
+    return [name, len(float_graph), f"{ctx.quant['float_weight_bytes']:,}",
             f"{sum(c.type.nbytes for c in graph.constants()):,}", f"{db:.1f}", f"{gain:.1f}", f"{seconds:.1f}",
             "" if db >= TARGET_DB else f"< {TARGET_DB:.0f} dB"]
 

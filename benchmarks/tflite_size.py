@@ -45,7 +45,7 @@ def ours(name: str) -> list:
     from mcuforge.backends.tflite.runtime import tflm_arena_bytes
     model, inputs = zoo.get(name)
     art = mcuforge.compile(model, inputs, quantize="int8", calibration=calibration(inputs), emit=())
-    planned = to_tflite(art.graph, art.ctx.artifacts["plan"])
+    planned = to_tflite(art.graph, art.ctx.plan)
     return [len(planned), tflm_arena_bytes(to_tflite(art.graph, offline_plan=False)), tflm_arena_bytes(planned)]
 
 

@@ -84,7 +84,7 @@ for importance in ["l1", "l2", "bn_scale", "taylor"]:
     graph = mcuforge.trace(model, (x[:1],))
     options = dict(ratio=0.3, importance=importance, round_to=1, data=taylor_data if importance == "taylor" else None)
     ctx = PassManager([("canonicalize", {}), ("prune-channels", options)], debug=True).run(graph)
-    report = ctx.artifacts["pruning"]
+    report = ctx.pruning
     print(f"--- importance={importance}: removed " + ", ".join(
         f"{r.layers[0]} {r.removed}" for r in report.groups if r.removed) + f"\n{report}\n")
     pruned = mcuforge.to_torch(graph)  # takes any batch size: its reshapes keep the batch axis

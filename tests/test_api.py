@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import mcuforge
-import mcuforge.compiler.api
+import mcuforge.backends
 from mcuforge import zoo
+from mcuforge.backends.base import Backend
 
 
 def test_artifact_fields(tmp_path):
@@ -40,11 +41,11 @@ def test_failed_emit_leaves_previous_output_untouched(tmp_path, monkeypatch):
     mcuforge.compile(model, inputs, out_dir=out)
     first = (out / "model.onnx").read_bytes()
 
-    def broken(graph, directory, ctx, prefix):
+    def broken(graph, directory, ctx, options, prefix):
         (directory / "half.bin").write_bytes(b"x")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(mcuforge.compiler.api.EMITTERS, "onnx", broken)
+    monkeypatch.setattr(mcuforge.backends, "get", lambda name: Backend(name, broken))
     with pytest.raises(RuntimeError, match="disk on fire"):
         mcuforge.compile(model, inputs, out_dir=out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]

@@ -32,7 +32,7 @@ def lowered(shape, spread):
     samples = [(RNG.standard_normal(shape).astype(np.float32) * spread,) for _ in range(3)]
     ctx = PassManager([("quantize", {"calibration": samples, "quiet": True}), "lower-quantized"]).run(g, PassContext())
     assert g.count() == {"qlog_softmax": 1} and not ctx.missed
-    return g, ctx.artifacts["qdq_graph"]
+    return g, ctx.qdq_graph
 
 
 @pytest.mark.parametrize("shape,spread", [((2, 10), 1.0), ((3, 4, 33), 8.0), ((1, 1000), 0.3), ((5, 1), 2.0)])

@@ -36,4 +36,4 @@ def int8_model(name: str):
     ctx = PassManager(resolve(passes)).run(g, PassContext())
     info = np.iinfo(np.int8)
     inputs = [rng.integers(info.min, info.max + 1, g.inputs[0].shape).astype(np.int8) for _ in range(3)]
-    return g, ctx.artifacts["plan"], to_tflite(g, ctx.artifacts["plan"]), inputs
+    return g, ctx.plan, to_tflite(g, ctx.plan), inputs

@@ -241,12 +241,12 @@ def test_compile_option_report_and_warning():
     art = mcuforge.compile(model, (torch.randn(1, 3, 8, 8),), weights="ternary", **kw)
     fc = next(layer for layer in art.report.layers if layer.name == "fc")
     assert fc.param_bytes == 10 * 40 + 10 * 4  # 160 two-bit codes per output, and the int32 bias
-    saved = sum(a - b for a, b in art.ctx.artifacts["weights"]["layers"].values())
+    saved = sum(a - b for a, b in art.ctx.weights["layers"].values())
     assert art.report.flash_bytes == plain.flash_bytes - saved
     assert "WARNING: ternary weights" in art.report.to_markdown()
     assert "weights compressed to ternary, output SQNR" in art.report.quant_summary()
     # remeasured on the same samples as the int8 SQNR, against the same float outputs: ternary costs
-    (samples, refs), q = art.ctx.artifacts["quant_check"], art.ctx.artifacts["quant"]
+    (samples, refs), q = art.ctx.quant_check, art.ctx.quant
     got = [make_runner(art.graph)(*s) for s in samples]  # float in, float out
     assert abs(sqnr(refs, got) - q["compressed_sqnr"]) < 0.5  # the integer graph, not only the QDQ one
     assert q["compressed_sqnr"] < q["output_sqnr"] - 3

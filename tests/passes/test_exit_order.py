@@ -32,7 +32,7 @@ def test_moves_the_cheap_head_first_and_keeps_the_numbers():
     ctx = PassContext()
     PassManager([("exit-order", {})], debug=True).run(g, ctx)  # no exits: nothing to do
     assert [n.op for n in g.nodes] == ops_before
-    ctx.artifacts["exits"] = resolve(g, {1: 0.9, 0: None})
+    ctx.exits = resolve(g, {1: 0.9, 0: None})
     PassManager([("exit-order", {})], debug=True).run(g, ctx)
     ops_after = [n.op for n in g.nodes]
     assert ops_after.index("linear") < ops_after.index("conv2d", 1) and sorted(ops_after) == sorted(ops_before)

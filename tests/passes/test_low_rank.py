@@ -53,7 +53,7 @@ def test_exact_when_weights_have_low_rank(apply):
     ctx, (y,) = apply(g, "low-rank", x.numpy(), energy=1.0)
     with torch.no_grad():
         np.testing.assert_allclose(y, model(x).numpy(), rtol=1e-4, atol=1e-4)
-    recs = {r.layer: r for r in ctx.artifacts["low_rank"]}
+    recs = {r.layer: r for r in ctx.low_rank}
     assert [(r.kind, r.rank, r.done) for r in recs.values()] == [("kxk", 3, True), ("matrix", 5, True),
                                                                  ("matrix", 7, True)]
     assert g.count("conv2d") == 4 and g.count("linear") == 2
@@ -76,7 +76,7 @@ def test_truncated_error_is_the_svd_bound(layer):
     ctx = PassManager([("low-rank", {"rank": 4, "layers": [n.name for n in g.nodes
                                                             if n.op == ("linear" if layer == "fc" else "conv2d")][:1]})
                        ], debug=True).run(g)
-    (rec,) = [r for r in ctx.artifacts["low_rank"] if r.done]
+    (rec,) = [r for r in ctx.low_rank if r.done]
     first, second = g.find(f"{rec.layer}.in"), g.find(rec.layer)
     w1, w2 = (torch.from_numpy(np.array(n.inputs[1].data, np.float64)) for n in (first, second))
     w = getattr(model, layer).weight.detach().double()
@@ -111,7 +111,7 @@ def test_energy_picks_the_smallest_rank_and_channels_last():
     want = int(np.argmax(np.cumsum(s.numpy() ** 2) / (s ** 2).sum().item() >= 0.9)) + 1
     before = g.clone()
     ctx = PassManager([("low-rank", {"energy": 0.9, "data": x.numpy()})], debug=True).run(g)
-    rec = ctx.artifacts["low_rank"][0]
+    rec = ctx.low_rank[0]
     assert (rec.kind, rec.rank) == ("kxk", want)
     assert rec.done
     (a,), (b,) = run(before, x.numpy()), run(g, x.numpy())

@@ -25,7 +25,7 @@ def qcompile(graph, samples, io="float", **options):
     """quantize + lower-quantized on `graph` (in place, verified after each) -> (ctx, QDQ graph)."""
     ctx = PassManager([("quantize", {"calibration": samples, "quiet": True, **options}),
                        ("lower-quantized", {"io": io})], debug=True).run(graph)
-    return ctx, ctx.artifacts["qdq_graph"]
+    return ctx, ctx.qdq_graph
 
 
 def reference(v, qdq_trace):

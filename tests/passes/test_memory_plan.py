@@ -12,7 +12,7 @@ from mcuforge.passes.manager import PassManager
 def planned(float_zoo, name, **options):
     g, xs = float_zoo(name)
     ctx = PassManager(["to-nhwc", "schedule", ("memory-plan", options)], debug=True).run(g)
-    return g, xs, ctx, ctx.artifacts["plan"]
+    return g, xs, ctx, ctx.plan
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -20,7 +20,7 @@ def test_zoo_plan_reaches_the_lower_bound_and_runs_in_its_arena(float_zoo, name)
     g, xs, ctx, plan = planned(float_zoo, name)
     check_plan(plan)
     assert plan.schedule == [n.name for n in g.nodes]
-    assert plan.arena_bytes == plan.lower_bound_bytes == ctx.artifacts["schedule"].peak
+    assert plan.arena_bytes == plan.lower_bound_bytes == ctx.schedule.peak
     assert ctx.stats["memory-plan.arena_bytes"] == plan.arena_bytes
     activations = [v for v in [*g.inputs, *(v for n in g.nodes for v in n.outputs)]]
     assert set(plan.offsets) == {v.name for v in activations}
@@ -57,13 +57,13 @@ def test_channel_concat_writes_its_inputs_in_place_in_nchw(float_zoo):
 def test_scratch_buffers_are_planned_for_their_step(float_zoo):
     g, xs = float_zoo("resnet8")
     ctx = PassManager(["to-nhwc", "schedule"]).run(g)
-    ctx.artifacts["scratch"] = lambda n: 4 * n.inputs[1].type.numel if n.op == "conv2d" else 0  # e.g. im2col
+    ctx.scratch = lambda n: 4 * n.inputs[1].type.numel if n.op == "conv2d" else 0  # e.g. im2col
     PassManager(["memory-plan"]).run(g, ctx)
-    plan = ctx.artifacts["plan"]
+    plan = ctx.plan
     check_plan(plan)
     convs = [(i, n) for i, n in enumerate(g.nodes) if n.op == "conv2d"]
     assert all(plan.lifetimes[f"{n.name}.scratch"] == (i, i) for i, n in convs)
-    assert plan.lower_bound_bytes > ctx.artifacts["schedule"].peak
+    assert plan.lower_bound_bytes > ctx.schedule.peak
     for got, want in zip(run_in_arena(g, plan, *xs), run(g, *xs), strict=True):
         np.testing.assert_array_equal(got, want)
 

@@ -33,7 +33,7 @@ def test_half_of_every_zoo_model(zoo_float, name):
     g, x = zoo_float(name)
     params, macs = torch_counts(g, x)
     ctx = prune(g, ratio=0.5)
-    report = ctx.artifacts["pruning"]
+    report = ctx.pruning
     module = mcuforge.to_torch(g)
     with torch.no_grad():
         got = module(x).numpy()
@@ -70,7 +70,7 @@ def test_round_to_protect_and_per_layer_ratio(zoo_float):
     after = conv_channels(g)
     assert after["features_2_shortcut"] == after["features_2_body_1_0"] == 32  # the protected group
     assert after["features_3_body_0_0"] == 32 and after["features_0_0"] == 8
-    (record,) = [r for r in ctx.artifacts["pruning"].groups if "features_2_shortcut" in r.layers]
+    (record,) = [r for r in ctx.pruning.groups if "features_2_shortcut" in r.layers]
     assert record.reason == "protected" and not record.removed
     g, _ = zoo_float("resnet8")
     prune(g, ratio={"features_1_body_0_0": 0.5, "features_3_body_0_0": 0.25}, round_to=1)
@@ -103,7 +103,7 @@ def net(bn=False, seed=0):
 
 
 def removed(ctx) -> dict[str, list[int]]:
-    return {r.layers[0]: r.removed for r in ctx.artifacts["pruning"].groups if r.removed}
+    return {r.layers[0]: r.removed for r in ctx.pruning.groups if r.removed}
 
 
 def lowest(score, n_removed=3) -> list[int]:
@@ -128,7 +128,7 @@ def test_bn_scale_uses_the_batch_norm_and_falls_back_to_l1():
     model, g = net(bn=True)
     ctx = prune(g, ratio=0.375, round_to=1, importance="bn_scale")
     assert removed(ctx)["a"] == lowest(model.bn.weight.abs())
-    by_layer = {r.layers[0]: r.importance for r in ctx.artifacts["pruning"].groups if r.removed}
+    by_layer = {r.layers[0]: r.importance for r in ctx.pruning.groups if r.removed}
     assert by_layer == {"a": "bn_scale", "b": "l1"}  # b has no batch norm
 
 
@@ -156,7 +156,7 @@ def test_text_pipeline_stats_missed_and_report(zoo_float):
     assert dict(ctx.stats) == {"prune-channels.groups": 2, "prune-channels.channels": 12}
     assert [(m.node, m.reason) for m in ctx.missed] == [
         ("head", "channels not pruned: reaches graph output %head")]
-    report = ctx.artifacts["pruning"]
+    report = ctx.pruning
     text, md = str(report), report.to_markdown()
     assert "8 -> 4" in text and "16 -> 8" in text and f"{report.after.macs:,}" in text
     assert "| 1 | features_0_0 | 8 -> 4 | l2 |" in md and "reaches graph output %head" in md

@@ -151,7 +151,7 @@ def test_sensitivity_finds_the_sensitive_layer_and_auto_mixed_keeps_it_float():
     assert len(table) == 2 and g.find(worst).op == "linear" and g.find(worst).inputs[1].dtype == DType.f32
     assert any(m.node == worst and "kept float" in m.reason for m in ctx.missed)
     assert g.count("qlinear") == 1 and torch_sqnr(model, g, samples) > max(all_int8 + 10, 30)
-    report = Report.build(g, quant=ctx.artifacts["quant"])
+    report = Report.build(g, quant=ctx.quant)
     assert any(r[0] == worst and r[1].startswith("float (kept float") for r in report.quant_rows())
 
 

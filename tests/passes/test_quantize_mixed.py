@@ -66,7 +66,7 @@ def test_mixed_qdq_onnx_matches_the_interpreter(float_zoo):
     """The QDQ export (opset 21: int16 QuantizeLinear; int64 biases stored dequantized) in
     onnxruntime, end to end, within 1 LSB of the interpreter on the QDQ graph."""
     ctx, g, calib = mixed(float_zoo, "resnet8", io="float", keep_int16=WIDE["resnet8"])
-    qdq = ctx.artifacts["qdq_graph"]
+    qdq = ctx.qdq_graph
     model = to_onnx(qdq)
     assert model.opset_import[0].version == 21 and "DequantizeLinear" in {n.op_type for n in model.graph.node}
     options = ort.SessionOptions()
@@ -84,9 +84,9 @@ def test_auto_mixed_int16_keeps_sensitive_layers_at_int16_and_reports_the_gain(f
     gains = {n.name: n.meta["mixed_gain"] for n in g.nodes if "mixed_gain" in n.meta}
     assert gains and all(gain >= 0.5 for gain in gains.values()) and not ctx.missed
     assert all(n.outputs[0].dtype == DType.i16 for n in g.nodes if n.name in gains)
-    gained = ctx.artifacts["quant"]["output_sqnr"] - plain_ctx.artifacts["quant"]["output_sqnr"]
+    gained = ctx.quant["output_sqnr"] - plain_ctx.quant["output_sqnr"]
     assert gained >= sum(gains.values()) - 0.5  # the same measurement, on the same samples
-    rows = {r[0]: r[1] for r in Report.build(g, quant=ctx.artifacts["quant"]).quant_rows()}
+    rows = {r[0]: r[1] for r in Report.build(g, quant=ctx.quant).quant_rows()}
     assert all(rows[k] == f"int16x8, auto_mixed: +{v:.1f} dB" for k, v in gains.items())
 
 

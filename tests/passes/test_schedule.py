@@ -29,7 +29,7 @@ def test_zoo_peak_never_rises_and_matches_the_planner(apply, float_zoo, name):
     g, xs = float_zoo(name)
     PassManager(["to-nhwc"]).run(g)
     ctx, _ = apply(g, "schedule", *xs)
-    s = ctx.artifacts["schedule"]
+    s = ctx.schedule
     assert s.optimal and s.input_peak == ctx.stats["schedule.peak_bytes_before"]
     assert (s.peak < s.input_peak) if name in HELPS else (s.peak == s.input_peak), (s.peak, s.input_peak)
     assert plan_memory(g).lower_bound_bytes == s.peak == scheduling.peak_bytes(g)
@@ -49,8 +49,8 @@ def test_depth_first_order_found_and_counted_by_hand(apply):
     g = two_branches()
     ctx, _ = apply(g, "schedule", rng.standard_normal((1, 64)).astype(np.float32))
     # before: x, both 4 KiB wide results; after: x, the 32-byte concat (its inputs in place), one wide
-    assert ctx.artifacts["schedule"].input_peak == 256 + 4096 + 4096
-    assert ctx.artifacts["schedule"].peak == 256 + 32 + 4096
+    assert ctx.schedule.input_peak == 256 + 4096 + 4096
+    assert ctx.schedule.peak == 256 + 32 + 4096
     assert [n.inputs[0].name for n in g.nodes[:2]] == ["x", "linear"]  # a branch finished first
 
 

@@ -4,7 +4,7 @@
 constants, MACs as in `compiler.report`, arena the bytes of the smallest memory plan found by
 `analysis.memory.plan_memory`). The `prune-channels` pass measures after each group it prunes,
 so the per-group savings add up exactly to the total, and stores a `PruneReport` in
-`ctx.artifacts["pruning"]`; it renders as text, a rich table, or markdown.
+`ctx.pruning`; it renders as text, a rich table, or markdown.
 """
 from __future__ import annotations
 

@@ -1,19 +1,19 @@
-"""Backends: IR -> files. Each lowers the IR through one table of per-op lowerings."""
+"""Backends: IR -> files, each through one table of per-op lowerings (onnx/, tflite/, c/).
+
+Each backend's package defines `BACKEND` (a `base.Backend`: legalization, scratch, typed options,
+emit); `get(name)` imports it when a compile asks for it, so `import mcuforge` loads none of them.
+"""
 from __future__ import annotations
 
-import os
-import tempfile
+import importlib
+
+from ..errors import UsageError
+
+NAMES = ("onnx", "tflite", "c")
 
 
-def write_atomic(path, data: bytes) -> str:
-    """Write `data` to `path` through a temporary file beside it, so a failure leaves nothing."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+def get(name: str):
+    """The `Backend` called `name` (UsageError naming the known ones otherwise)."""
+    if name not in NAMES:
+        raise UsageError(f"unknown emit target '{name}'", f"known: {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}").BACKEND

@@ -63,40 +63,13 @@ class Artifact:
     @property
     def plan(self):
         """The MemoryPlan (arena_bytes, lower_bound_bytes, algorithm, offsets), if one was made."""
-        return self.ctx.artifacts.get("plan") if self.ctx is not None else None
+        return self.ctx.plan if self.ctx is not None else None
 
     def run(self, *inputs) -> list[np.ndarray]:
         """Run the compiled graph in the reference interpreter (numpy or torch inputs)."""
         from ..ir.interpreter import run
         arrays = [x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x) for x in inputs]
         return run(self.graph, *arrays)
-
-
-def _emit_onnx(graph: Graph, out: Path, ctx, prefix: str) -> Path:
-    from ..backends.onnx.emit import save_onnx
-    if ctx.artifacts.get("onnx_format") == "integer":  # the integer graph, bit-exact (backends/onnx/integer.py)
-        from ..backends.onnx.integer import save_integer_onnx
-        save_integer_onnx(graph, out / f"{prefix}.onnx")
-    else:  # a quantized model is written in its QDQ form (QuantizeLinear/DequantizeLinear)
-        save_onnx(ctx.artifacts.get("qdq_graph", graph), out / f"{prefix}.onnx")
-    return out / f"{prefix}.onnx"
-
-
-def _emit_tflite(graph: Graph, out: Path, ctx, prefix: str) -> Path:
-    from ..backends.tflite.emit import save_tflite
-    save_tflite(graph, out / f"{prefix}.tflite", plan=ctx.artifacts.get("plan"),
-                offline_plan=ctx.artifacts.get("tflite_offline_plan"))  # None: when a plan was made
-    return out / f"{prefix}.tflite"
-
-
-def _emit_c(graph: Graph, out: Path, ctx, prefix: str) -> Path:
-    from ..backends.c.emit import emit_c
-    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.artifacts.get("plan"),
-                  exits=ctx.artifacts.get("exits"))
-
-
-# Backend name -> function(graph, directory, pass context, model name) returning the path it wrote.
-EMITTERS = {"onnx": _emit_onnx, "tflite": _emit_tflite, "c": _emit_c}
 
 
 def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
@@ -131,20 +104,20 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     plan as TFLite Micro's offline plan (None: when the memory-plan pass ran; False: TFLite
     Micro plans itself; True: planned for the file even without the pass).
     """
+    from ..backends import get as backend
+    from ..backends.onnx import OnnxOptions
     from ..frontends.load import load_model
     from ..passes.base import PassContext
     from ..passes.manager import PassManager
-    from ..passes.pipelines import resolve
+    from ..passes.pipelines import resolve, with_legalization
     from .html_report import render_html
     from .report import Report
 
     emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
-    unknown = [e for e in emit if e not in EMITTERS]
-    if unknown:
-        raise UsageError(f"unknown emit target(s): {', '.join(unknown)}", f"known: {', '.join(EMITTERS)}")
-    if onnx not in ("qdq", "integer"):
-        raise UsageError(f"unknown ONNX format '{onnx}'", "onnx='qdq' (QuantizeLinear/DequantizeLinear, the "
-                         "interchange form) or 'integer' (bit-exact integer arithmetic)")
+    backends = {name: backend(name) for name in emit}
+    options = {"onnx": OnnxOptions(format=onnx)}
+    if "tflite" in backends:
+        options["tflite"] = backends["tflite"].options(offline_plan=tflite_offline_plan)
     if emit and out_dir is None:
         raise UsageError("emitting files needs out_dir", "pass out_dir=... (CLI: -o DIR), or emit=()")
     tgt = load_target(target) if target is not None else None
@@ -155,6 +128,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     stage("load")
     graph = load_model(model, example_inputs, input_shapes=input_shapes)
     pipeline = resolve(passes, emit)
+    for b in backends.values():  # what the backends need the graph to be, before the schedule and the plan
+        pipeline = with_legalization(pipeline, b.legalize)
     if quantize is not None:
         from ..passes.pipelines import with_quantization
         pipeline = with_quantization(pipeline, quantize, io, weights, calibration=calibration, observer=observer,
@@ -168,23 +143,19 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
         from ..passes.pipelines import with_exit_order
         exits, pipeline = resolve_exits(graph, exits), with_exit_order(pipeline)
     pm = PassManager(pipeline, debug=debug, instrumentations=list(instrumentations))
-    ctx = PassContext(target=tgt, debug=debug)
-    ctx.artifacts["exits"] = exits or None
-    ctx.artifacts["tflite_offline_plan"] = tflite_offline_plan
-    ctx.artifacts["onnx_format"] = onnx
-    if "c" in emit:  # the memory plan reserves the scratch the C kernels need
-        from ..backends.c.ops import scratch_bytes
-        ctx.artifacts["scratch"] = scratch_bytes
+    # The plan reserves the kernel scratch of the backend whose arena it is: the C code's, else the
+    # .tflite file's (TFLite Micro follows it); the other backend checks the plan covers it.
+    planned = next((backends[b] for b in PLANNED_FOR if b in backends), None)
+    ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch)
     ctx = pm.run(graph, ctx)
-    report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.artifacts.get("quant"),
-                          plan=ctx.artifacts.get("plan"))
+    report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.quant, plan=ctx.plan)
     art = Artifact(graph, report, ctx=ctx, target=tgt)
     if emit:
         written = {}
         with atomic_dir(out_dir) as tmp:
-            for e in emit:
-                stage(f"emit {e}")
-                written[e] = EMITTERS[e](graph, tmp, ctx, prefix)
+            for name, b in backends.items():
+                stage(f"emit {name}")
+                written[name] = b.emit(graph, tmp, ctx, options.get(name), prefix)
             if "c" in emit:  # flash and RAM of the model's objects, built for the target's core
                 from ..backends.c.size import measure
                 stage("measure the C build (arm-none-eabi-size)")
@@ -192,9 +163,13 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             written["report_md"] = tmp / "report.md"
             written["report_md"].write_text(report.to_markdown())
             written["report"] = tmp / "report.html"
-            written["report"].write_text(render_html(report, ctx.artifacts.get("plan"), tgt))
+            written["report"].write_text(render_html(report, ctx.plan, tgt))
         art.files = {k: Path(out_dir) / p.relative_to(tmp) for k, p in written.items()}
     return art
+
+
+# The backends whose kernels' scratch the memory plan reserves, in order of preference (one arena).
+PLANNED_FOR = ("c", "tflite")
 
 
 class atomic_dir:

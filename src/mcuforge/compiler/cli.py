@@ -282,7 +282,7 @@ def cmd_bench(args, console: Console) -> int:
                 from ..analysis.calibrate import load_samples
                 from ..ir.early_exit import run_dataset
                 status.update(f"{args.model}: early exits over {args.data}")
-                exits = run_dataset(art.graph, load_samples(args.data, art.graph), art.ctx.artifacts["exits"])
+                exits = run_dataset(art.graph, load_samples(args.data, art.graph), art.ctx.exits)
         xs = bench.random_inputs(c_dir, seed=0)
         status.update(f"{args.model}: make host, {args.runs} latency samples")
         seconds = sorted(bench.host_latency(c_dir, xs, args.runs))

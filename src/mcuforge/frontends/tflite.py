@@ -165,15 +165,21 @@ IMPORTS: dict = {}
 imports = registrar(IMPORTS)
 
 
+def _integer(ctx: _Ctx, op, name: str, inputs: list[Value], attrs: dict | None = None, **folded):
+    """Integer op `name` on `inputs` writing `op`'s output: `attrs` plus the kernel parameters the
+    scales give (`quant.params`), with the float attributes in `folded` (act, beta, alpha) folded in."""
+    attrs = attrs or {}
+    params = quant.params(name, [v.type for v in inputs], ctx.tensor_type(op.outputs[0]), {**attrs, **folded})
+    return ctx.op(name, inputs, {**attrs, **params}, out=op.outputs[0])
+
+
 def _conv_like(ctx: _Ctx, op, x: Value, w: Value, bias: int, attrs: dict, name: str):
     """`name` (float) or its integer form (attributes from the scales) writing the op's output."""
     inputs = [x, w] + ([ctx.value(bias)] if bias >= 0 else [])
-    out, act = ctx.tensor_type(op.outputs[0]), _act_name(op)
+    act = _act_name(op)
     if x.dtype == DType.f32:
         return ctx.op(name, inputs, {**attrs, "act": act}, out=op.outputs[0])
-    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(out)
-    params = quant.conv_params(s_in, w.type.quant.scale, s_out, zp_in, zp_out, act, out.dtype.value)
-    return ctx.op("q" + name, inputs, {**attrs, **params}, out=op.outputs[0])
+    return _integer(ctx, op, "q" + name, inputs, attrs, act=act)
 
 
 def _bias_index(op, k: int) -> int:
@@ -215,29 +221,23 @@ def _transpose_conv(ctx, op):
 @imports(OP.FULLY_CONNECTED)
 def _fully_connected(ctx, op):
     x, w = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
-    out = ctx.tensor_type(op.outputs[0])
     if x.type.rank != 2 and not op.builtinOptions.keepNumDims:  # TFLite flattens the leading axes
         x = ctx.op("reshape", [x], {"shape": [x.type.numel // w.shape[1], w.shape[1]]})
     inputs = [x, w] + ([ctx.value(op.inputs[2])] if _bias_index(op, 2) >= 0 else [])
     act = _act_name(op)
     if x.dtype == DType.f32:
         return ctx.op("linear", inputs, {"act": act}, out=op.outputs[0])
-    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(out)
-    return ctx.op("qlinear", inputs, quant.linear_params(s_in, w.type.quant.scale, s_out, zp_in, zp_out, act,
-                                                         out.dtype.value), out=op.outputs[0])
+    return _integer(ctx, op, "qlinear", inputs, act=act)
 
 
 @imports(OP.ADD, OP.SUB, OP.MUL)
 def _binary(ctx, op):
     a, b = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
     name = {OP.ADD: "add", OP.SUB: "sub", OP.MUL: "mul"}[ctx.code]
-    act, out = _act_name(op), ctx.tensor_type(op.outputs[0])
+    act = _act_name(op)
     if a.dtype == DType.f32:
         return ctx.op(name, [a, b], {"act": act}, out=op.outputs[0])
-    (sa, za), (sb, zb), (so, zo) = _sq(a.type), _sq(b.type), _sq(out)
-    params = quant.mul_params(sa, za, sb, zb, so, zo, act, out.dtype.value) if name == "mul" else \
-        quant.add_params(sa, za, sb, zb, so, zo, act, out.dtype.value)
-    return ctx.op("q" + name, [a, b], params, out=op.outputs[0])
+    return _integer(ctx, op, "q" + name, [a, b], act=act)
 
 
 @imports(OP.DIV)
@@ -256,9 +256,7 @@ def _pool(ctx, op):
     del attrs["dilation"]
     is_max, act = ctx.code == OP.MAX_POOL_2D, _act_name(op)
     if x.dtype != DType.f32 and not is_max:
-        s, zp = _sq(x.type)
-        return ctx.op("qavg_pool2d", [x], {**attrs, **quant.avg_pool_params(s, zp, act, x.dtype.value)},
-                      out=op.outputs[0])
+        return _integer(ctx, op, "qavg_pool2d", [x], attrs, act=act)
     v = ctx.op("max_pool2d" if is_max else "avg_pool2d", [x], attrs if is_max else dict(attrs, count_include_pad=False),
                out=None if act != "none" else op.outputs[0])
     return _then_act(ctx, op, v, op.outputs[0])
@@ -271,9 +269,7 @@ def _mean(ctx, op):
     attrs = dict(axes=axes, keepdims=bool(op.builtinOptions.keepDims))
     if x.dtype == DType.f32:
         return ctx.op("mean", [x], attrs, out=op.outputs[0])
-    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
-    count = int(np.prod([x.shape[a] for a in axes]))
-    return ctx.op("qmean", [x], {**attrs, **quant.mean_params(s_in, zp_in, s_out, zp_out, count)}, out=op.outputs[0])
+    return _integer(ctx, op, "qmean", [x], attrs)
 
 
 @imports(OP.RESHAPE, OP.SQUEEZE, OP.EXPAND_DIMS)
@@ -347,8 +343,7 @@ def _pad(ctx, op):
 def _softmax(ctx, op):
     x, beta = ctx.value(op.inputs[0]), op.builtinOptions.beta
     if x.dtype != DType.f32:
-        return ctx.op("qsoftmax", [x], {"axis": -1, **quant.softmax_params(beta, _sq(x.type)[0], x.dtype.value)},
-                      out=op.outputs[0])
+        return _integer(ctx, op, "qsoftmax", [x], {"axis": -1}, beta=beta)
     if beta != 1:
         x = ctx.op("mul", [x, ctx.g.const(np.float32(beta), "beta")])
     return ctx.op("softmax", [x], {"axis": -1}, out=op.outputs[0])
@@ -358,23 +353,22 @@ def _softmax(ctx, op):
 def _log_softmax(ctx, op):
     x = ctx.value(op.inputs[0])
     if x.dtype != DType.f32:
-        return ctx.op("qlog_softmax", [x], {"axis": -1, **quant.log_softmax_params(_sq(x.type)[0])}, out=op.outputs[0])
+        return _integer(ctx, op, "qlog_softmax", [x], {"axis": -1})
     return ctx.op("log_softmax", [x], {"axis": -1}, out=op.outputs[0])
 
 
-def _unary(name: str, qname: str | None = None, params=None):
+def _unary(name: str, qname: str | None = None):
     def convert(ctx, op):
         x = ctx.value(op.inputs[0])
         if x.dtype == DType.f32 or qname is None:
             return ctx.op(name, [x], out=op.outputs[0])
-        (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
-        return ctx.op(qname, [x], params(s_in, zp_in, s_out, zp_out, x.dtype.value), out=op.outputs[0])
+        return _integer(ctx, op, qname, [x])
     return convert
 
 
-IMPORTS[OP.LOGISTIC] = _unary("sigmoid", "qlogistic", lambda s, z, so, zo, dt: quant.logistic_params(s, z, dt))
-IMPORTS[OP.TANH] = _unary("tanh", "qtanh", lambda s, z, so, zo, dt: quant.tanh_params(s, z, dt))
-IMPORTS[OP.HARD_SWISH] = _unary("hardswish", "qhardswish", lambda s, z, so, zo, _: quant.hardswish_params(s, z, so, zo))
+IMPORTS[OP.LOGISTIC] = _unary("sigmoid", "qlogistic")
+IMPORTS[OP.TANH] = _unary("tanh", "qtanh")
+IMPORTS[OP.HARD_SWISH] = _unary("hardswish", "qhardswish")
 
 
 @imports(OP.RELU, OP.RELU6, OP.RELU_N1_TO_1)
@@ -400,8 +394,7 @@ def _leaky_relu(ctx, op):
     x, alpha = ctx.value(op.inputs[0]), op.builtinOptions.alpha
     if x.dtype == DType.f32:
         return ctx.op("leaky_relu", [x], {"alpha": alpha}, out=op.outputs[0])
-    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(ctx.tensor_type(op.outputs[0]))
-    return ctx.op("qleaky_relu", [x], quant.leaky_relu_params(s_in, zp_in, s_out, zp_out, alpha), out=op.outputs[0])
+    return _integer(ctx, op, "qleaky_relu", [x], alpha=alpha)
 
 
 @imports(OP.GELU)
@@ -453,9 +446,7 @@ def _quantize(ctx, op):
         q = out.quant
         attrs = dict(scale=list(q.scale), zero_point=list(q.zero_point), axis=q.axis or 0, dtype=out.dtype.value)
         return ctx.op("quantize", [x], attrs, out=op.outputs[0])
-    (s_in, zp_in), (s_out, zp_out) = _sq(x.type), _sq(out)
-    return ctx.op("requantize", [x], quant.requantize_params(s_in, zp_in, s_out, zp_out, out.dtype.value),
-                  out=op.outputs[0])
+    return _integer(ctx, op, "requantize", [x])
 
 
 @imports(OP.DEQUANTIZE)

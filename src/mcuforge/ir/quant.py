@@ -6,7 +6,8 @@ Two halves, both bit-exact to TFLite Micro's *reference* kernels:
   assumed in the ranges the kernels guarantee; C's overflow cases are not emulated);
 - one `*_params` function per integer op, computing its attributes (ops.py, "integer ops") from
   float scales and zero points as the op's Prepare in tflite-micro's kernels/*.cc does, and the
-  lookup tables of its int16 LOGISTIC, TANH and SOFTMAX.
+  lookup tables of its int16 LOGISTIC, TANH and SOFTMAX; `PARAMS` maps each integer op to its
+  function, and `params(op, operand types, result type, attrs)` is what the rest calls.
 
 Rounding: TFLite Micro's reference build leaves TFLITE_SINGLE_ROUNDING unset, so
 `multiply_by_quantized_multiplier` is the "double rounding" one: a saturating rounding doubling
@@ -479,3 +480,42 @@ def leaky_relu_params(s_in, zp_in, s_out, zp_out, alpha: float) -> dict:
     im, ish = quantize_multiplier(_d(s_in) / _d(s_out))
     return dict(in_zp=int(zp_in), out_zp=int(zp_out), alpha_multiplier=am, alpha_shift=ash,
                 id_multiplier=im, id_shift=ish)
+
+
+# ---------------------------------------------------------------- the one table of integer parameters
+
+def _sz(t) -> tuple[float, int]:
+    return t.quant.scale[0], t.quant.zero_point[0]
+
+
+def _act(a: dict) -> str:
+    return a.get("act", "none")
+
+
+# integer op -> fn(operand types, result type, attrs) -> the op's kernel parameters, computed from
+# the scales and zero points of its operands and result and the float attributes it folds in
+# (`act`, softmax's `beta`, leaky relu's `alpha`; FOLDED lists those it does not keep). The
+# quantize lowering, the TFLite importer and the verifier all take an op's parameters from here.
+# Integer ops without parameters of their own (max pools, clamps, pads, reshapes) have no entry.
+PARAMS = {
+    **dict.fromkeys(("qconv1d", "qconv2d", "qconv_transpose2d", "qlinear"), lambda xs, y, a: conv_params(
+        _sz(xs[0])[0], xs[1].quant.scale, _sz(y)[0], _sz(xs[0])[1], _sz(y)[1], _act(a), y.dtype.value)),
+    **dict.fromkeys(("qadd", "qsub"), lambda xs, y, a: add_params(*_sz(xs[0]), *_sz(xs[1]), *_sz(y), _act(a),
+                                                                   y.dtype.value)),
+    "qmul": lambda xs, y, a: mul_params(*_sz(xs[0]), *_sz(xs[1]), *_sz(y), _act(a), y.dtype.value),
+    "requantize": lambda xs, y, a: requantize_params(*_sz(xs[0]), *_sz(y), y.dtype.value),
+    **dict.fromkeys(("qavg_pool1d", "qavg_pool2d"), lambda xs, y, a: avg_pool_params(*_sz(y), _act(a), y.dtype.value)),
+    "qmean": lambda xs, y, a: mean_params(*_sz(xs[0]), *_sz(y), math.prod(xs[0].shape[ax] for ax in a["axes"])),
+    "qsoftmax": lambda xs, y, a: softmax_params(a.get("beta", 1.0), _sz(xs[0])[0], y.dtype.value),
+    "qlog_softmax": lambda xs, y, a: log_softmax_params(_sz(xs[0])[0]),
+    "qlogistic": lambda xs, y, a: logistic_params(*_sz(xs[0]), y.dtype.value),
+    "qtanh": lambda xs, y, a: tanh_params(*_sz(xs[0]), y.dtype.value),
+    "qhardswish": lambda xs, y, a: hardswish_params(*_sz(xs[0]), *_sz(y)),
+    "qleaky_relu": lambda xs, y, a: leaky_relu_params(*_sz(xs[0]), *_sz(y), a["alpha"]),
+}
+FOLDED = {"qsoftmax": "beta", "qleaky_relu": "alpha"}  # float attributes folded in, not kept on the op
+
+
+def params(op: str, operands, result, attrs: dict | None = None) -> dict:
+    """The kernel parameters of integer op `op` (PARAMS) for its operand and result TensorTypes."""
+    return PARAMS[op](list(operands), result, attrs or {})

@@ -110,34 +110,14 @@ def _check_zero_points(n) -> None:
                                       f"{list(q.zero_point)}", "recompute the attributes with mcuforge.ir.quant")
 
 
-def _q(v) -> tuple[float, int]:
-    return v.type.quant.scale[0], v.type.quant.zero_point[0]
-
-
-# integer op -> the kernel parameters its operands' and result's scales determine. Not listed:
-# qsoftmax (its beta is folded in and not kept), qleaky_relu (alpha likewise), pools and clamps
-# (no multipliers).
-_DERIVED = {
-    **dict.fromkeys(("qconv1d", "qconv2d", "qconv_transpose2d", "qlinear"), lambda n, x, y: quant.conv_params(
-        _q(x)[0], n.inputs[1].type.quant.scale, _q(y)[0], _q(x)[1], _q(y)[1], "none", y.dtype.value)),
-    **dict.fromkeys(("qadd", "qsub"), lambda n, x, y: quant.add_params(*_q(x), *_q(n.inputs[1]), *_q(y), "none",
-                                                                        y.dtype.value)),
-    "qmul": lambda n, x, y: quant.mul_params(*_q(x), *_q(n.inputs[1]), *_q(y), "none", y.dtype.value),
-    "requantize": lambda n, x, y: quant.requantize_params(*_q(x), *_q(y), y.dtype.value),
-    "qmean": lambda n, x, y: quant.mean_params(*_q(x), *_q(y), int(np.prod([x.shape[a] for a in n.attrs["axes"]]))),
-    "qlog_softmax": lambda n, x, y: quant.log_softmax_params(_q(x)[0]),
-    "qlogistic": lambda n, x, y: quant.logistic_params(*_q(x), x.dtype.value),
-    "qtanh": lambda n, x, y: quant.tanh_params(*_q(x), x.dtype.value),
-    "qhardswish": lambda n, x, y: quant.hardswish_params(*_q(x), *_q(y)),
-}
 _FREE = ("act_min", "act_max", "in_zp", "out_zp", "a_zp", "b_zp", "dtype")  # clamps may be tightened; zps above
 
 
 def _check_multipliers(n) -> None:
-    x, y = n.inputs[0], n.outputs[0]
-    if n.op not in _DERIVED or any(v.type.quant is None for v in (*n.inputs[:2], y)):
-        return  # (a weight without scales: nothing to derive from)
-    for attr, want in _DERIVED[n.op](n, x, y).items():
+    y = n.outputs[0]
+    if n.op not in quant.PARAMS or n.op in quant.FOLDED or any(v.type.quant is None for v in (*n.inputs[:2], y)):
+        return  # (a weight without scales, or a float attribute not kept: nothing to derive from)
+    for attr, want in quant.params(n.op, [v.type for v in n.inputs], y.type, n.attrs).items():
         if attr not in _FREE and attr in n.attrs and list(np.ravel(n.attrs[attr])) != list(np.ravel(want)):
             raise VerifyError(n.name, f"{attr}={n.attrs[attr]} but the scales of its operands and result give "
                                       f"{want}", "recompute the attributes with mcuforge.ir.quant")

@@ -10,9 +10,15 @@ from __future__ import annotations
 import inspect
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..ir.graph import Node
+from ..ir.graph import Graph, Node
+
+if TYPE_CHECKING:
+    from ..analysis.memory import MemoryPlan
+    from ..analysis.prune_report import PruneReport
+    from ..analysis.scheduling import Schedule
+    from ..ir.early_exit import Exit
 
 
 @dataclass(frozen=True)
@@ -48,14 +54,27 @@ class Missed:
 
 @dataclass
 class PassContext:
-    """What passes share besides the graph: the target, statistics and missed opportunities."""
+    """What passes share besides the graph: the target, statistics, missed opportunities, what
+    `compile` hands to passes, and the typed results that passes leave for later passes, the
+    report and the backends (each field says which pass sets it)."""
 
     target: object | None = None
     debug: bool = False
     stats: Counter = field(default_factory=Counter)
     missed: list[Missed] = field(default_factory=list)
     current_pass: str = ""
-    artifacts: dict = field(default_factory=dict)  # results of analyses (e.g. "plan") for backends
+    # given by compile()
+    scratch: Callable[[Node], int] | None = None  # the backends' kernel scratch bytes per node (memory-plan)
+    exits: list[Exit] | None = None  # early exits in the order tried (exit-order, the C backend)
+    # results
+    schedule: Schedule | None = None  # schedule: the order and its peaks before and after
+    plan: MemoryPlan | None = None  # memory-plan
+    quant: dict | None = None  # quantize, compress-weights: the report's quantization summary
+    qdq_graph: Graph | None = None  # quantize: the model in QDQ form, the ONNX backend's interchange export
+    quant_check: tuple | None = None  # quantize: (samples, float outputs), for passes that change numbers later
+    weights: dict | None = None  # compress-weights: the format and per layer (int8 bytes, packed bytes)
+    pruning: PruneReport | None = None  # prune-channels
+    low_rank: list | None = None  # low-rank: a `Factored` per layer
 
     def stat(self, key: str, n: int = 1):
         """Count an event under `<current pass>.<key>`."""

@@ -7,7 +7,7 @@ w_q * s_w, chooses new per-output-channel scales s_c and int8 values that the fo
 (`ir/wformat.py`), recomputes what depends on the weight scales (the int32 bias at s_in * s_c,
 the multipliers and shifts) and sets the layer's `wfmt`. Activations, zero points and clamps do
 not change. The layer stays an ordinary integer op with int8 weights: the interpreter, TFLite and
-ONNX (the QDQ graph in ctx.artifacts gets the same weights) compute with them as they are (same
+ONNX (the QDQ graph in ctx.qdq_graph gets the same weights) compute with them as they are (same
 numbers, int8 size); the C backend stores the packed codes and decodes them in its kernels
 (smaller flash, same numbers).
 
@@ -65,17 +65,17 @@ def compress_weights(graph: Graph, ctx, format="kmeans4", layers=()) -> bool:
     graph.dce()
     scheme = wformat.parse(format)[0]
     summary = {"weights": format, "warning": WARNING.format(scheme) if scheme in ("binary", "ternary") else None}
-    ctx.artifacts["weights"] = {**summary, "layers": sizes}  # name -> (int8 bytes, packed bytes)
-    if ctx.artifacts.get("quant"):
-        ctx.artifacts["quant"].update(summary)  # for the report
-    qdq = ctx.artifacts.get("qdq_graph")
+    ctx.weights = {**summary, "layers": sizes}  # name -> (int8 bytes, packed bytes)
+    if ctx.quant:
+        ctx.quant.update(summary)  # for the report
+    qdq = ctx.qdq_graph
     if qdq is not None and not all(_update_qdq(qdq, eligible[name], old) for name, old in weights.items()):
-        del ctx.artifacts["qdq_graph"]  # its weights are no longer the model's: no ONNX export
-    elif qdq is not None and ctx.artifacts.get("quant") and ctx.artifacts.get("quant_check"):
+        ctx.qdq_graph = None  # its weights are no longer the model's: no ONNX export
+    elif qdq is not None and ctx.quant and ctx.quant_check:
         from ..ir.interpreter import run
         from .quantize import sqnr
-        samples, refs = ctx.artifacts["quant_check"]  # the quantize pass's float outputs
-        ctx.artifacts["quant"]["compressed_sqnr"] = sqnr(refs, [run(qdq, *s) for s in samples])
+        samples, refs = ctx.quant_check  # the quantize pass's float outputs
+        ctx.quant["compressed_sqnr"] = sqnr(refs, [run(qdq, *s) for s in samples])
     return bool(sizes)
 
 

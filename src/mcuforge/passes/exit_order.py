@@ -7,7 +7,7 @@ from ..ir.graph import Graph
 def exit_order(graph: Graph, ctx) -> bool:
     """Reorders the nodes so that exit 1's result comes first, then what exit 2 adds, ...
 
-    The exits come from `ctx.artifacts["exits"]` (a list of `mcuforge.ir.early_exit.Exit`, set by
+    The exits come from `ctx.exits` (a list of `mcuforge.ir.early_exit.Exit`, set by
     `compile(exits=...)`); without them the pass does nothing. Each group of nodes keeps its
     order, so run it after `schedule` and right before `memory-plan` (see `early_exit.order`).
     Records the MACs spent up to each exit as stats `macs_to_exit<k>` (what the report predicts
@@ -15,7 +15,7 @@ def exit_order(graph: Graph, ctx) -> bool:
     """
     from ..ir.cost import macs
     from ..ir.early_exit import order
-    exits = ctx.artifacts.get("exits")
+    exits = ctx.exits
     if not exits:
         return False
     changed = order(graph, exits)

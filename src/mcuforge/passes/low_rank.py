@@ -111,7 +111,7 @@ def low_rank(graph: Graph, ctx, rank=None, energy: float = 0.95, layers=(), data
     SQNR is measured on (default: 4 standard normal samples). A layer is split only when both
     its weight count and its MACs drop; otherwise `ctx.missed` says by how much they would not
     (a k x k split pays off only when r < k*I*O / (I + O), and a horizontal stride makes the
-    first conv compute every column). Records `ctx.artifacts["low_rank"]` (a `Factored` per
+    first conv compute every column). Records `ctx.low_rank` (a `Factored` per
     layer), and stats `layers`, `params_saved`, `macs_saved`, `output_sqnr_db` (float model vs
     factorized, on `data`). Preconditions: float weights (before quantize). Preserves: graph
     inputs and outputs; each split layer's result keeps its name.
@@ -157,7 +157,7 @@ def low_rank(graph: Graph, ctx, rank=None, energy: float = 0.95, layers=(), data
             graph.erase(first)
             ctx.miss(n, f"not factorized: rank {r} of {len(s)} would take {rec.params[1]:,} weights and "
                         f"{rec.macs[1]:,} MACs against {rec.params[0]:,} and {rec.macs[0]:,}")
-    ctx.artifacts["low_rank"] = records
+    ctx.low_rank = records
     if not any(r.done for r in records):
         return False
     graph.dce()

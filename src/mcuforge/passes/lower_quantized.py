@@ -81,7 +81,7 @@ def _at(g: Graph, x: Value, out: Value, before: Node) -> Value:
     """`x`, requantized to `out`'s parameters if they differ."""
     if x.type.quant == out.type.quant:
         return x
-    attrs = quant.requantize_params(*_qp(x), *_qp(out), out.dtype.value)
+    attrs = quant.params("requantize", [x.type], out.type)
     return g.op("requantize", [x], attrs, out_types=[TensorType(x.shape, out.dtype, out.type.quant)],
                 name=f"{x.name}_rq", before=before)
 
@@ -98,30 +98,12 @@ def _saturated(real: float, out: Value) -> int:
 def _attrs(y: Node, x: list[Value], out: Value) -> tuple[str, list[Value], dict] | None:
     """(integer op, operands, attributes) for float op `y` reading integer `x`, writing `out`."""
     a, dt = {k: v for k, v in y.attrs.items() if k not in ("act", "count_include_pad")}, out.dtype.value
-    op, act = LOWERED.get(y.op, y.op), y.attrs.get("act", "none")
-    if y.op in WEIGHTED:
-        (si, zi), (so, zo) = _qp(x[0]), _qp(out)
-        return op, x, {**a, **quant.conv_params(si, x[1].type.quant.scale, so, zi, zo, act, dt)}
-    if y.op in ("add", "sub", "mul"):
-        (sa, za), (sb, zb), (so, zo) = _qp(x[0]), _qp(x[1]), _qp(out)
-        if y.op == "mul":
-            return op, x, quant.mul_params(sa, za, sb, zb, so, zo, act, dt)
-        return op, x, quant.add_params(sa, za, sb, zb, so, zo, act, dt)
+    op = LOWERED.get(y.op, y.op)
     if FIXED_OUTPUT.get(dt, {}).get(y.op, _qp(out)) != _qp(out):
         return None  # the integer kernel only writes its fixed output scale
-    if y.op in ("sigmoid", "tanh"):
-        return op, x, (quant.logistic_params if y.op == "sigmoid" else quant.tanh_params)(*_qp(x[0]), dt)
-    if y.op == "softmax":
-        return op, x, {**a, **quant.softmax_params(1.0, _qp(x[0])[0], dt)}
-    if y.op == "log_softmax":
-        return op, x, {**a, **quant.log_softmax_params(_qp(x[0])[0])}
-    if y.op == "hardswish":
-        return op, x, quant.hardswish_params(*_qp(x[0]), *_qp(out))
-    if y.op == "leaky_relu":
-        return op, x, quant.leaky_relu_params(*_qp(x[0]), *_qp(out), a["alpha"])
-    if y.op == "mean":
-        count = math.prod(x[0].shape[ax] for ax in a["axes"])
-        return op, x, {**a, **quant.mean_params(*_qp(x[0]), *_qp(out), count)}
+    if op in quant.PARAMS and not op.startswith("qavg_pool"):  # the pools rescale their input first
+        kept = {k: v for k, v in a.items() if k in ops.get(op).attrs}
+        return op, x, {**kept, **quant.params(op, [v.type for v in x], out.type, y.attrs)}
     # the ops below keep their input's parameters: rescale the inputs that differ first
     x = [_at(y.graph, v, out, y) for v in x]
     if y.op == "adaptive_avg_pool":
@@ -129,7 +111,7 @@ def _attrs(y: Node, x: list[Value], out: Value) -> tuple[str, list[Value], dict]
         k = [x[0].shape[ax] // o for ax, o in zip(ops.spatial_axes(a["layout"], rank), a["output_size"])]
         op, a = f"qavg_pool{nd}d", dict(kernel=k, stride=k, pads=[0] * 2 * nd, layout=a["layout"])
     if op.startswith("qavg_pool"):
-        return op, x, {**a, **quant.avg_pool_params(*_qp(out), "none", dt)}
+        return op, x, {**a, **quant.params(op, [v.type for v in x], out.type)}
     if y.op in CLAMPS:
         lo, hi = CLAMPS[y.op](y.attrs)
         return "clamp", x, {"min": _saturated(lo, out), "max": _saturated(hi, out)}
@@ -160,7 +142,7 @@ def requantize_one(g: Graph, m):
     x, out = m.root.inputs[0].producer.inputs[0], m.root.output
     if x.is_const or x.dtype == DType.f32:
         return None
-    return m.replacement("requantize", [x], quant.requantize_params(*_qp(x), *_qp(out), out.dtype.value),
+    return m.replacement("requantize", [x], quant.params("requantize", [x.type], out.type),
                          name=m.root.name)
 
 

@@ -9,14 +9,14 @@ def memory_plan(graph: Graph, ctx, alignment: int = 16, inplace: bool = True) ->
     """Plans every activation's offset in one arena (analysis.memory.plan_memory) and checks the plan.
 
     Uses the current node order (run `schedule` first). Scratch buffers are planned when a
-    backend put its `scratch(node) -> bytes` function in `ctx.artifacts["scratch"]`;
+    backend put its `scratch(node) -> bytes` function in `ctx.scratch`;
     `inplace=False` keeps every op from writing over its input. Stores the MemoryPlan in
-    `ctx.artifacts["plan"]` and its arena, lower bound and alias counts as stats.
+    `ctx.plan` and its arena, lower bound and alias counts as stats.
     Preserves: the graph (it is only read).
     """
-    plan = plan_memory(graph, alignment=alignment, scratch=ctx.artifacts.get("scratch"), inplace=inplace)
+    plan = plan_memory(graph, alignment=alignment, scratch=ctx.scratch, inplace=inplace)
     check_plan(plan)
-    ctx.artifacts["plan"] = plan
+    ctx.plan = plan
     ctx.stat("arena_bytes", plan.arena_bytes)
     ctx.stat("lower_bound_bytes", plan.lower_bound_bytes)
     ctx.stat("aliases", len(plan.aliases))

@@ -74,3 +74,12 @@ def with_exit_order(pipeline: list) -> list:
     names = [name for name, _ in pipeline]
     at = names.index("memory-plan") if "memory-plan" in names else len(pipeline)
     return [*pipeline[:at], ("exit-order", {}), *pipeline[at:]]
+
+
+def with_legalization(pipeline: list, steps) -> list:
+    """`pipeline` with each of a backend's legalization `steps` it lacks, before the schedule and
+    the memory plan (or at its end), so the plan is made for the graph the backend emits."""
+    missing = [s for s in steps if s[0] not in [name for name, _ in pipeline]]
+    names = [name for name, _ in pipeline]
+    at = min([names.index(n) for n in ("schedule", "memory-plan") if n in names], default=len(pipeline))
+    return [*pipeline[:at], *missing, *pipeline[at:]]

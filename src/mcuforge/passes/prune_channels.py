@@ -116,7 +116,7 @@ def prune_channels(graph: Graph, ctx, ratio=0.5, importance="l1", round_to=8, pr
     `round_to` (kept counts are multiples of it, never zero; a group smaller stays whole);
     `protect` (layer names whose groups stay whole).
     Records `ctx.stats` prune-channels.groups / .channels and a `PruneReport` in
-    `ctx.artifacts["pruning"]` (per group: removed channels, saved parameters, MACs, flash,
+    `ctx.pruning` (per group: removed channels, saved parameters, MACs, flash,
     arena). Preconditions: float graph (before quantize). Preserves: graph inputs and outputs
     and their shapes; every other channel count may shrink.
     """
@@ -143,5 +143,5 @@ def prune_channels(graph: Graph, ctx, ratio=0.5, importance="l1", round_to=8, pr
         ctx.stat("groups")
         ctx.stat("channels", len(rec.removed))
     report.after = last
-    ctx.artifacts["pruning"] = report
+    ctx.pruning = report
     return report.after != report.before

@@ -5,7 +5,7 @@ form: a float graph in which every tensor that an integer op will read or write 
 `quantize -> dequantize` with its final parameters, and the weights of those ops are int8
 constants behind a `dequantize`. The QDQ graph computes what the integer graph will compute
 (up to the integer kernels' rounding), can be printed (`print_after`) and exported to ONNX as
-QuantizeLinear/DequantizeLinear, and is kept in `ctx.artifacts["qdq_graph"]`. `lower-quantized`
+QuantizeLinear/DequantizeLinear, and is kept in `ctx.qdq_graph`. `lower-quantized`
 then turns each `dequantize -> op -> quantize` into an integer op.
 
 Scheme (TFLite's int8 specification, DESIGN.md "Numeric semantics"):
@@ -134,9 +134,9 @@ def quantize(graph: Graph, ctx, scheme="int8", calibration=None, observer="minma
         got = dequantized.get(name, n.outputs[0].name)
         n.meta["sqnr"] = sqnr([[t[name]] for _, t in float_runs], [[t[got]] for _, t in qdq_runs])
     ctx.stat("quantized", sum("float" not in n.meta for n in nodes))
-    ctx.artifacts["qdq_graph"] = graph.clone()
-    ctx.artifacts["quant_check"] = (check, refs)  # for passes that change the numbers later (compress-weights)
-    ctx.artifacts["quant"] = {"scheme": scheme, "observer": observer, "samples": len(samples),
+    ctx.qdq_graph = graph.clone()
+    ctx.quant_check = (check, refs)  # for passes that change the numbers later (compress-weights)
+    ctx.quant = {"scheme": scheme, "observer": observer, "samples": len(samples),
                               "float_weight_bytes": sum(c.type.nbytes for c in float_graph.constants()),
                               "output_sqnr": sqnr(refs, [outs for outs, _ in qdq_runs])}
     return True

@@ -19,8 +19,8 @@ then dumb Jinja2 templates render them into files:
 Every global symbol of `<prefix>.c` starts with the prefix (`kws_invoke`, `kws_arena`) and the
 kernels (`mcuforge_*`) are the same files in every model, so two models link into one firmware.
 
-The memory plan comes from `plan=` (e.g. ctx.artifacts["plan"]) when it belongs to this graph
-and covers the kernels' scratch (`ops.scratch_bytes`), else `plan_memory` makes one. With a
+The memory plan comes from `plan=` (e.g. ctx.plan) when it belongs to this graph
+and covers the kernels' scratch (`ops.scratch_bytes`), else the memory-plan pass makes one. With a
 `target`, a model whose arena (+ RUNTIME_RAM) or weights + code exceed its SRAM or flash raises
 DoesNotFitError before anything is written. Output is deterministic: same graph, same bytes.
 Little-endian targets only (every Cortex-M as configured by vendors, x86, RISC-V).
@@ -34,11 +34,12 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from ...analysis.memory import Buffer, MemoryPlan, plan_memory, step_bytes
+from ...analysis.memory import Buffer, MemoryPlan, step_bytes
 from ...errors import DoesNotFitError, UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
 from ...ir.types import DType
 from ...version import __version__
+from ..base import plan_for
 from . import ops, packed
 
 KERNELS_DIR = Path(__file__).with_name("kernels")
@@ -181,7 +182,7 @@ def resolve_plan(graph: Graph, plan: MemoryPlan | None) -> MemoryPlan:
         needed |= {f"{n.name}.scratch": ops.scratch_bytes(n) for n in graph.nodes if ops.scratch_bytes(n)}
         if all(plan.sizes.get(k, 0) >= b for k, b in needed.items() if b):
             return plan
-    return plan_memory(graph, alignment=ALIGNMENT, scratch=ops.scratch_bytes)
+    return plan_for(graph, ops.scratch_bytes, ALIGNMENT)
 
 
 def peak_tensors(plan: MemoryPlan, top: int = 5) -> tuple[int, str, list[tuple[str, int]]]:

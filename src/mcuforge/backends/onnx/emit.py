@@ -24,7 +24,7 @@ from ...ir.interpreter import evaluate
 from ...ir.ops import norm_axis, registrar, spatial_axes
 from ...ir.types import DType
 from ...version import __version__
-from .. import write_atomic
+from ..base import write_atomic
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13

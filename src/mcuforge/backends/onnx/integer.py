@@ -39,7 +39,7 @@ from ...ir.graph import Graph
 from ...ir.interpreter import evaluate, log_softmax8_terms, lookup16, softmax8_exps, softmax16_exps
 from ...ir.ops import channel_axis, norm_axis, registrar
 from ...ir.quant import INT32_MAX, INT32_MIN
-from .. import write_atomic
+from ..base import write_atomic
 from .emit import LOWERINGS, spatial, spatial_in, to_channel_first, to_channel_last, to_onnx
 
 INTEGER_LOWERINGS = dict(LOWERINGS)  # float ops (float islands of a mixed model) keep their lowering

@@ -34,7 +34,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.ops import norm_axis
 from ...ir.types import DType, QuantParams
 from ...version import __version__
-from .. import write_atomic
+from ..base import legalized, plan_for, write_atomic
 
 OP = fb.BuiltinOperator
 SAME, VALID = fb.Padding.SAME, fb.Padding.VALID
@@ -632,15 +632,15 @@ def _resize(e, n):
 
 # ---------------------------------------------------------------- graph -> model
 
+# TFLite's convolutions, pools and resizes are channel-last: compile() runs these before the plan
+LEGALIZE = (("to-nhwc", {}),)
+
+
 def _channel_last(graph: Graph) -> Graph:
-    """`graph` when its layout ops are all channel-last, else a copy rewritten by the to-nhwc pass."""
+    """`graph` when its layout ops are all channel-last, else a copy the legalization ran over."""
     if all(n.attrs.get("layout", "NHWC")[1] != "C" for n in graph.nodes):
         return graph
-    from ...passes.base import PassContext
-    from ...passes.to_nhwc import to_nhwc
-    graph = graph.clone()
-    to_nhwc(graph, PassContext())
-    return graph
+    return legalized(graph, LEGALIZE)
 
 
 _PADDED = {"conv1d", "conv2d", "qconv1d", "qconv2d", "max_pool1d", "max_pool2d"}
@@ -718,7 +718,7 @@ def _temp_layout(e: Emitter, node: str, alignment: int = 16) -> tuple[dict[int, 
 def scratch_bytes(node: Node) -> int:
     """Arena bytes the TFLite form of `node` needs besides the IR's values: the temporaries its
     lowering adds and TFLite Micro's kernel scratch. As the memory planner's `scratch` function
-    (ctx.artifacts["scratch"] for the memory-plan pass), it makes plans `to_tflite` uses as they are."""
+    (the backend's `scratch`, for the memory-plan pass), it makes plans `to_tflite` uses as they are."""
     e = Emitter()
     try:
         e.lower(node)
@@ -763,7 +763,7 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     With `plan` (a MemoryPlan), the file carries an offline memory plan that TFLite Micro follows
     (`offline_plan=False`: it does not; `offline_plan=True` without a plan: one is made). The
     offsets are `plan`'s when it was made for the graph as TFLite runs it (the same nodes after
-    `explicit_pads`, planned with `scratch_bytes`); otherwise `plan_memory` plans that graph, in
+    `explicit_pads`, planned with `scratch_bytes`); otherwise the memory-plan pass plans that graph, in
     the same order and with the same alignment.
     """
     graph = explicit_pads(_channel_last(graph))
@@ -784,9 +784,7 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     metadata = [fb.MetadataT(name="mcuforge_version", buffer=e.buffer(np.frombuffer(__version__.encode(), np.uint8)))]
     if offline_plan or (offline_plan is None and plan is not None):
         if not _plans(plan, graph, e):
-            from ...analysis.memory import plan_memory
-            plan = plan_memory(graph, alignment=plan.alignment if plan else 16,
-                               scratch=lambda n: _temp_layout(e, n.name)[2])
+            plan = plan_for(graph, lambda n: _temp_layout(e, n.name)[2], plan.alignment if plan else 16)
         # the layout TFLite Micro reads: version, subgraph index, tensor count, one offset per tensor
         words = np.array([OFFLINE_PLAN_VERSION, 0, len(e.tensors), *offline_plan_offsets(e, graph, plan)], np.int32)
         e.buffers.append(fb.BufferT(data=words.view(np.uint8)))  # not shared: TFLite Micro reads it alone
