@@ -1,13 +1,32 @@
-"""The core (ir, compiler, passes) stays small enough to read in a day."""
+"""The whole package stays small enough to read in a few days: every room (frontends, ir,
+analysis, passes, backends, compiler) and the files beside them, not only the core, so new logic
+cannot hide in a room the budget skips.
+
+The numbers: 13,700 lines of Python and 2,400 of C kernels and templates when the budget was set
+(December 2026), for three frontends, three backends and the passes between them. The headroom
+(about 15% of the Python; the C's for the specialized Cortex-M kernels under way) is for the op
+coverage, RNNs and streaming state the open issues ask for; past it, code goes before new code
+comes, or the budget is raised here in a reviewed change that says why.
+"""
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mcuforge"
-BUDGET = 9000  # lines of Python, comments and docstrings included (8,600 with approximate computing and sweeps)
+BUDGETS = {"*.py": 16_000, "C kernels and templates": 4_000}  # lines, comments and docstrings included
 
 
-def test_core_line_budget():
-    files = [p for d in ("ir", "compiler", "passes") for p in (SRC / d).rglob("*.py")]
-    counts = {str(p.relative_to(SRC)): len(p.read_text().splitlines()) for p in files}
-    total = sum(counts.values())
+def count(paths) -> tuple[int, str]:
+    counts = {str(p.relative_to(SRC)): len(p.read_text().splitlines()) for p in paths}
     biggest = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
-    assert total <= BUDGET, f"core has {total} lines, budget {BUDGET}; biggest: {biggest}"
+    return sum(counts.values()), biggest
+
+
+def test_python_line_budget():
+    total, biggest = count(SRC.rglob("*.py"))
+    assert total <= BUDGETS["*.py"], f"the package has {total} lines of Python, budget {BUDGETS['*.py']}; biggest: {biggest}"
+
+
+def test_c_line_budget():
+    files = [p for pattern in ("*.c", "*.h", "*.j2") for p in SRC.rglob(pattern)]
+    total, biggest = count(files)
+    budget = BUDGETS["C kernels and templates"]
+    assert total <= budget, f"the package has {total} lines of C and templates, budget {budget}; biggest: {biggest}"

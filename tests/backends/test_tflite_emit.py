@@ -13,8 +13,11 @@ from tflite_zoo import float_model, int8_model
 import mcuforge
 from mcuforge import zoo
 from mcuforge.analysis.memory import plan_memory
-from mcuforge.backends.tflite.emit import LOWERINGS, OFFLINE_PLAN, save_tflite, scratch_bytes, to_tflite
+from mcuforge.backends.tflite.emit import save_tflite, to_tflite
+from mcuforge.backends.tflite.lower import LOWERINGS
+from mcuforge.backends.tflite.plan import scratch_bytes
 from mcuforge.backends.tflite.runtime import run_litert, run_tflm, tflm_arena_bytes, tflm_arena_usage
+from mcuforge.backends.tflite.schema import OFFLINE_PLAN
 from mcuforge.compiler.cli import main
 from mcuforge.errors import UnsupportedOpError
 from mcuforge.ir import interpreter, ops, quant

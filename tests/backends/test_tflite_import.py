@@ -12,7 +12,7 @@ from tflite_zoo import float_model, int8_model
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.backends.tflite.emit import _AlignedBuilder, to_tflite
+from mcuforge.backends.tflite.emit import AlignedBuilder, to_tflite
 from mcuforge.backends.tflite.runtime import run_litert, run_tflm
 from mcuforge.errors import Error, ModelLoadError, UnsupportedOpError, UsageError
 from mcuforge.frontends.tflite import load_tflite
@@ -95,7 +95,7 @@ class Flatbuffer:
     def bytes(self, inputs, outputs) -> bytes:
         sub = fb.SubGraphT(tensors=self.tensors, inputs=inputs, outputs=outputs, operators=self.ops, name="hand")
         model = fb.ModelT(version=3, operatorCodes=self.codes, subgraphs=[sub], buffers=self.buffers)
-        b = _AlignedBuilder(1024)
+        b = AlignedBuilder(1024)
         b.Finish(model.Pack(b), file_identifier=b"TFL3")
         return bytes(b.Output())
 

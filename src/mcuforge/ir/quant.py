@@ -482,7 +482,19 @@ def leaky_relu_params(s_in, zp_in, s_out, zp_out, alpha: float) -> dict:
                 id_multiplier=im, id_shift=ish)
 
 
-# ---------------------------------------------------------------- the one table of integer parameters
+# ---------------------------------------------------------------- each op's integer form: its integer op and parameters
+
+# float op -> the integer op lower-quantized makes of it (ops without one stay float)
+INTEGER_OP = {"conv1d": "qconv1d", "conv2d": "qconv2d", "conv_transpose2d": "qconv_transpose2d",
+              "linear": "qlinear", "add": "qadd", "sub": "qsub", "mul": "qmul", "avg_pool1d": "qavg_pool1d",
+              "avg_pool2d": "qavg_pool2d", "mean": "qmean", "softmax": "qsoftmax", "log_softmax": "qlog_softmax",
+              "sigmoid": "qlogistic", "tanh": "qtanh", "hardswish": "qhardswish", "leaky_relu": "qleaky_relu"}
+INT8_ONLY = {"log_softmax", "hardswish"}  # TFLite Micro has no int16 kernel for these
+# activation type -> float op -> the (scale, zero point) its integer kernel always writes
+FIXED_OUTPUT = {"i8": {"softmax": (1 / 256, -128), "log_softmax": (16 / 256, 127), "sigmoid": (1 / 256, -128),
+                       "tanh": (1 / 128, 0)},
+                "i16": dict.fromkeys(("softmax", "sigmoid", "tanh"), (1 / 32768, 0))}
+
 
 def _sz(t) -> tuple[float, int]:
     return t.quant.scale[0], t.quant.zero_point[0]

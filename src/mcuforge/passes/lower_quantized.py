@@ -23,21 +23,13 @@ from ..errors import Error, UsageError
 from ..ir import ops, quant
 from ..ir.graph import Graph, Node, Value
 from ..ir.pattern import Pat, Rule, rewrite
+from ..ir.quant import FIXED_OUTPUT, INT8_ONLY, INTEGER_OP
 from ..ir.types import DType, TensorType
 
-# float op -> its integer op (the ones without an entry in the op table stay float)
-LOWERED = {"conv1d": "qconv1d", "conv2d": "qconv2d", "conv_transpose2d": "qconv_transpose2d", "linear": "qlinear",
-           "add": "qadd", "sub": "qsub", "mul": "qmul", "avg_pool1d": "qavg_pool1d", "avg_pool2d": "qavg_pool2d",
-           "mean": "qmean", "softmax": "qsoftmax", "log_softmax": "qlog_softmax", "sigmoid": "qlogistic", "tanh": "qtanh",
-           "hardswish": "qhardswish", "leaky_relu": "qleaky_relu"}
 SAME = {"max_pool1d", "max_pool2d", "reshape", "transpose", "concat", "split", "slice", "pad", "resize", "relu",
         "relu6", "clamp"}  # run unchanged on integer tensors
 KEEPS_SCALE = (SAME - {"concat"}) | {"avg_pool1d", "avg_pool2d", "adaptive_avg_pool"}  # output params = input's
 WEIGHTED = {"conv1d", "conv2d", "conv_transpose2d", "linear"}
-INT8_ONLY = {"log_softmax", "hardswish"}  # TFLite Micro has no int16 kernel for these
-FIXED_OUTPUT = {"i8": {"softmax": (1 / 256, -128), "log_softmax": (16 / 256, 127), "sigmoid": (1 / 256, -128),
-                       "tanh": (1 / 128, 0)},
-                "i16": dict.fromkeys(("softmax", "sigmoid", "tanh"), (1 / 32768, 0))}  # type -> op -> (scale, zp)
 CLAMPS = {"relu": lambda a: (0.0, math.inf), "relu6": lambda a: (0.0, 6.0), "clamp": lambda a: (a["min"], a["max"])}
 
 
@@ -48,7 +40,7 @@ def why_float(n: Node, dtype: str = "i8") -> str | None:
         sizes = [n.inputs[0].shape[ax] for ax in ops.spatial_axes(a["layout"], n.inputs[0].type.rank)]
         if any(s % o for s, o in zip(sizes, a["output_size"])):
             return f"adaptive pooling of {sizes} to {a['output_size']} has uneven windows"
-    elif n.op not in SAME and LOWERED.get(n.op) not in ops.OPS:
+    elif n.op not in SAME and INTEGER_OP.get(n.op) not in ops.OPS:
         return f"no integer kernel for {n.op}"
     if dtype != "i8" and n.op in INT8_ONLY:
         return f"TFLite Micro has no int16 {n.op} kernel"
@@ -98,7 +90,7 @@ def _saturated(real: float, out: Value) -> int:
 def _attrs(y: Node, x: list[Value], out: Value) -> tuple[str, list[Value], dict] | None:
     """(integer op, operands, attributes) for float op `y` reading integer `x`, writing `out`."""
     a, dt = {k: v for k, v in y.attrs.items() if k not in ("act", "count_include_pad")}, out.dtype.value
-    op = LOWERED.get(y.op, y.op)
+    op = INTEGER_OP.get(y.op, y.op)
     if FIXED_OUTPUT.get(dt, {}).get(y.op, _qp(out)) != _qp(out):
         return None  # the integer kernel only writes its fixed output scale
     if op in quant.PARAMS and not op.startswith("qavg_pool"):  # the pools rescale their input first
@@ -146,7 +138,7 @@ def requantize_one(g: Graph, m):
                          name=m.root.name)
 
 
-ROOT = Pat("quantize", [Pat(tuple((set(LOWERED) | SAME | {"adaptive_avg_pool"}) - {"split"}), name="y",
+ROOT = Pat("quantize", [Pat(tuple((set(INTEGER_OP) | SAME | {"adaptive_avg_pool"}) - {"split"}), name="y",
                             one_use=True, predicate=lambda v: "float" not in v.producer.meta)])
 RULES = [Rule(ROOT, lower_one, "lowered"), Rule(Pat("quantize", [Pat("dequantize")]), requantize_one, "requantized")]
 

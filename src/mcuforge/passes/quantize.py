@@ -53,8 +53,9 @@ from ..errors import UsageError
 from ..ir import quant
 from ..ir.graph import Graph, Node, Value
 from ..ir.interpreter import round_half_away, run
+from ..ir.quant import FIXED_OUTPUT
 from ..ir.types import DType, QuantParams
-from .lower_quantized import CLAMPS, FIXED_OUTPUT, KEEPS_SCALE, WEIGHTED, why_float
+from .lower_quantized import CLAMPS, KEEPS_SCALE, WEIGHTED, why_float
 
 SCHEMES = {"int8": "i8", "int16x8": "i16"}
 CHECK_SAMPLES = 4  # calibration samples used for SQNR measurements

@@ -10,8 +10,8 @@ from .emit import emit_c
 from .ops import scratch_bytes
 
 
-def emit(graph, out: Path, ctx, options, prefix: str) -> Path:
+def write(graph, out: Path, ctx, options, prefix: str) -> Path:
     return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.plan, exits=ctx.exits)
 
 
-BACKEND = Backend("c", emit, scratch=scratch_bytes)
+BACKEND = Backend("c", write, scratch=scratch_bytes)

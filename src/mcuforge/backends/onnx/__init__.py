@@ -23,7 +23,7 @@ class OnnxOptions:
                              " or ".join(f"onnx='{k}' ({v})" for k, v in FORMATS.items()))
 
 
-def emit(graph, out: Path, ctx, options: OnnxOptions, prefix: str) -> Path:
+def write(graph, out: Path, ctx, options: OnnxOptions, prefix: str) -> Path:
     path = out / f"{prefix}.onnx"
     if options.format == "integer":
         from .integer import save_integer_onnx
@@ -34,4 +34,4 @@ def emit(graph, out: Path, ctx, options: OnnxOptions, prefix: str) -> Path:
     return path
 
 
-BACKEND = Backend("onnx", emit, options=OnnxOptions)
+BACKEND = Backend("onnx", write, options=OnnxOptions)

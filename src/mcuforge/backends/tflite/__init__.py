@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import Backend
-from .emit import LEGALIZE, save_tflite, scratch_bytes
+from .emit import save_tflite
+from .legalize import LEGALIZE
+from .plan import scratch_bytes
 
 
 @dataclass(frozen=True)
@@ -16,8 +18,8 @@ class TFLiteOptions:
     offline_plan: bool | None = None
 
 
-def emit(graph, out: Path, ctx, options: TFLiteOptions, prefix: str) -> Path:
+def write(graph, out: Path, ctx, options: TFLiteOptions, prefix: str) -> Path:
     return Path(save_tflite(graph, out / f"{prefix}.tflite", plan=ctx.plan, offline_plan=options.offline_plan))
 
 
-BACKEND = Backend("tflite", emit, legalize=LEGALIZE, scratch=scratch_bytes, options=TFLiteOptions)
+BACKEND = Backend("tflite", write, legalize=LEGALIZE, scratch=scratch_bytes, options=TFLiteOptions)
