@@ -34,8 +34,12 @@ def test_memory_benchmark_table():
 def test_qdq_onnx_table():
     lines = run_script("qdq_onnx.py", "--quick").splitlines()
     assert lines[0].split()[:3] == ["model", "elements", "within"]
-    assert [line.split()[:4] for line in lines[1:]] == [["digits_cnn", "40", "100.00%", "0"],
-                                                       ["tiny_cnn", "40", "100.00%", "0"]]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[:3] for r in rows] == [["digits_cnn", "40", "100.00%"], ["tiny_cnn", "40", "100.00%"]]
+    # onnxruntime's QuantizeLinear rounds exact ties to even, ours away from zero: whether the
+    # seeded inputs meet such a tie (tiny_cnn's 8x8 average pool, depending on the float sums' last
+    # bits) decides between 0 and 1 in "max"; with the interpreter rounding ties to even too, none
+    assert all(int(r[3]) <= 1 and r[4] == "0" for r in rows)
     assert lines[0].endswith("integer ONNX") and [line.split()[-1] for line in lines[1:]] == ["100.00%"] * 2
 
 
