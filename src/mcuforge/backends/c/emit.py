@@ -16,6 +16,11 @@ then dumb Jinja2 templates render them into files:
 - `Makefile`, `main_host.c` (raw input bytes on stdin -> raw output bytes on stdout),
   `main_qemu.c`, `startup_mps2.c` and `mps2.ld` (an ELF for QEMU's MPS2 Cortex-M4/M7 boards
   with semihosting).
+With `profile=True` the project also has layer markers for measuring each layer's instructions
+under QEMU: compiled in only with -DMCUFORGE_PROFILE (`make profile`, a separate ELF), so the
+host and `make cortex-m` builds are the same code as without them; plus `layers.tsv` (the
+layers in marker order: node, op, kind of `layer_kind`) and `qemu_marks.c`, the QEMU plugin
+that counts (see bench.qemu_layers). Without it nothing of this is written.
 Every global symbol of `<prefix>.c` starts with the prefix (`kws_invoke`, `kws_arena`) and the
 kernels (`mcuforge_*`) are the same files in every model, so two models link into one firmware.
 
@@ -152,6 +157,27 @@ class CEmitter:
         self.nodes[-1].calls.append(f"{kernel}({', '.join(str(a) for a in args)});")
 
 
+LAYER_KINDS = ("depthwise conv", "1x1 conv", "kxk conv", "fully connected", "add", "pool", "other")
+
+
+def layer_kind(n: Node) -> str:
+    """The LAYER_KINDS group `n` is counted in (per-layer benchmark totals): convolutions by kernel
+    and grouping, linear and matmul as fully connected, the pools and means as pool."""
+    op = n.op.removeprefix("q") if n.op.startswith("q") and n.op[1:] in ops.LOWERINGS else n.op
+    if op in ("conv1d", "conv2d"):
+        if ops.is_depthwise(n):
+            return "depthwise conv"
+        ws = n.inputs[1].shape  # spatial axes after (O, I) channels first, between them channels last
+        return "1x1 conv" if int(np.prod(ws[2:] if n.attrs["layout"][1] == "C" else ws[1:-1])) == 1 else "kxk conv"
+    if op in ("linear", "matmul"):
+        return "fully connected"
+    if op == "add":
+        return "add"
+    if op in ("max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool", "mean"):
+        return "pool"
+    return "other"
+
+
 def _c_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "{" + ", ".join(str(int(x)) for x in v) + "}"
@@ -228,7 +254,7 @@ def _io(e: CEmitter, v: Value, i: int) -> dict:
 
 
 def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
-             exits=None) -> dict[str, bytes]:
+             exits=None, profile: bool = False) -> dict[str, bytes]:
     """File name -> content of the C project for `graph` (see the module docstring)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise UsageError(f"C prefix '{prefix}' is not a C identifier", "use letters, digits and _, e.g. --prefix kws")
@@ -251,21 +277,27 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
                PREFIX=prefix.upper(), inputs=inputs, outputs=outputs, plan=plan, nodes=e.nodes,
                weight_rows=e.blob.rows(), row_bytes=ROW, weight_bytes=len(e.blob.data), weights=e.blob.entries,
                kernel_files=files, arena_bytes=max(plan.arena_bytes, 1), exits=exit_records,
-               exit_helpers=exit_helpers)
+               exit_helpers=exit_helpers, profile=profile)
     out = {f"{prefix}.h": "model.h.j2", f"{prefix}.c": "model.c.j2", "Makefile": "Makefile.j2",
            "main_host.c": "main_host.c.j2", "main_qemu.c": "main_qemu.c.j2", "startup_mps2.c": "startup_mps2.c.j2",
            "mps2.ld": "mps2.ld.j2"}
+    if profile:
+        out["qemu_marks.c"] = "qemu_marks.c.j2"
     result = {name: _ENV.get_template(t).render(**ctx).encode() for name, t in out.items()}
+    if profile:
+        order = {n.name: n for n in graph.nodes}
+        result["layers.tsv"] = "".join(f"{i}\t{name}\t{order[name].op}\t{layer_kind(order[name])}\n"
+                                       for i, name in enumerate(plan.schedule)).encode()
     for f in headers + files:
         result[f"kernels/{f}"] = (KERNELS_DIR / f).read_bytes()
     return result
 
 
 def emit_c(graph: Graph, out_dir, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
-           exits=None) -> Path:
+           exits=None, profile: bool = False) -> Path:
     """Write the C project for `graph` into `out_dir` (created); returns the directory. Everything
     is rendered (and the fit checked) before the first file is written."""
-    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits)
+    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, profile=profile)
     out = Path(out_dir)
     for name, data in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
