@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="build the generated C and measure its latency (host) and instructions (QEMU)")
     _model_args(b)  # MODEL may also be a directory of generated C (`compile --emit c`'s out/ or out/c/)
-    b.add_argument("-o", "--out", metavar="DIR", help="keep the compiled model here (default: a temporary directory)")
+    b.add_argument("-o", "--out", metavar="DIR", help="keep the compiled model here (default: a temporary "
+                   "directory); with --qemu its C has the layer markers, compiled in only by `make profile`")
     b.add_argument("--runs", type=int, default=20, help="latency samples on the host (default 20)")
     b.add_argument("--qemu", action="store_true", help="also count the instructions of one inference on QEMU's "
                    "Cortex-M4 (mps2-an386; a cortex-m7 target: mps2-an500; DSP build when the target has DSP), "

@@ -182,7 +182,8 @@ def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False)
     if not (directory / "layers.tsv").is_file():
         raise UsageError(f"{directory} has no layer markers (it was emitted without profile=True)",
                          "emit it with emit_c(..., profile=True), or bench the model: `mcuforge bench MODEL --qemu`")
-    rows = [line.split("\t") for line in (directory / "layers.tsv").read_text().splitlines()]
+    rows = [line.split("\t") for line in (directory / "layers.tsv").read_text().splitlines()
+            if not line.startswith("#")]
     make(directory, "profile", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
     elf = f"{prefix}_profile.elf"
     symbols = subprocess.run(["arm-none-eabi-nm", "-S", elf], cwd=directory, capture_output=True, text=True,
