@@ -4,6 +4,7 @@
     python benchmarks/c_speed.py --quick      # tiny_cnn and ds_cnn, fewer runs (what the tests run)
     python benchmarks/c_speed.py --no-qemu    # without the Cortex-M4 column
     python benchmarks/c_speed.py --scheme int16x8   # int16 activations, int8 weights
+    python benchmarks/c_speed.py --per-layer ds_cnn # also each layer's instructions, M4 plain / DSP and M7
 
 Each model is compiled once (deploy pipeline, int8 or int16x8, calibrated on seeded standard-normal inputs);
 the same graph becomes our C (`make host`: gcc -O2) and our .tflite, which TFLite Micro (the
@@ -14,6 +15,14 @@ timed the same way around `invoke()`), all in one run on the same machine. Our o
 byte for byte against TFLite Micro's on the timed input. "M4 instr." is one inference of the
 plain C build (no DSP) under qemu-system-arm -icount on the MPS2 Cortex-M4 board ("no fit" when
 the weights exceed its flash). Goals: TFLM/ours >= 5 and ours/LiteRT <= 2.
+
+--per-layer prints first, per model, every layer's instructions from one QEMU run each of the
+Cortex-M4 plain build, its DSP build (`DSP=1`) and the Cortex-M7 DSP build (mps2-an500), exact
+counts between layer markers (`mcuforge.backends.c.bench.qemu_layers`), instructions per MAC,
+the totals by layer type, and the code size of the kernels (arm-none-eabi-size text of the
+kernel files, each build's flags). Its "total" row is the inference from call to return, the
+sum of the rows above it; the SysTick count of the plain build (the M4 column of the main table)
+is printed beside it.
 """
 from __future__ import annotations
 
@@ -29,14 +38,19 @@ import numpy as np
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.backends.c.bench import host_latency, prefix_of, qemu_instructions
-from mcuforge.backends.c.emit import emit_c
+from mcuforge.backends.c.bench import BOARDS, host_latency, prefix_of, qemu_instructions, qemu_layers
+from mcuforge.backends.c.emit import LAYER_KINDS, emit_c
+from mcuforge.backends.c.size import kernel_text
 from mcuforge.backends.tflite.emit import to_tflite
 from mcuforge.backends.tflite.runtime import _interpreter as tflm_interpreter
+from mcuforge.ir.cost import macs
 
 QUICK = ["tiny_cnn", "ds_cnn"]
 GOAL_TFLM, GOAL_LITERT = 5.0, 2.0
 COLUMNS = ["model", "MACs", "ours us", "TFLM us", "TFLM/ours", "LiteRT us", "ours/LiteRT", "M4 instr.", "goals"]
+BUILDS = [("M4 plain", "mps2-an386", False), ("M4 DSP", "mps2-an386", True), ("M7 DSP", "mps2-an500", True)]
+LAYER_COLUMNS = ["#", "layer", "op", "kind", "MACs", *(b for b, _, _ in BUILDS), "plain/MAC", "DSP/MAC"]
+KIND_COLUMNS = ["kind", "layers", "MACs", *(b for b, _, _ in BUILDS), "plain/MAC", "DSP/MAC", "DSP share"]
 
 
 def python_latency(invoke, runs: int, batch_seconds: float = 0.02) -> list[float]:
@@ -63,7 +77,42 @@ def litert(data: bytes, x: np.ndarray):
     return it
 
 
-def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8") -> list:
+def table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Columns padded to their widest cell, the first `left` left-aligned, the others right-aligned."""
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(header)]
+    return ["  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+            for r in [header, *rows]]
+
+
+def per_mac(instructions: int, n_macs: int) -> str:
+    return f"{instructions / n_macs:.2f}" if n_macs else "-"
+
+
+def layer_report(name: str, graph, directory: Path, x: np.ndarray, whole_plain: str) -> list[str]:
+    """The per-layer section of `name` (see the module docstring): its lines."""
+    profiles = [qemu_layers(directory, [x], board, dsp) for _, board, dsp in BUILDS]
+    node_macs = {n.name: macs(n) for n in graph.nodes}
+    rows, by_kind = [], {k: [0, 0, [0] * len(BUILDS)] for k in LAYER_KINDS}
+    for i, layer in enumerate(profiles[0].layers):
+        counts = [p.layers[i].instructions for p in profiles]
+        m = node_macs[layer.name]
+        rows.append([str(i), layer.name, layer.op, layer.kind, f"{m:,}", *(f"{c:,}" for c in counts),
+                     per_mac(counts[0], m), per_mac(counts[1], m)])
+        k = by_kind[layer.kind]
+        k[0], k[1], k[2] = k[0] + 1, k[1] + m, [a + c for a, c in zip(k[2], counts)]
+    total_macs = sum(node_macs.values())
+    rows.append(["", "(invoke: checks, copies)", "", "", "", *(f"{p.entry_exit:,}" for p in profiles), "", ""])
+    rows.append(["", "total", "", "", f"{total_macs:,}", *(f"{p.whole:,}" for p in profiles),
+                 per_mac(profiles[0].whole, total_macs), per_mac(profiles[1].whole, total_macs)])
+    kinds = [[kind, str(n), f"{m:,}", *(f"{c:,}" for c in counts), per_mac(counts[0], m), per_mac(counts[1], m),
+              f"{counts[1] / profiles[1].whole:.1%}"] for kind, (n, m, counts) in by_kind.items() if n]
+    sizes = ", ".join(f"{b} {kernel_text(directory, BOARDS[board], dsp):,} B" for b, board, dsp in BUILDS)
+    return [f"{name}: instructions per layer, one QEMU -icount run per build (M4: mps2-an386, M7: mps2-an500); "
+            f"M4 plain SysTick count {whole_plain}", *table(LAYER_COLUMNS, rows, left=4), "",
+            *table(KIND_COLUMNS, kinds), "", f"kernel code (arm-none-eabi-size text of kernels/*.c): {sizes}", ""]
+
+
+def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8", per_layer: bool = False) -> tuple:
     model, example = zoo.get(name)
     rng = np.random.default_rng(1)
     calibration = [rng.standard_normal(zoo.MODELS[name].input_shape).astype(np.float32) for _ in range(8)]
@@ -72,7 +121,7 @@ def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8") 
     (x_type,) = [v.type for v in graph.inputs]
     dtype = np.int8 if scheme == "int8" else np.int16
     x = np.random.default_rng(0).integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1, x_type.shape).astype(dtype)
-    emit_c(graph, work / name, plan=art.plan)
+    emit_c(graph, work / name, plan=art.plan, profile=per_layer)  # the markers are compiled out but in `make profile`
 
     tflm = tflm_interpreter(data)
     tflm.set_input(x, 0)
@@ -97,8 +146,10 @@ def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8") 
     speedup, vs_litert = t_tflm / t_ours, t_ours / t_lite
     missed = ([f"TFLM/ours < {GOAL_TFLM:g}"] if speedup < GOAL_TFLM else []) + \
              ([f"ours/LiteRT > {GOAL_LITERT:g}"] if vs_litert > GOAL_LITERT else [])
+    layers = layer_report(name, graph, work / name, x, instr) if per_layer and instr != "no fit" else \
+        [f"{name}: no per-layer counts (the weights exceed the MPS2 board's memory)", ""] if per_layer else []
     return [name, f"{art.report.total_macs:,}", f"{t_ours * 1e6:.1f}", f"{t_tflm * 1e6:.1f}", f"{speedup:.1f}",
-            f"{t_lite * 1e6:.1f}", f"{vs_litert:.2f}", instr, "; ".join(missed) or "met"]
+            f"{t_lite * 1e6:.1f}", f"{vs_litert:.2f}", instr, "; ".join(missed) or "met"], layers
 
 
 def main(argv=None) -> int:
@@ -108,12 +159,20 @@ def main(argv=None) -> int:
     ap.add_argument("--qemu", action=argparse.BooleanOptionalAction, default=True,
                     help="count Cortex-M4 instructions under QEMU (default: on)")
     ap.add_argument("--scheme", choices=["int8", "int16x8"], default="int8", help="quantization (default: int8)")
-    ap.add_argument("models", nargs="*", help="zoo models (default: all)")
+    ap.add_argument("--per-layer", action="store_true", help="also each layer's instructions on the M4 (plain, DSP) "
+                    "and the M7, by layer type, and the kernels' code size (needs --qemu)")
+    ap.add_argument("models", nargs="*", help=f"zoo models (default: all): {', '.join(zoo.names())}")
     args = ap.parse_args(argv)
     names = args.models or (QUICK if args.quick else zoo.names())
     runs = args.runs or (5 if args.quick else 15)
+    if args.per_layer and not args.qemu:
+        ap.error("--per-layer counts instructions under QEMU: drop --no-qemu")
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [measure(name, runs, args.qemu, Path(tmp), args.scheme) for name in names]
+        measured = [measure(name, runs, args.qemu, Path(tmp), args.scheme, args.per_layer) for name in names]
+    rows = [row for row, _ in measured]
+    for _, layers in measured:
+        if layers:
+            print("\n".join(layers))
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     for r in [COLUMNS, *rows]:
         print("  ".join(c.ljust(w) if i in (0, len(COLUMNS) - 1) else c.rjust(w)

@@ -110,3 +110,35 @@ def test_tflite_size_benchmark_table():
             continue
         theirs, arena = (int(c.replace(",", "")) for c in cells[4:6])
         assert abs(float(cells[6]) - size / theirs) < 5e-4 and abs(float(cells[7]) - planned / arena) < 5e-4
+
+
+def number(cell: str) -> int:
+    return int(cell.replace(",", ""))
+
+
+def test_c_speed_per_layer_tables():
+    """--per-layer: per layer the M4 plain, M4 DSP and M7 DSP instructions, whose column sums with
+    invoke's share are the total row, near the main table's SysTick count; instructions per MAC;
+    the totals by layer type equal to the layers' sums; the kernels' code size; the main table last."""
+    lines = run_script("c_speed.py", "--quick", "--per-layer", "tiny_cnn").splitlines()
+    assert lines[0].startswith("tiny_cnn: instructions per layer") and lines[1].split()[:4] == ["#", "layer", "op", "kind"]
+    end = lines.index("")
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:end]]
+    layers, (invoke, total) = rows[:-2], rows[-2:]
+    assert invoke[0] == "(invoke: checks, copies)" and total[0] == "total" and len(layers) >= 5
+    for col in range(3):  # M4 plain, M4 DSP, M7 DSP
+        assert sum(number(r[5 + col]) for r in layers) + number(invoke[1 + col]) == number(total[2 + col])
+    for r in layers:
+        macs, plain, dsp = number(r[4]), number(r[5]), number(r[6])
+        if macs:
+            assert float(r[8]) == round(plain / macs, 2) and float(r[9]) == round(dsp / macs, 2)
+    kinds = [re.split(r"\s{2,}", line.strip()) for line in lines[end + 2:lines.index("", end + 1)]]
+    assert {k[0] for k in kinds} == {r[3] for r in layers}
+    for k in kinds:
+        assert number(k[3]) == sum(number(r[5]) for r in layers if r[3] == k[0])
+    sizes = re.findall(r"(M4 plain|M4 DSP|M7 DSP) ([\d,]+) B", next(x for x in lines if x.startswith("kernel code")))
+    assert [s for s, _ in sizes] == ["M4 plain", "M4 DSP", "M7 DSP"] and all(number(b) > 1000 for _, b in sizes)
+    systick = number(re.search(r"SysTick count ([\d,]+)", lines[0]).group(1))
+    assert abs(number(total[2]) - systick) < 80
+    main_table = lines.index(next(x for x in lines if x.startswith("model ")))
+    assert lines[main_table + 1].split()[0] == "tiny_cnn" and lines[-1].endswith("1 models meet both")

@@ -1,6 +1,7 @@
 """Early-exit networks: the confidence test against torch's softmax, the exit-first schedule, the
 interpreter's semantics against torch, and the generated C (host gcc, every sample; QEMU, the
-instruction count falls with the threshold as the interpreter's MACs say)."""
+instruction count falls with the threshold as the interpreter's MACs say; per layer, the layers
+after the exit taken are not run)."""
 import re
 import subprocess
 from pathlib import Path
@@ -209,3 +210,21 @@ def test_bench_reports_the_interpreters_average_macs(tmp_path, capsys):
     assert r["average_macs"] == pytest.approx(want.average_macs) and want.average_macs < r["full_macs"]
     assert main(["bench", "zoo:tiny_cnn", "--data", str(tmp_path / "x.npz")]) == 2
     assert "no --exit" in capsys.readouterr().err
+
+
+def test_layer_counts_of_an_early_exit(tmp_path):
+    """An early exit taken: the layers after it are not run (None), the ones before it and the
+    exit's layer still add up with invoke's entry to the whole, near SysTick's count."""
+    from mcuforge.backends.c import bench
+    m, xs = model_and_samples(2)
+    g = mcuforge.compile(m, (torch.from_numpy(xs[0]),), emit=(), passes="deploy", exits={1: 1e-6, 0: None}).graph
+    exits = resolve(g, {1: 1e-6, 0: None})  # any confidence passes: the first exit is always taken
+    emit_c(g, tmp_path, exits=exits, profile=True)
+    x = bench.random_inputs(tmp_path, seed=0)
+    profile = bench.qemu_layers(tmp_path, x)
+    ran = [layer for layer in profile.layers if layer.instructions is not None]
+    exit_layer = [layer.name for layer in profile.layers].index(g.outputs[1].producer.name)
+    assert len(ran) == exit_layer + 1 < len(profile.layers)
+    assert all(layer.instructions is None for layer in profile.layers[exit_layer + 1:])
+    assert sum(layer.instructions for layer in ran) + profile.entry_exit == profile.whole
+    assert abs(profile.whole - bench.qemu_instructions(tmp_path, x)) < 80

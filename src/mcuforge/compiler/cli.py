@@ -104,10 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="build the generated C and measure its latency (host) and instructions (QEMU)")
     _model_args(b)  # MODEL may also be a directory of generated C (`compile --emit c`'s out/ or out/c/)
-    b.add_argument("-o", "--out", metavar="DIR", help="keep the compiled model here (default: a temporary directory)")
+    b.add_argument("-o", "--out", metavar="DIR", help="keep the compiled model here (default: a temporary "
+                   "directory); with --qemu its C has the layer markers, compiled in only by `make profile`")
     b.add_argument("--runs", type=int, default=20, help="latency samples on the host (default 20)")
     b.add_argument("--qemu", action="store_true", help="also count the instructions of one inference on QEMU's "
-                   "Cortex-M4 (mps2-an386; a cortex-m7 target: mps2-an500)")
+                   "Cortex-M4 (mps2-an386; a cortex-m7 target: mps2-an500; DSP build when the target has DSP), "
+                   "layer by layer, with estimated cycles and ms at the target's clock")
     b.add_argument("--data", metavar="FILE.npz", help="with --exit: inputs (as for --calibration) over which to "
                    "report the average MACs when inference stops at the first confident exit")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress, only the table")
@@ -264,6 +266,7 @@ def cmd_bench(args, console: Console) -> int:
 
     from ..backends.c import bench
     from ..errors import UsageError
+    from .report import macs
     if args.runs < 1:
         raise UsageError(f"--runs {args.runs} is not a positive number", "e.g. --runs 20")
     if args.data and not args.exits:
@@ -286,25 +289,55 @@ def cmd_bench(args, console: Console) -> int:
         xs = bench.random_inputs(c_dir, seed=0)
         status.update(f"{args.model}: make host, {args.runs} latency samples")
         seconds = sorted(bench.host_latency(c_dir, xs, args.runs))
-        instructions, board = None, "mps2-an500" if getattr(_target(args), "core", "") == "cortex-m7" else "mps2-an386"
+        target = _target(args)
+        instructions, board = None, "mps2-an500" if getattr(target, "core", "") == "cortex-m7" else "mps2-an386"
+        dsp, profile, node_macs = bool(getattr(target, "dsp", False)), None, None
         if args.qemu:
             status.update(f"{args.model}: make cortex-m, one inference on qemu-system-arm {board}")
-            instructions = bench.qemu_instructions(c_dir, xs, board)
+            instructions = bench.qemu_instructions(c_dir, xs, board, dsp)
+            if not given.is_dir():  # the same C with layer markers (compiled in only by `make profile`)
+                from ..backends.c.emit import emit_c
+                emit_c(art.graph, c_dir, plan=art.plan, exits=art.ctx.exits, profile=True)
+                node_macs = {n.name: macs(n) for n in art.graph.nodes}
+            if (c_dir / "layers.tsv").is_file():
+                status.update(f"{args.model}: make profile, per-layer counts on qemu-system-arm {board}")
+                profile = bench.qemu_layers(c_dir, xs, board, dsp)
     stats = {"median_s": seconds[len(seconds) // 2], "p90_s": seconds[min(int(0.9 * len(seconds)), len(seconds) - 1)],
              "min_s": seconds[0]}
     if exits is not None:
         stats.update(average_macs=exits.average_macs, full_macs=exits.full_macs, exits_taken=exits.taken)
+    core = bench.BOARDS[board]
+    clock, caption = bench.latency_basis(core, target)
+    layers = bench.layer_rows(profile, core, clock, node_macs) if profile else None
     if args.json:
         print(json.dumps({"model": args.model, "runs": args.runs, **stats, "qemu_board": board if args.qemu else None,
-                          "instructions": instructions}, indent=2))
+                          "qemu_dsp": dsp if args.qemu else None, "instructions": instructions,
+                          "layers": layers.records if layers else None, "layer_total": profile and profile.whole,
+                          "estimate": profile and {"core": core, "clock_mhz": clock, "note": caption,
+                                                   "cycles_per_instruction": bench.CYCLES_PER_INSTRUCTION.get(core)}},
+                         indent=2))
         return 0
     from rich.table import Table
     t = Table(title=f"{args.model}: {args.runs} host samples (each the mean of many inferences)")
-    for col in ("median", "p90", "min") + (("instructions (QEMU " + board + ")",) if args.qemu else ()):
+    for col in ("median", "p90", "min") + ((f"instructions (QEMU {board}{' DSP' * dsp})",) if args.qemu else ()):
         t.add_column(col, justify="right")
     t.add_row(*(f"{stats[k] * 1e6:,.1f} µs" for k in ("median_s", "p90_s", "min_s")),
               *((f"{instructions:,}",) if args.qemu else ()))
     console.print(t)
+    if layers:
+        for title, header, rows in ((f"{args.model}: per layer, one QEMU run ({board}, {'DSP' if dsp else 'plain'} "
+                                     "build), exact instruction counts", layers.header, layers.rows),
+                                    (f"{args.model}: by layer type", layers.kind_header, layers.kind_rows)):
+            lt = Table(title=title)
+            for col in header:
+                lt.add_column(col, justify="left" if col in ("layer", "op", "kind") else "right",
+                              no_wrap=col == "layer")
+            for row in rows:
+                lt.add_row(*row, end_section=row[1] == "(invoke: checks, copies)")
+            console.print(lt)
+        console.print(caption)
+    elif args.qemu:
+        console.print(f"no per-layer counts: {c_dir} has no layer markers (emitted without profile=True)")
     if exits is not None:
         console.print(f"early exits over {len(exits.exits)} samples of {args.data}: average "
                       f"{exits.average_macs:,.0f} MACs of {exits.full_macs:,} "

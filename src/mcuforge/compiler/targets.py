@@ -1,8 +1,8 @@
 """Microcontroller profiles kept as data: one TOML file per target under `targets/`.
 
-A profile gives the core, clock, SRAM and flash sizes and the instruction-set features kernels
-may use. Users add a profile by passing a path to their own TOML file, or override sizes on the
-command line (`--sram 96K --flash 512K`).
+A profile gives the core, clock (and where that figure comes from), SRAM and flash sizes and the
+instruction-set features kernels may use. Users add a profile by passing a path to their own TOML
+file, or override sizes on the command line (`--sram 96K --flash 512K`).
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Target:
     fpu: bool = False
     dsp: bool = False
     mve: bool = False
+    clock_source: str = ""  # the datasheet (or "nominal") clock_mhz is taken from: latency estimates use it
 
     def with_sizes(self, sram=None, flash=None) -> "Target":
         return dataclasses.replace(self, sram=parse_size(sram) if sram else self.sram,

@@ -7,24 +7,55 @@ of one inference on a Cortex-M under QEMU.
   back-to-back inferences (K chosen so a sample lasts about 20 ms: single inferences of small
   models are shorter than the clock's resolution). The clock is the process's CPU time, so other
   load on the machine disturbs it less than wall time.
-- `qemu_instructions(directory, inputs, board)`: builds `make cortex-m` and runs the ELF under
-  qemu-system-arm as `make qemu` does (`-icount shift=0`): instructions of one inference, deterministic.
+- `qemu_instructions(directory, inputs, board, dsp)`: builds `make cortex-m` and runs the ELF under
+  qemu-system-arm as `make qemu` does (`-icount shift=0`): instructions of one inference, deterministic,
+  read from SysTick, so a multiple of 40 (the 25 MHz tick is 40 instructions at one per ns).
+- `qemu_layers(directory, inputs, board, dsp)`: the instructions of every layer, exactly, from one
+  QEMU run of `make profile`'s ELF (a project emitted with `profile=True`). How: the ELF calls a
+  marker function before each layer, after the last, and around the call of invoke; QEMU loads
+  the project's TCG plugin (qemu_marks.c), which counts every executed instruction outside the
+  marker and prints the count at each marker entry. Exact and deterministic, unlike the other
+  clocks this QEMU offers a guest: SysTick and the CMSDK timers tick at 25 MHz (40 instructions
+  per tick), DWT CYCCNT is not modelled, and semihosting's clocks read the host's time. Each
+  difference of consecutive counts includes one marker call (a `bl`), subtracted, so the rows add
+  up to the inference from call to return and a layer without code counts 0 (on the M7 build it
+  may count 1: the compiler's scheduling can put a neighbour's argument set-up between markers).
+- `layer_rows(profile, core, clock_mhz, macs)`: a profile as table cells, with estimated cycles
+  (instructions x the core's CYCLES_PER_INSTRUCTION: an estimate, QEMU counts instructions, not
+  cycles) and milliseconds at a target's clock; `latency_basis` says which apply and why.
 Build failures raise RuntimeError with the compiler's output (the generated C should always
 build); a missing tool raises UsageError naming it.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from ...errors import UsageError
+from .emit import LAYER_KINDS
 
 SAMPLE_SECONDS = 0.02
+# Core clock cycles per executed instruction of the generated int8 code, with zero-wait-state
+# memory: an estimate (about +-25%) from published figures, not calibrated on a board.
+CYCLES_PER_INSTRUCTION = {
+    # Cortex-M4 Technical Reference Manual (Arm DDI 0439), "Instruction timings": data processing,
+    # MUL/MLA and the DSP multiplies (SMLAD, SMLABB) take 1 cycle, LDR 2 (1 more per further load
+    # pipelined back to back), a taken branch 1 + 1..3 for the refill; the kernels' inner loops are
+    # about one load in three instructions and one taken branch in ten: ~1.25.
+    "cortex-m4": 1.25,
+    # The same ISA issued two per cycle where pairs allow: the M4's factor times the ratio of Arm's
+    # published CoreMark/MHz, Cortex-M4 3.42 to Cortex-M7 5.01.
+    "cortex-m7": 0.85,
+}
+BOARDS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7"}  # QEMU's MPS2 boards the Makefile builds for
 _NUMPY = {"int8_t": np.int8, "uint8_t": np.uint8, "int16_t": np.int16, "int32_t": np.int32, "float": np.float32}
 
 
@@ -79,21 +110,160 @@ def host_latency(directory, inputs, runs: int = 20) -> list[float]:
     return [sample(k) for _ in range(runs)]
 
 
-def qemu_instructions(directory, inputs, board: str = "mps2-an386") -> int:
-    """Instructions of one inference on QEMU's `board` (mps2-an386: Cortex-M4, mps2-an500: M7).
-    QEMU runs in a temporary directory (the firmware's input.bin and output.bin live there), so the
-    project's own input.bin and output.bin stay as they were."""
-    directory = Path(directory).resolve()
-    make(directory, "cortex-m", f"TARGET={board}", tool="arm-none-eabi-gcc")
+def _qemu(directory: Path, elf: str, inputs, board: str, *extra: str) -> tuple[str, str]:
+    """Run `elf` of the project in `directory` on QEMU's `board` as `make qemu` does, in a temporary
+    directory (the firmware's input.bin and output.bin live there, so the project's own stay as
+    they were); (stdout, QEMU's log) or RuntimeError with both."""
     if shutil.which("qemu-system-arm") is None:
         raise UsageError("qemu-system-arm is not installed", "install it (e.g. apt-get install qemu-system-arm)")
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "input.bin").write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for x in inputs))
         r = subprocess.run(["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none",
                             "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel",
-                            str(directory / f"{prefix_of(directory)}.elf")], cwd=tmp, capture_output=True, text=True,
-                           timeout=600)
-    found = re.search(r"\((\d+) instructions", r.stdout)
-    if r.returncode != 0 or not found:
-        raise RuntimeError(f"the QEMU run in {directory} failed:\n{r.stdout}{r.stderr}")
+                            str(directory / elf), "-D", "qemu.log", *extra], cwd=tmp, capture_output=True,
+                           text=True, timeout=600)
+        log = (Path(tmp) / "qemu.log").read_text() if (Path(tmp) / "qemu.log").exists() else ""
+    if r.returncode != 0:
+        raise RuntimeError(f"the QEMU run of {directory / elf} failed:\n{r.stdout}{r.stderr}{log}")
+    return r.stdout, log
+
+
+def _build_goals(board: str, dsp: bool) -> list[str]:
+    """make arguments for `board`, plain or DSP; -B because the ELF's name does not say which."""
+    if board not in BOARDS:
+        raise UsageError(f"unknown QEMU board '{board}'", f"one of {', '.join(BOARDS)}")
+    return ["-B", f"TARGET={board}", *(["DSP=1"] if dsp else [])]
+
+
+def qemu_instructions(directory, inputs, board: str = "mps2-an386", dsp: bool = False) -> int:
+    """Instructions of one inference on QEMU's `board` (mps2-an386: Cortex-M4, mps2-an500: M7),
+    the kernels built plain or (`dsp`) with the DSP instructions; SysTick's count (see the module
+    docstring)."""
+    directory = Path(directory).resolve()
+    make(directory, "cortex-m", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
+    out, _ = _qemu(directory, f"{prefix_of(directory)}.elf", inputs, board)
+    found = re.search(r"\((\d+) instructions", out)
+    if not found:
+        raise RuntimeError(f"the QEMU run in {directory} printed no instruction count:\n{out}")
     return int(found.group(1))
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """One layer of a profile: its node, op, `emit.layer_kind` and instructions (None: not run,
+    an early exit returned before it)."""
+
+    index: int
+    name: str
+    op: str
+    kind: str
+    instructions: int | None
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """The instructions of one inference, layer by layer, on `board` (plain or `dsp` kernels).
+    `entry_exit` is invoke's own share (the arena check, the input and output copies, call and
+    return); `whole` counts from main's call of invoke to its return: the sum of the layers and
+    entry_exit."""
+
+    board: str
+    dsp: bool
+    layers: tuple[LayerCount, ...]
+    entry_exit: int
+    whole: int
+
+
+def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False) -> LayerProfile:
+    """Per-layer instructions of one inference from one QEMU run (see the module docstring);
+    `directory` is a C project emitted with `profile=True`."""
+    directory = Path(directory).resolve()
+    prefix = prefix_of(directory)
+    if not (directory / "layers.tsv").is_file():
+        raise UsageError(f"{directory} has no layer markers (it was emitted without profile=True)",
+                         "emit it with emit_c(..., profile=True), or bench the model: `mcuforge bench MODEL --qemu`")
+    rows = [line.split("\t") for line in (directory / "layers.tsv").read_text().splitlines()
+            if not line.startswith("#")]
+    make(directory, "profile", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
+    elf = f"{prefix}_profile.elf"
+    symbols = subprocess.run(["arm-none-eabi-nm", "-S", elf], cwd=directory, capture_output=True, text=True,
+                             check=True).stdout
+    address, size = re.search(rf"^([0-9a-f]+) ([0-9a-f]+) T {prefix}_profile_mark$", symbols, re.MULTILINE).groups()
+    _, log = _qemu(directory, elf, inputs, board, "-d", "plugin", "-plugin",
+                   f"{directory / 'qemu_marks.so'},mark=0x{address},size=0x{size}")
+    counts = [int(c) for c in re.findall(r"^mark (\d+)$", log, re.MULTILINE)]
+    # markers: before invoke, before each of the len(rows) layers, after the last, after invoke;
+    # an early exit returns from inside layer k: then the markers after layer k are missing
+    if not 3 <= len(counts) <= len(rows) + 3:
+        raise RuntimeError(f"{len(counts)} layer markers counted for {len(rows)} layers in {directory}:\n{log}")
+    steps = [b - a - 1 for a, b in itertools.pairwise(counts)]  # minus the marker call (a bl) each
+    full = len(counts) == len(rows) + 3
+    layer_counts = steps[1:-1] if full else steps[1:-1] + [steps[-1]]  # an exit: its return counted in its layer
+    layers = tuple(LayerCount(int(i), name, op, kind, layer_counts[int(i)] if int(i) < len(layer_counts) else None)
+                   for i, name, op, kind in rows)
+    entry_exit = steps[0] + (steps[-1] if full else 0)
+    return LayerProfile(board, dsp, layers, entry_exit, sum(steps))
+
+
+def latency_basis(core: str, target) -> tuple[float | None, str]:
+    """(clock in MHz for milliseconds or None, the caption that says how the estimate is made and
+    what is missing) for counts of a `core` build on `target` (None: no target given)."""
+    cpi = CYCLES_PER_INSTRUCTION.get(core)
+    if cpi is None:
+        return None, f"no cycle estimate for {core}"
+    basis = (f"est. = estimate: cycles = instructions x {cpi} ({core}; see "
+             "mcuforge.backends.c.bench.CYCLES_PER_INSTRUCTION)")
+    if target is None:
+        return None, basis + "; no --target: no clock for milliseconds"
+    if target.core != core:
+        return None, basis + f"; no milliseconds: the counts are of a {core} build, {target.name} is a {target.core}"
+    return target.clock_mhz, basis + f", ms at {target.name}'s {target.clock_mhz} MHz"
+
+
+class LayerTable(NamedTuple):
+    """A LayerProfile as table cells: a row per layer then invoke's share and the total, a row per
+    layer kind, and per layer a record (for JSON)."""
+
+    header: list[str]
+    rows: list[list[str]]
+    kind_header: list[str]
+    kind_rows: list[list[str]]
+    records: list[dict]
+
+
+def layer_rows(profile: LayerProfile, core: str, clock_mhz: float | None,
+               macs: dict[str, int] | None = None) -> LayerTable:
+    """`profile` as a LayerTable: estimated cycles when `core` has a factor, milliseconds when also
+    `clock_mhz` (the target's), instructions per MAC when `macs` (node -> MACs) is given."""
+    cpi = CYCLES_PER_INSTRUCTION.get(core)
+    ms = cpi is not None and clock_mhz is not None
+
+    def cells(instructions, n_macs):
+        if instructions is None:
+            return ["not run"] + ["-"] * (1 + (macs is not None) + (cpi is not None) + ms)
+        return [f"{instructions:,}", *([f"{instructions / n_macs:.2f}" if n_macs else "-"] if macs is not None else []),
+                f"{instructions / profile.whole:.1%}", *([f"{instructions * cpi:,.0f}"] if cpi is not None else []),
+                *([f"{instructions * cpi / (clock_mhz * 1e3):.3f}"] if ms else [])]
+
+    values = ["instructions", *(["instr./MAC"] if macs is not None else []), "share",
+              *(["est. cycles"] if cpi is not None else []), *(["est. ms"] if ms else [])]
+    m = macs or {}
+    header = ["#", "layer", "op", "kind", *(["MACs"] if macs is not None else []), *values]
+    rows, kinds, records = [], {}, []
+    for layer in profile.layers:
+        n = m.get(layer.name, 0)
+        rows.append([str(layer.index), layer.name, layer.op, layer.kind, *([f"{n:,}"] if macs is not None else []),
+                     *cells(layer.instructions, n)])
+        k = kinds.setdefault(layer.kind, [0, 0, 0])
+        k[0], k[1], k[2] = k[0] + 1, k[1] + n, k[2] + (layer.instructions or 0)
+        records.append(dict(name=layer.name, op=layer.op, kind=layer.kind, instructions=layer.instructions,
+                            est_cycles=None if cpi is None or layer.instructions is None else layer.instructions * cpi,
+                            est_ms=layer.instructions * cpi / (clock_mhz * 1e3)
+                            if ms and layer.instructions is not None else None))
+    blank = [""] * (macs is not None)
+    rows.append(["", "(invoke: checks, copies)", "", "", *blank, *cells(profile.entry_exit, 0)])
+    rows.append(["", "total", "", "", *([f"{sum(m.values()):,}"] if macs is not None else []),
+                 *cells(profile.whole, sum(m.values()))])
+    kind_rows = [[kind, str(n), *([f"{k_macs:,}"] if macs is not None else []), *cells(instr, k_macs)]
+                 for kind, (n, k_macs, instr) in sorted(kinds.items(), key=lambda kv: LAYER_KINDS.index(kv[0]))]
+    return LayerTable(header, rows, ["kind", "layers", *header[4:]], kind_rows, records)

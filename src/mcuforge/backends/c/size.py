@@ -8,6 +8,9 @@ the model adds to a firmware. A target without an Arm core (the host, an Xtensa 
 is measured for a Cortex-M4, and says so. When the .tflite was emitted too, TFLite Micro's arena
 for it (`tflite.runtime.tflm_arena_bytes`) is measured beside ours.
 
+`kernel_text(c_dir, core, dsp)` is the text of the kernel files alone (the code a kernel change
+moves; whole files, before the linker drops the functions the model does not call).
+
 Without arm-none-eabi-gcc (or TFLite Micro) the result carries a note that says what was not
 measured and why, shown in the report: never skipped silently.
 """
@@ -100,3 +103,22 @@ def measure(c_dir, target=None, tflite=None) -> McuSize:
             notes.append(f"TFLite Micro's arena not measured: {getattr(e, 'message', e)}")
     size.notes = tuple(notes)
     return size
+
+
+def kernel_text(c_dir, core: str = DEFAULT_CORE, dsp: bool = False) -> int:
+    """Text bytes of the project's kernels/*.c on `core`, compiled as the Makefile's Cortex-M build
+    does (-O2, `dsp`: -DMCUFORGE_USE_DSP), summed by arm-none-eabi-size; RuntimeError if they do not build."""
+    c_dir = Path(c_dir).resolve()
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size"):
+        if shutil.which(tool) is None:
+            raise UsageError(f"{tool} is not installed", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
+    with tempfile.TemporaryDirectory() as tmp:
+        built = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-mthumb", *CORES[core], "-O2", "-ffunction-sections",
+                                "-fdata-sections", *(["-DMCUFORGE_USE_DSP"] if dsp else []),
+                                f"-I{c_dir / 'kernels'}", "-c", *map(str, sorted((c_dir / "kernels").glob("*.c")))],
+                               cwd=tmp, capture_output=True, text=True)
+        if built.returncode != 0:
+            raise RuntimeError(f"the kernels of {c_dir} do not build for {core}:\n{built.stderr}")
+        out = subprocess.run(["arm-none-eabi-size", "-t", *sorted(str(p) for p in Path(tmp).glob("*.o"))],
+                             capture_output=True, text=True, check=True).stdout
+    return int(out.strip().splitlines()[-1].split()[0])
