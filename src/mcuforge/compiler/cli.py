@@ -266,7 +266,7 @@ def cmd_bench(args, console: Console) -> int:
 
     from ..backends.c import bench
     from ..errors import UsageError
-    from .report import macs
+    from ..ir.cost import macs
     if args.runs < 1:
         raise UsageError(f"--runs {args.runs} is not a positive number", "e.g. --runs 20")
     if args.data and not args.exits:
