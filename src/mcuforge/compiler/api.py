@@ -14,6 +14,7 @@ from ..errors import (
     UsageError,
 )
 from ..ir.graph import Graph
+from ..ir.types import DType
 
 
 def trace(model, example_inputs, name=None) -> Graph:
@@ -76,7 +77,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True) -> Artifact:
+            onnx="qdq", per_channel=True, fit_check=True) -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -103,6 +104,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     `mcuforge.ir.early_exit`). `tflite_offline_plan` says whether the .tflite carries our memory
     plan as TFLite Micro's offline plan (None: when the memory-plan pass ran; False: TFLite
     Micro plans itself; True: planned for the file even without the pass).
+    With a `target`, a model whose arena exceeds its SRAM or whose weights exceed its flash raises
+    DoesNotFitError before anything is written, whatever is emitted (the C backend then also
+    counts its runtime RAM and kernel code); `fit_check=False` writes the files anyway.
     """
     from ..backends import get as backend
     from ..backends.onnx import OnnxOptions
@@ -116,6 +120,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
     backends = {name: backend(name) for name in emit}
     options = {"onnx": OnnxOptions(format=onnx)}
+    if "c" in backends:
+        options["c"] = backends["c"].options(fit_check=fit_check)
     if "tflite" in backends:
         options["tflite"] = backends["tflite"].options(offline_plan=tflite_offline_plan)
     if emit and out_dir is None:
@@ -149,6 +155,10 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch)
     ctx = pm.run(graph, ctx)
     report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.quant, plan=ctx.plan)
+    if tgt is not None and fit_check and "c" not in backends:  # the C backend's check adds its runtime and code
+        from ..analysis.fit import check_fit
+        is_float = any(v.dtype == DType.f32 for n in graph.nodes for v in n.outputs)
+        check_fit(tgt, ctx.plan, report.flash_bytes, is_float=is_float)
     art = Artifact(graph, report, ctx=ctx, target=tgt)
     if emit:
         written = {}

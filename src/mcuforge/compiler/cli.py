@@ -47,6 +47,8 @@ def _model_args(p: argparse.ArgumentParser):
     p.add_argument("--target", help="target name (see `mcuforge targets`) or a profile .toml")
     p.add_argument("--sram", help="override the target's SRAM size, e.g. 96K")
     p.add_argument("--flash", help="override the target's flash size, e.g. 512K")
+    p.add_argument("--no-fit-check", action="store_true",
+                   help="write the outputs even when the model exceeds the target's SRAM or flash (else exit 4)")
     p.add_argument("--debug", action="store_true", help="verify the IR after every pass; show tracebacks")
     p.add_argument("--exit", action="append", metavar="OUTPUT[=THRESH]", dest="exits",
                    help="early exit: a graph output (name or index) and its confidence threshold, in the order "
@@ -172,7 +174,8 @@ def _compile(args, emit, out, instrumentations=()):
                             mixed=args.mixed,
                             prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
                             tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
-                            onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True))
+                            onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
+                            fit_check=not args.no_fit_check)
 
 
 def _exits(args) -> dict | None:

@@ -3,6 +3,7 @@ the memory plan (emit.py, ops.py, packed.py, exits.py, templates/, kernels/); be
 size.py build it to measure latency, instructions, flash and RAM."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import Backend
@@ -10,8 +11,14 @@ from .emit import emit_c
 from .ops import scratch_bytes
 
 
-def write(graph, out: Path, ctx, options, prefix: str) -> Path:
-    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.plan, exits=ctx.exits)
+@dataclass(frozen=True)
+class COptions:
+    fit_check: bool = True  # refuse a model that exceeds the target's SRAM or flash (DoesNotFitError)
 
 
-BACKEND = Backend("c", write, scratch=scratch_bytes)
+def write(graph, out: Path, ctx, options: COptions, prefix: str) -> Path:
+    return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.plan, exits=ctx.exits,
+                  fit_check=options.fit_check)
+
+
+BACKEND = Backend("c", write, scratch=scratch_bytes, options=COptions)

@@ -39,8 +39,9 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from ...analysis.memory import Buffer, MemoryPlan, step_bytes
-from ...errors import DoesNotFitError, UnsupportedItem, UnsupportedOpError, UsageError
+from ...analysis.fit import check_fit
+from ...analysis.memory import MemoryPlan
+from ...errors import UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
 from ...ir.types import DType
 from ...version import __version__
@@ -211,49 +212,6 @@ def resolve_plan(graph: Graph, plan: MemoryPlan | None) -> MemoryPlan:
     return plan_for(graph, ops.scratch_bytes, ALIGNMENT)
 
 
-def peak_tensors(plan: MemoryPlan, top: int = 5) -> tuple[int, str, list[tuple[str, int]]]:
-    """(step, node, [(buffer, bytes)]) of the step with the most live bytes: what makes the peak.
-    A buffer is a value that owns its bytes, live from the first to the last step of the values
-    aliased to it."""
-    spans: dict[str, list[int]] = {}
-    for name in plan.sizes:
-        root = name
-        while root in plan.aliases:
-            root = plan.aliases[root]
-        first, last = plan.lifetimes[name]
-        s = spans.setdefault(root, [first, last])
-        s[0], s[1] = min(s[0], first), max(s[1], last)
-    live = step_bytes([Buffer(k, plan.sizes[k], first, last) for k, (first, last) in spans.items()])
-    if not live:
-        return 0, "", []
-    step = int(np.argmax(live))
-    at = sorted(((k, plan.sizes[k]) for k, (first, last) in spans.items() if first <= step <= last),
-                key=lambda t: (-t[1], t[0]))
-    return step, plan.schedule[step] if plan.schedule else "", at[:top]
-
-
-def check_fit(target, plan: MemoryPlan, weight_bytes: int, code_bytes: int, is_float: bool):
-    """Raise DoesNotFitError when the model exceeds the target's SRAM or flash."""
-    ram, flash = plan.arena_bytes + RUNTIME_RAM, weight_bytes + code_bytes
-    problems = []
-    if ram > target.sram:
-        step, node, tensors = peak_tensors(plan)
-        listed = ", ".join(f"{k} ({s:,} B)" for k, s in tensors)
-        problems.append(f"SRAM: needs {ram:,} B (arena {plan.arena_bytes:,} + runtime {RUNTIME_RAM:,}), "
-                        f"{target.name} has {target.sram:,} B: {ram - target.sram:,} B too many; the peak is at "
-                        f"step {step} ({node}), where {listed} are live")
-    if flash > target.flash:
-        problems.append(f"flash: needs {flash:,} B (weights {weight_bytes:,} + code ~{code_bytes:,}), "
-                        f"{target.name} has {target.flash:,} B: {flash - target.flash:,} B too many")
-    if problems:
-        tips = ["quantize to int8 (quantize='int8', CLI --quantize int8: 4x smaller weights and activations)"] \
-            if is_float else []
-        tips += ["prune channels", "reorder the layers for a smaller peak (the schedule pass)",
-                 "or choose a part with more SRAM/flash (--target, --sram, --flash)"]
-        raise DoesNotFitError("the model does not fit " + target.name + ":\n  " + "\n  ".join(problems),
-                              "; ".join(tips))
-
-
 # ---------------------------------------------------------------- files
 
 def _io(e: CEmitter, v: Value, i: int) -> dict:
@@ -266,7 +224,7 @@ def _io(e: CEmitter, v: Value, i: int) -> dict:
 
 
 def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
-             exits=None, profile: bool = False) -> dict[str, bytes]:
+             exits=None, profile: bool = False, fit_check: bool = True) -> dict[str, bytes]:
     """File name -> content of the C project for `graph` (see the module docstring)."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise UsageError(f"C prefix '{prefix}' is not a C identifier", "use letters, digits and _, e.g. --prefix kws")
@@ -278,10 +236,10 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
     inputs = [_io(e, v, i) for i, v in enumerate(graph.inputs)]
     outputs = [_io(e, v, i) for i, v in enumerate(graph.outputs)]
     files = sorted({ops.KERNEL_FILES[k] for k in e.kernels})
-    if target is not None:
+    if target is not None and fit_check:
         code = RUNTIME_CODE + sum(ops.CODE_BYTES[f] for f in files) + ops.CALL_BYTES * e.n_calls
         is_float = any(v.dtype == DType.f32 for n in graph.nodes for v in n.outputs)
-        check_fit(target, plan, len(e.blob.data), code, is_float)
+        check_fit(target, plan, len(e.blob.data), code_bytes=code, runtime_ram=RUNTIME_RAM, is_float=is_float)
     int16 = any(f.endswith("_s16.c") for f in files)  # the int16 kernels use mcuforge_int8.h's arithmetic too
     headers = ["mcuforge.h"] + (["mcuforge_int8.h"] if int16 or any(f.endswith("_s8.c") for f in files) else []) \
         + (["mcuforge_int16.h"] if int16 else [])
@@ -308,10 +266,10 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
 
 
 def emit_c(graph: Graph, out_dir, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
-           exits=None, profile: bool = False) -> Path:
+           exits=None, profile: bool = False, fit_check: bool = True) -> Path:
     """Write the C project for `graph` into `out_dir` (created); returns the directory. Everything
     is rendered (and the fit checked) before the first file is written."""
-    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, profile=profile)
+    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, profile=profile, fit_check=fit_check)
     out = Path(out_dir)
     for name, data in files.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
