@@ -50,11 +50,20 @@ def plan_for(graph: Graph, scratch: Callable[[Node], int] | None, alignment: int
     return ctx.plan
 
 
+def umask() -> int:
+    """The process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path, data: bytes) -> str:
-    """Write `data` to `path` through a temporary file beside it, so a failure leaves nothing."""
+    """Write `data` to `path` through a temporary file beside it, so a failure leaves nothing.
+    The file gets the permissions the umask gives a new file (mkstemp's would be 0600)."""
     path = os.fspath(path)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

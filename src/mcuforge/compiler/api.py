@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends.base import umask
 from ..errors import (
     UsageError,
 )
@@ -77,7 +78,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True, fit_check=True) -> Artifact:
+            onnx="qdq", per_channel=True, fit_check=True, prune=None) -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -104,6 +105,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     `mcuforge.ir.early_exit`). `tflite_offline_plan` says whether the .tflite carries our memory
     plan as TFLite Micro's offline plan (None: when the memory-plan pass ran; False: TFLite
     Micro plans itself; True: planned for the file even without the pass).
+    `prune=0.5` (or {layer: fraction}) removes that fraction of the channels of every channel
+    group after the float passes (the prune-channels pass; `art.ctx.pruning` has its table).
     With a `target`, a model whose arena exceeds its SRAM or whose weights exceed its flash raises
     DoesNotFitError before anything is written, whatever is emitted (the C backend then also
     counts its runtime RAM and kernel code); `fit_check=False` writes the files anyway.
@@ -113,7 +116,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     from ..frontends.load import load_model
     from ..passes.base import PassContext
     from ..passes.manager import PassManager
-    from ..passes.pipelines import resolve, with_legalization
+    from ..passes.pipelines import resolve, with_legalization, with_pruning
     from .html_report import render_html
     from .report import Report
 
@@ -134,6 +137,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     stage("load")
     graph = load_model(model, example_inputs, input_shapes=input_shapes)
     pipeline = resolve(passes, emit)
+    if prune is not None:
+        pipeline = with_pruning(pipeline, prune)
     for b in backends.values():  # what the backends need the graph to be, before the schedule and the plan
         pipeline = with_legalization(pipeline, b.legalize)
     if quantize is not None:
@@ -196,6 +201,7 @@ class atomic_dir:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
+            self.tmp.chmod(0o777 & ~umask())  # what the umask gives a new directory (mkdtemp's is 0700)
         except OSError as e:
             raise UsageError(f"cannot write the output directory {self.path}: {e.strerror}",
                              "choose a directory you can write to, whose parents are directories") from None

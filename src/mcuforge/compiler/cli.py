@@ -49,6 +49,8 @@ def _model_args(p: argparse.ArgumentParser):
     p.add_argument("--flash", help="override the target's flash size, e.g. 512K")
     p.add_argument("--no-fit-check", action="store_true",
                    help="write the outputs even when the model exceeds the target's SRAM or flash (else exit 4)")
+    p.add_argument("--prune", type=float, metavar="RATIO",
+                   help="remove this fraction of every channel group's channels (the prune-channels pass)")
     p.add_argument("--debug", action="store_true", help="verify the IR after every pass; show tracebacks")
     p.add_argument("--exit", action="append", metavar="OUTPUT[=THRESH]", dest="exits",
                    help="early exit: a graph output (name or index) and its confidence threshold, in the order "
@@ -75,14 +77,24 @@ def _model_args(p: argparse.ArgumentParser):
                    help="compress the int8 weights: pow2, binary, ternary, kmeans2..kmeans8, int4g32/64/128")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help with the examples laid out as written and each option's default, where it has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mcuforge", description="Compile PyTorch and ONNX models for microcontrollers.",
-                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 epilog=EXAMPLES, formatter_class=HelpFormatter)
     ap.add_argument("--version", action="version", version=f"mcuforge {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile a model and write the outputs", epilog=EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     _model_args(c)
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (written atomically)")
     c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx, tflite, c)")
@@ -99,12 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     c.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
-    i = sub.add_parser("inspect", help="print the per-layer table of a compiled model")
+    i = sub.add_parser("inspect", help="print the per-layer table of a compiled model",
+                       formatter_class=HelpFormatter)
     _model_args(i)
     i.add_argument("--ir", action="store_true", help="also print the IR (constants elided)")
     i.add_argument("--memory", action="store_true", help="also print the memory plan as a timeline")
 
-    b = sub.add_parser("bench", help="build the generated C and measure its latency (host) and instructions (QEMU)")
+    b = sub.add_parser("bench", help="build the generated C and measure its latency (host) and instructions (QEMU)",
+                       formatter_class=HelpFormatter)
     _model_args(b)  # MODEL may also be a directory of generated C (`compile --emit c`'s out/ or out/c/)
     b.add_argument("-o", "--out", metavar="DIR", help="keep the compiled model here (default: a temporary "
                    "directory); with --qemu its C has the layer markers, compiled in only by `make profile`")
@@ -117,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-q", "--quiet", action="store_true", help="no progress, only the table")
     b.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
-    w = sub.add_parser("sweep", help="accuracy against flash over several quantization schemes")
+    w = sub.add_parser("sweep", help="accuracy against flash over several quantization schemes",
+                       formatter_class=HelpFormatter)
     w.add_argument("model", help="an .onnx file, path/to/file.py:factory, or zoo:NAME")
     w.add_argument("--eval", required=True, metavar="FILE.py:FN", help="FN(runner) -> accuracy; runner(*inputs) "
                    "runs the compiled model (float inputs and outputs)")
@@ -175,7 +190,7 @@ def _compile(args, emit, out, instrumentations=()):
                             prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
                             tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
                             onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
-                            fit_check=not args.no_fit_check)
+                            fit_check=not args.no_fit_check, prune=args.prune)
 
 
 def _exits(args) -> dict | None:
@@ -349,17 +364,24 @@ def cmd_bench(args, console: Console) -> int:
 
 
 def cmd_targets(args, console: Console) -> int:
+    from rich import box
     from rich.table import Table
 
     from ..ir.cost import human_bytes
     from .targets import list_targets
-    t = Table(title="targets")
-    for col in ("name", "core", "MHz", "SRAM", "flash", "FPU", "DSP", "description"):
-        t.add_column(col)
+    # the numbers, then the descriptions: the names (what --target takes) are never cut at 80 columns
+    t = Table(title="targets", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "core", "MHz", "SRAM", "flash", "FPU", "DSP"):
+        t.add_column(col, no_wrap=True)
+    about = Table(box=None, pad_edge=False, show_header=False)
+    about.add_column(no_wrap=True)
+    about.add_column(ratio=1)
     for tg in list_targets():
         t.add_row(tg.name, tg.core, str(tg.clock_mhz), human_bytes(tg.sram), human_bytes(tg.flash),
-                  "yes" if tg.fpu else "no", "yes" if tg.dsp else "no", tg.description)
+                  "yes" if tg.fpu else "no", "yes" if tg.dsp else "no")
+        about.add_row(tg.name, tg.description)
     console.print(t)
+    console.print(about)
     return 0
 
 

@@ -1,8 +1,9 @@
 """Turns what a user hands us into an IR graph: an nn.Module, an `.onnx` or `.tflite` file, a
 `path/to/file.py:name` reference, a `zoo:name`, or a Graph.
 
-Example inputs for a module come from the caller, from `input_shapes`, or from an
-`example_inputs` attribute on the module or next to the factory in its file.
+Example inputs for a module come from the caller, from `input_shapes` (random inputs of those
+shapes, which take precedence over the next source), or from an `example_inputs` attribute on
+the module or next to the factory in its file (or the zoo's).
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
                 raise UsageError(f"no zoo model '{text[4:]}'", f"zoo models: {', '.join(zoo.names())}")
             model, zoo_inputs = zoo.get(text[4:])
             name = text[4:]
-            example_inputs = example_inputs if example_inputs is not None else zoo_inputs
+            example_inputs = example_inputs if example_inputs is not None or input_shapes else zoo_inputs
         elif text.endswith((".onnx", ".tflite")) or (Path(text).is_file() and ":" not in Path(text).name):
             if not Path(text).is_file():
                 raise UsageError(f"model file {text} does not exist", "check the path (relative to the current directory)")
@@ -81,7 +82,7 @@ def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
             return load_onnx(text, input_shapes=input_shapes)
         elif ":" in text:
             model, found = resolve_reference(text)
-            example_inputs = example_inputs if example_inputs is not None else found
+            example_inputs = example_inputs if example_inputs is not None or input_shapes else found
         else:
             raise UsageError(f"cannot read model '{text}'",
                              "give an .onnx or .tflite file, path/to/file.py:factory, or zoo:NAME")

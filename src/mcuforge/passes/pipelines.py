@@ -83,3 +83,13 @@ def with_legalization(pipeline: list, steps) -> list:
     names = [name for name, _ in pipeline]
     at = min([names.index(n) for n in ("schedule", "memory-plan") if n in names], default=len(pipeline))
     return [*pipeline[:at], *missing, *pipeline[at:]]
+
+
+def with_pruning(pipeline: list, ratio) -> list:
+    """`pipeline` with `prune-channels{ratio}` after its float passes (so it prunes the folded,
+    fused graph) and before quantization, layout, scheduling and planning, which must see the
+    pruned channels."""
+    names = [name for name, _ in pipeline]
+    late = [names.index(n) for n in ("quantize", "to-nhwc", "schedule", "memory-plan") if n in names]
+    at = min(late, default=len(pipeline))
+    return [*pipeline[:at], ("prune-channels", {"ratio": ratio}), *pipeline[at:]]
