@@ -82,7 +82,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default not in (None, False, argparse.SUPPRESS) and "default" not in text and action.option_strings:
+        shown = action.default not in (None, argparse.SUPPRESS, [], ()) and not isinstance(action.default, bool)
+        if shown and "default" not in text and action.option_strings:
             text += " (default: %(default)s)"
         return text
 
