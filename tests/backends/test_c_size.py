@@ -40,3 +40,22 @@ def test_missing_toolchain_is_a_visible_note(tmp_path, monkeypatch):
     assert art.report.mcu.core == "" and art.report.mcu.tflm_arena is None
     note = "arm-none-eabi-gcc is not installed"
     assert note in (tmp_path / "report.md").read_text() and note in (tmp_path / "report.html").read_text()
+
+
+def test_tflite_micro_aborting_leaves_the_process_alive(tmp_path, monkeypatch):
+    """TFLite Micro aborts the process on some files (a failed check in a kernel's Prepare): here
+    every Python started by this test gets a TFLite Micro whose interpreter calls abort()
+    (sitecustomize), and compiling with C and TFLite still returns, the crash noted in the report."""
+    import os
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(
+        "import os\nfrom tflite_micro.python.tflite_micro import runtime\n\n\n"
+        "class Aborting:\n    @staticmethod\n    def from_bytes(*args, **kwargs):\n        os.abort()\n\n\n"
+        "runtime.Interpreter = Aborting\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]))
+    art = mcuforge.compile("zoo:tiny_cnn", emit=("c", "tflite"), out_dir=tmp_path / "o")
+    assert art.report.mcu.tflm_arena is None
+    assert "TFLite Micro's arena not measured: tflm_arena_bytes was killed by SIGABRT" in art.report.mcu.notes
+    monkeypatch.setenv("PYTHONPATH", os.environ["PYTHONPATH"].split(os.pathsep, 1)[1])
+    assert size.measure(art.files["c"], None, art.files["tflite"]).tflm_arena > 0

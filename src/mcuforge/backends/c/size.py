@@ -6,7 +6,8 @@ text + data (code, weights, initialized data), RAM = data + bss (the arena and t
 state). The startup code, newlib and the caller's own code are not counted: these are the bytes
 the model adds to a firmware. A target without an Arm core (the host, an Xtensa part) or no target
 is measured for a Cortex-M4, and says so. When the .tflite was emitted too, TFLite Micro's arena
-for it (`tflite.runtime.tflm_arena_bytes`) is measured beside ours.
+for it (`tflite.runtime.tflm_arena_bytes`, in a subprocess: TFLite Micro may abort) is measured
+beside ours.
 
 `kernel_text(c_dir, core, dsp)` is the text of the kernel files alone (the code a kernel change
 moves; whole files, before the linker drops the functions the model does not call).
@@ -95,12 +96,12 @@ def measure(c_dir, target=None, tflite=None) -> McuSize:
     else:
         notes = ["flash and RAM on the MCU not measured: arm-none-eabi-gcc is not installed "
                  "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)"]  # replaces the core's note
-    if tflite is not None:
+    if tflite is not None:  # in a process of its own: TFLite Micro may abort on a file
+        from ..tflite.runtime import isolated
         try:
-            from ..tflite.runtime import tflm_arena_bytes
-            size.tflm_arena = tflm_arena_bytes(Path(tflite).read_bytes())
-        except (ImportError, UsageError) as e:
-            notes.append(f"TFLite Micro's arena not measured: {getattr(e, 'message', e)}")
+            size.tflm_arena = isolated("tflm_arena_bytes", tflite)
+        except RuntimeError as e:
+            notes.append(f"TFLite Micro's arena not measured: {e}")
     size.notes = tuple(notes)
     return size
 

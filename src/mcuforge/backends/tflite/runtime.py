@@ -4,11 +4,19 @@ For tests and benchmarks: `run_litert` and `run_tflm` take one numpy array per m
 return the outputs; `tflm_arena_bytes` is the arena TFLite Micro's allocator used (its recording
 allocator's "Arena allocation total": planned tensors plus persistent data; `tflm_arena_usage`
 splits it). TFLite Micro comes from the `tflite-micro` package (the `test` extra).
+
+Where the compiler itself calls a runtime on the user's behalf (the compile report's TFLite Micro
+arena), it goes through `isolated`: TFLite Micro aborts or crashes the process on some files
+(a failed check in a kernel's Prepare, a corrupt buffer), and the user's process must survive it.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -95,3 +103,22 @@ def _io_counts(data: bytes) -> tuple[int, int]:
     from ai_edge_litert import schema_py_generated as fb
     sub = fb.Model.GetRootAs(data).Subgraphs(0)
     return sub.InputsLength(), sub.OutputsLength()
+
+
+def isolated(function: str, path, timeout: float = 300):
+    """`function(bytes of the file at path)` of this module, run in a fresh Python process; its
+    result (JSON) is returned. RuntimeError says how the process ended when it did not return:
+    the signal that killed it, the timeout, or the error it printed."""
+    code = ("import json, sys\nfrom mcuforge.backends.tflite import runtime\n"
+            f"print(json.dumps(runtime.{function}(open(sys.argv[1], 'rb').read())))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, os.fspath(path)], capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{function} did not finish in {timeout:.0f} s") from None
+    if done.returncode < 0:
+        raise RuntimeError(f"{function} was killed by {signal.Signals(-done.returncode).name}")
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"{function} failed: {last[:300]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
