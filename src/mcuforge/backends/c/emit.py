@@ -84,7 +84,7 @@ class Blob:
         if key not in self._seen:
             self.data += bytes(-len(self.data) % ALIGNMENT)
             self._seen[key] = len(self.data)
-            self.entries.append((len(self.data), a.nbytes, f"{what}: {a.dtype} {list(a.shape)}"))
+            self.entries.append((len(self.data), a.nbytes, ops.c_text(f"{what}: {a.dtype} {list(a.shape)}")))
             self.data += key[2]
         return self._seen[key]
 
@@ -129,7 +129,7 @@ class CEmitter:
             attrs = ", ".join(f"{k}={v}" for k, v in n.attrs.items() if k in ("act", "layout", "groups", "axis",
                                                                               "perm"))
             results = ", ".join(f"%{v.name}: {v.dtype.value}{list(v.shape)}" for v in n.outputs)
-            self.nodes.append(NodeCode(f"{results} = {n.op}({operands}){' ' + attrs if attrs else ''}"))
+            self.nodes.append(NodeCode(ops.c_text(f"{results} = {n.op}({operands}){' ' + attrs if attrs else ''}")))
             lowering(n)(self, n)
 
     # ---- the interface of ops.LOWERINGS
@@ -216,7 +216,7 @@ def resolve_plan(graph: Graph, plan: MemoryPlan | None) -> MemoryPlan:
 
 def _io(e: CEmitter, v: Value, i: int) -> dict:
     q = v.type.quant
-    return dict(index=i, name=v.name, ctype=ops.CTYPES[v.dtype], dtype=v.dtype.value, shape=list(v.shape),
+    return dict(index=i, name=ops.c_text(v.name), ctype=ops.CTYPES[v.dtype], dtype=v.dtype.value, shape=list(v.shape),
                 bytes=v.type.nbytes, const=v.is_const, offset=None if v.is_const else e.offset(v),
                 src=e.ptr(v) if v.is_const else None,
                 scale=ops.flt(q.scale[0]) if q is not None and q.axis is None else None,
@@ -243,7 +243,7 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
     int16 = any(f.endswith("_s16.c") for f in files)  # the int16 kernels use mcuforge_int8.h's arithmetic too
     headers = ["mcuforge.h"] + (["mcuforge_int8.h"] if int16 or any(f.endswith("_s8.c") for f in files) else []) \
         + (["mcuforge_int16.h"] if int16 else [])
-    ctx = dict(version=__version__, graph=re.sub(r"[^A-Za-z0-9_.\- ]", "_", graph.name), prefix=prefix,
+    ctx = dict(version=__version__, graph=ops.c_text(graph.name), prefix=prefix,
                PREFIX=prefix.upper(), inputs=inputs, outputs=outputs, plan=plan, nodes=e.nodes,
                weight_rows=e.blob.rows(), row_bytes=ROW, weight_bytes=len(e.blob.data), weights=e.blob.entries,
                kernel_files=files, arena_bytes=max(plan.arena_bytes, 1), exits=exit_records,

@@ -15,7 +15,7 @@ def add_exit_checks(e, graph: Graph, exits: list[Exit]) -> tuple[list[dict], set
     records, helpers = [], set()
     for k, x in enumerate(exits):
         v = graph.outputs[x.output]
-        records.append({"index": k, "output": x.output, "name": v.name, "threshold": x.threshold})
+        records.append({"index": k, "output": x.output, "name": ops.c_text(v.name), "threshold": x.threshold})
         if x.threshold is None:
             continue
         t = confidence_test(v, x.threshold)
@@ -26,8 +26,8 @@ def add_exit_checks(e, graph: Graph, exits: list[Exit]) -> tuple[list[dict], set
         args.append(int(t.bound) if t.dtype == "i8" else ops.flt(t.bound))
         at = step[v.producer.name]
         done = [(i, o) for i, o in enumerate(graph.outputs) if step[o.producer.name] <= at]
-        e.nodes[at].exit = {"index": k, "name": v.name, "threshold": x.threshold,
+        e.nodes[at].exit = {"index": k, "name": ops.c_text(v.name), "threshold": x.threshold,
                             "test": f"{helper}({', '.join(map(str, args))})",
-                            "copies": [(i, e.offset(o), o.type.nbytes, o.name) for i, o in done]}
+                            "copies": [(i, e.offset(o), o.type.nbytes, ops.c_text(o.name)) for i, o in done]}
         helpers.add(helper)
     return records, helpers

@@ -26,6 +26,7 @@ quantize axes must be contiguous.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 
@@ -79,6 +80,13 @@ TYPE_CODES = {DType.i8: "MCUFORGE_I8", DType.u8: "MCUFORGE_U8", DType.i16: "MCUF
 def unsupported(n: Node, why: str):
     raise UnsupportedOpError([UnsupportedItem(n.op, n.name, n.meta.get("location"))],
                              f"the C backend cannot run it: {why}", "the C backend cannot emit:")
+
+
+def c_text(text: str) -> str:
+    """Model-given text (value, node and graph names come from the user's files) as it may appear
+    in a generated C comment or string literal: printable ASCII without quotes, backslashes, '*'
+    (no comment can end or nest), '?' (no trigraph) or line breaks; anything else becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9 _.,:;%=+<>()\[\]{}#&|^~!/-]", "_", text)
 
 
 def flt(x: float) -> str:
