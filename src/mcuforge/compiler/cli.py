@@ -144,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--jobs", type=int, default=1, help="processes to run the schemes in (default 1: in this one)")
     w.add_argument("-o", "--out", metavar="FILE.html", help="write the plot (SVG) and the table to this HTML file")
 
+    v = sub.add_parser("validate", help="run the original model and the generated C on your samples and compare",
+                       formatter_class=HelpFormatter)
+    _model_args(v)
+    v.add_argument("--data", required=True, metavar="FILE.npz", help="the samples (arrays as for --calibration)")
+    v.add_argument("--labels", metavar="FILE.npy", help="a label per sample: accuracy of the original and the C")
+    v.add_argument("--on", choices=("host", "qemu"), default="host",
+                   help="run the C built for the host, or for a Cortex-M under QEMU (one run per sample)")
+    v.add_argument("--per-layer", action="store_true", help="also list the layers that lose the most (their "
+                   "output SQNR in the quantized model, measured by the quantize pass on the calibration data)")
+    v.add_argument("--min-sqnr", type=float, metavar="DB", help="exit 5 when an output's SQNR is below DB")
+    v.add_argument("--min-top1", type=float, metavar="FRACTION", help="exit 5 when an output's top-1 agreement "
+                   "is below FRACTION")
+    v.add_argument("--max-error", type=float, metavar="X", help="exit 5 when an output's max |error| is above X")
+    v.add_argument("--json", action="store_true", help="print a machine-readable summary")
+
     sub.add_parser("targets", help="list the bundled MCU profiles")
     sub.add_parser("passes", help="list the registered passes and named pipelines")
     sub.add_parser("ops", help="list the ops of the IR")
@@ -181,17 +196,20 @@ def _target(args):
     return load_target(args.target or "host").with_sizes(args.sram, args.flash)
 
 
+def _options(args) -> dict:
+    """compile()'s keyword arguments from the model and quantization options."""
+    return dict(passes=args.passes, target=_target(args), debug=args.debug, input_shapes=args.input_shape,
+                quantize=args.quantize, calibration=args.calibration, observer=args.observer, io=args.io,
+                keep_float=args.keep_float, keep_int16=args.keep_int16, auto_mixed=args.auto_mixed, mixed=args.mixed,
+                prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
+                tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
+                onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
+                fit_check=not args.no_fit_check, prune=args.prune)
+
+
 def _compile(args, emit, out, instrumentations=()):
     import mcuforge
-    return mcuforge.compile(args.model, emit=emit, out_dir=out, passes=args.passes, target=_target(args),
-                            debug=args.debug, input_shapes=args.input_shape, instrumentations=instrumentations,
-                            quantize=args.quantize, calibration=args.calibration, observer=args.observer, io=args.io,
-                            keep_float=args.keep_float, keep_int16=args.keep_int16, auto_mixed=args.auto_mixed,
-                            mixed=args.mixed,
-                            prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
-                            tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
-                            onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
-                            fit_check=not args.no_fit_check, prune=args.prune)
+    return mcuforge.compile(args.model, emit=emit, out_dir=out, instrumentations=instrumentations, **_options(args))
 
 
 def _exits(args) -> dict | None:
@@ -262,6 +280,34 @@ def cmd_sweep(args, console: Console) -> int:
         from pathlib import Path
         Path(args.out).write_text(render_html(points, args.model))
     return 0
+
+
+def cmd_validate(args, console: Console) -> int:
+    from rich.table import Table
+
+    from .validate import validate
+    with StatusHook(console, args.model, quiet=args.json, lazy=bool(args.quantize)) as status:
+        report = validate(args.model, args.data, labels=args.labels, on=args.on, min_sqnr=args.min_sqnr,
+                          min_top1=args.min_top1, max_error=args.max_error, instrumentations=[status],
+                          **_options(args))
+    if args.json:
+        print(json.dumps({"samples": report.samples, "on": report.on, "passed": report.passed,
+                          "failures": report.failures, "outputs": [vars(o) for o in report.outputs],
+                          "worst_layers": report.worst_layers}))
+    else:
+        table = Table(title=f"{args.model}: the generated C ({report.on}) against the original, "
+                            f"{report.samples} samples")
+        for col in report.HEADER:
+            table.add_column(col, justify="left" if col == "output" else "right")
+        for row in report.rows():
+            table.add_row(*row)
+        console.print(table)
+        if args.per_layer and report.worst_layers:
+            console.print("layers that lose the most (output SQNR in the quantized model): " + ", ".join(
+                f"{name} ({op}) {db:.1f} dB" for name, op, db in report.worst_layers))
+        for f in report.failures:
+            console.print(f"[red]FAILED[/] {f}")
+    return 0 if report.passed else 5
 
 
 def cmd_inspect(args, console: Console) -> int:
@@ -449,7 +495,7 @@ def cmd_completion(args, console: Console) -> int:
 
 
 COMMANDS = {"completion": cmd_completion, "compile": cmd_compile, "inspect": cmd_inspect, "bench": cmd_bench,
-            "targets": cmd_targets, "passes": cmd_passes, "sweep": cmd_sweep,
+            "validate": cmd_validate, "targets": cmd_targets, "passes": cmd_passes, "sweep": cmd_sweep,
             "ops": cmd_ops}
 
 

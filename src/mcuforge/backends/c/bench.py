@@ -110,10 +110,11 @@ def host_latency(directory, inputs, runs: int = 20) -> list[float]:
     return [sample(k) for _ in range(runs)]
 
 
-def _qemu(directory: Path, elf: str, inputs, board: str, *extra: str) -> tuple[str, str]:
+def _qemu(directory: Path, elf: str, inputs, board: str, *extra: str, outputs: list | None = None) -> tuple[str, str]:
     """Run `elf` of the project in `directory` on QEMU's `board` as `make qemu` does, in a temporary
     directory (the firmware's input.bin and output.bin live there, so the project's own stay as
-    they were); (stdout, QEMU's log) or RuntimeError with both."""
+    they were); (stdout, QEMU's log) or RuntimeError with both. `outputs`, a list, gets the bytes
+    of output.bin appended."""
     if shutil.which("qemu-system-arm") is None:
         raise UsageError("qemu-system-arm is not installed", "install it (e.g. apt-get install qemu-system-arm)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,6 +124,8 @@ def _qemu(directory: Path, elf: str, inputs, board: str, *extra: str) -> tuple[s
                             str(directory / elf), "-D", "qemu.log", *extra], cwd=tmp, capture_output=True,
                            text=True, timeout=600)
         log = (Path(tmp) / "qemu.log").read_text() if (Path(tmp) / "qemu.log").exists() else ""
+        if outputs is not None and r.returncode == 0:
+            outputs.append((Path(tmp) / "output.bin").read_bytes())
     if r.returncode != 0:
         raise RuntimeError(f"the QEMU run of {directory / elf} failed:\n{r.stdout}{r.stderr}{log}")
     return r.stdout, log
@@ -133,6 +136,17 @@ def _build_goals(board: str, dsp: bool) -> list[str]:
     if board not in BOARDS:
         raise UsageError(f"unknown QEMU board '{board}'", f"one of {', '.join(BOARDS)}")
     return ["-B", f"TARGET={board}", *(["DSP=1"] if dsp else [])]
+
+
+def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = False) -> list[bytes]:
+    """The output bytes of one firmware run on QEMU's `board` per sample (a list of input arrays),
+    the ELF built once."""
+    directory = Path(directory).resolve()
+    make(directory, "cortex-m", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
+    outputs: list[bytes] = []
+    for inputs in samples:
+        _qemu(directory, f"{prefix_of(directory)}.elf", inputs, board, outputs=outputs)
+    return outputs
 
 
 def qemu_instructions(directory, inputs, board: str = "mps2-an386", dsp: bool = False) -> int:
