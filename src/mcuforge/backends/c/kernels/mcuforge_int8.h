@@ -21,6 +21,14 @@
 #include <arm_acle.h>
 #endif
 
+/* a static inline function that gcc and clang inline even where their size heuristics would not
+ * (the requantization in a GEMM's block loop) */
+#if defined(__GNUC__) || defined(__clang__)
+#define MCUFORGE_ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define MCUFORGE_ALWAYS_INLINE static inline
+#endif
+
 /* round(a * b / 2^31), ties away from zero; INT32_MIN * INT32_MIN saturates (SQRDMULH) */
 static inline int32_t mcuforge_srdhm(int32_t a, int32_t b) {
     const int64_t ab = (int64_t)a * (int64_t)b;
@@ -207,6 +215,128 @@ static inline void mcuforge_dot1x4_s8(const mcuforge_col *a, const int8_t *const
     acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
 }
 
+#if defined(MCUFORGE_USE_DSP)
+/* s[2 * i + j] += x_i . w_j over 4 * quads values (quads >= 1) with x_1 = x_0 + stride and w_1 =
+ * w_0 + stride (a GEMM's columns and weight rows are both `depth` apart): per 4 values 4 word
+ * loads, each unpacked into its even and odd bytes by two SXTB16 (the odd ones with the rotate
+ * folded in, which gcc does not do on its own), and 8 SMLAD; in assembly so that the 14 values
+ * the loop keeps (4 sums, 2 pointers, the stride, the count, 3 unpacked pairs) stay in registers. */
+static inline void mcuforge_dot2x2_dsp(const int8_t *x, const int8_t *w, int32_t stride, int32_t quads, int32_t *s) {
+    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
+    uint32_t t0, t1, t2, t3, t4, t5;
+    __asm__("1:\n\t"
+            "ldr %[t0], [%[x], %[st]]\n\t"
+            "ldr %[t2], [%[x]], #4\n\t"
+            "sxtb16 %[t1], %[t0], ror #8\n\t"
+            "sxtb16 %[t0], %[t0]\n\t"
+            "sxtb16 %[t3], %[t2], ror #8\n\t"
+            "sxtb16 %[t2], %[t2]\n\t"
+            "ldr %[t4], [%[w], %[st]]\n\t"
+            "sxtb16 %[t5], %[t4], ror #8\n\t"
+            "sxtb16 %[t4], %[t4]\n\t"
+            "smlad %[s01], %[t2], %[t4], %[s01]\n\t"
+            "smlad %[s01], %[t3], %[t5], %[s01]\n\t"
+            "smlad %[s11], %[t0], %[t4], %[s11]\n\t"
+            "smlad %[s11], %[t1], %[t5], %[s11]\n\t"
+            "ldr %[t4], [%[w]], #4\n\t"
+            "sxtb16 %[t5], %[t4], ror #8\n\t"
+            "sxtb16 %[t4], %[t4]\n\t"
+            "smlad %[s00], %[t2], %[t4], %[s00]\n\t"
+            "smlad %[s00], %[t3], %[t5], %[s00]\n\t"
+            "smlad %[s10], %[t0], %[t4], %[s10]\n\t"
+            "smlad %[s10], %[t1], %[t5], %[s10]\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b"
+            : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(x), [w] "+r"(w),
+              [n] "+r"(quads), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4),
+              [t5] "=&r"(t5)
+            : [st] "r"(stride)
+            : "cc", "memory");
+    s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
+}
+
+/* The output requantization of mcuforge_gemm_dsp_s8, in locals (its int8 stores could otherwise
+ * alias a struct it reads) */
+typedef struct {
+    int32_t zp, lo, hi;
+} mcuforge_rq_out;
+
+/* clamp(mcuforge_mbqm(acc, m, shift) + zp) with right = -shift - 1 and high = 2^(right - 1) + zp
+ * * 2^right (mcuforge_rq_high) for shifts -24..-2: both roundings in one 64-bit multiply-add, as
+ * mcuforge_add_s8 does (eltwise_s8.c): (acc * m + k) >> 32 >> right, k's low word 2^30 plus acc's
+ * sign bit, its high word high - [acc < 0] */
+MCUFORGE_ALWAYS_INLINE int8_t mcuforge_rq_fast(int32_t acc, int32_t m, int32_t high, int32_t right, mcuforge_rq_out r) {
+    const uint64_t k = (uint64_t)(uint32_t)(high + (acc >> 31)) << 32 | (1u << 30 | ((uint32_t)acc & 1u << 31));
+    return mcuforge_sat8((int32_t)(((int64_t)acc * m + (int64_t)k) >> 32) >> right, r.lo, r.hi);
+}
+
+/* *y0, *y1 = the int8 outputs of the sums acc0, acc1 of one channel (multiplier m, shift) */
+MCUFORGE_ALWAYS_INLINE void mcuforge_requant2_s8(int32_t acc0, int32_t acc1, int32_t m, int32_t shift,
+                                                 mcuforge_rq_out r, int8_t *y0, int8_t *y1) {
+    if (shift <= -2 && shift >= -24 && m >= 0) {
+        const int32_t right = -shift - 1, high = (1 << (right - 1)) + r.zp * (1 << right);
+        *y0 = mcuforge_rq_fast(acc0, m, high, right, r);
+        *y1 = mcuforge_rq_fast(acc1, m, high, right, r);
+    } else {
+        *y0 = mcuforge_sat8(mcuforge_mbqm(acc0, m, shift) + r.zp, r.lo, r.hi);
+        *y1 = mcuforge_sat8(mcuforge_mbqm(acc1, m, shift) + r.zp, r.lo, r.hi);
+    }
+}
+
+/* mcuforge_gemm_s8 with SMLAD (columns `depth` apart): 2 columns x 2 channels per dot product
+ * (mcuforge_dot2x2_dsp; a lone column or channel: mcuforge_dot1x4_s8 / mcuforge_dot2x2_s8), each
+ * block requantized as soon as it is summed. */
+static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth,
+                                        int32_t count, const int32_t *bias, const int32_t *multiplier,
+                                        const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
+                                        int32_t y_chan) {
+    const int32_t quads = depth / 4;
+    const mcuforge_rq_out r = {q->out_zp, q->act_min, q->act_max};
+    int32_t p, o, j;
+    for (p = 0; p + 1 < pixels; p += 2) {
+        const int8_t *x0 = cols + p * depth, *x1 = x0 + depth;
+        int8_t *y0 = y + p * y_pixel, *y1 = y0 + y_pixel;
+        for (o = 0; o + 1 < count; o += 2) {
+            const int8_t *w0 = w + o * depth, *w1 = w0 + depth;
+            int32_t s[4];
+            s[0] = s[2] = bias[o], s[1] = s[3] = bias[o + 1];
+            if (quads > 0) mcuforge_dot2x2_dsp(x0, w0, depth, quads, s);
+            for (j = 4 * quads; j < depth; ++j) {
+                s[0] += x0[j] * w0[j], s[1] += x0[j] * w1[j];
+                s[2] += x1[j] * w0[j], s[3] += x1[j] * w1[j];
+            }
+            mcuforge_requant2_s8(s[0], s[2], multiplier[o], shift[o], r, y0 + o * y_chan, y1 + o * y_chan);
+            mcuforge_requant2_s8(s[1], s[3], multiplier[o + 1], shift[o + 1], r, y0 + (o + 1) * y_chan,
+                                 y1 + (o + 1) * y_chan);
+        }
+        if (o < count) { /* the last of an odd number of channels */
+            int32_t s[4];
+            s[0] = s[1] = s[2] = s[3] = bias[o];
+            mcuforge_dot2x2_s8(x0, x1, w + o * depth, w + o * depth, depth, s);
+            mcuforge_requant2_s8(s[0], s[2], multiplier[o], shift[o], r, y0 + o * y_chan, y1 + o * y_chan);
+        }
+    }
+    if (p < pixels) { /* the last of an odd number of columns: four channels per pass */
+        const int8_t *x0 = cols + p * depth;
+        int8_t *y0 = y + p * y_pixel;
+        for (o = 0; o < count; o += 4) {
+            const int8_t *b[4];
+            int32_t s[4];
+            for (j = 0; j < 4; ++j) {
+                const int32_t c = o + j < count ? o + j : count - 1;
+                b[j] = w + c * depth;
+                s[j] = bias[c];
+            }
+            mcuforge_dot1x4_s8(x0, b, depth, s);
+            for (j = 0; j < 4 && o + j < count; ++j) {
+                int8_t *dst = y0 + (o + j) * y_chan;
+                mcuforge_requant2_s8(s[j], s[j], multiplier[o + j], shift[o + j], r, dst, dst);
+            }
+        }
+    }
+}
+#endif
+
 #define MCUFORGE_GEMM_TILE 16 /* columns widened and requantized together */
 
 /* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (`col_stride` apart) and
@@ -217,6 +347,12 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
                                     const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
                                     int32_t y_chan) {
     int32_t p0, p, o, o0, i;
+#if defined(MCUFORGE_USE_DSP)
+    if (col_stride == depth) {
+        mcuforge_gemm_dsp_s8(cols, pixels, w, depth, count, bias, multiplier, shift, q, y, y_pixel, y_chan);
+        return;
+    }
+#endif
 #if defined(MCUFORGE_WIDE_COLUMNS)
     /* Widened columns padded with zeros to a multiple of 16 values, so that every dot product
      * runs whole vectors: past the end of a channel's weights they read the next channel's, times
