@@ -219,34 +219,39 @@ static inline void mcuforge_dot1x4_s8(const mcuforge_col *a, const int8_t *const
 /* s[2 * i + j] += x_i . w_j over 4 * quads values (quads >= 1) with x_1 = x_0 + stride and w_1 =
  * w_0 + stride (a GEMM's columns and weight rows are both `depth` apart): per 4 values 4 word
  * loads, each unpacked into its even and odd bytes by two SXTB16 (the odd ones with the rotate
- * folded in, which gcc does not do on its own), and 8 SMLAD; in assembly so that the 14 values
- * the loop keeps (4 sums, 2 pointers, the stride, the count, 3 unpacked pairs) stay in registers. */
+ * folded in, which gcc does not do on its own), and 8 SMLAD; two such steps per loop iteration.
+ * In assembly so that the 14 values the loop keeps (4 sums, 2 pointers, the stride, the count, 3
+ * unpacked pairs) stay in registers. */
+#define MCUFORGE_DOT2X2_STEP                           \
+    "ldr %[t0], [%[x], %[st]]\n\t"                     \
+    "ldr %[t2], [%[x]], #4\n\t"                        \
+    "sxtb16 %[t1], %[t0], ror #8\n\t"                  \
+    "sxtb16 %[t0], %[t0]\n\t"                          \
+    "sxtb16 %[t3], %[t2], ror #8\n\t"                  \
+    "sxtb16 %[t2], %[t2]\n\t"                          \
+    "ldr %[t4], [%[w], %[st]]\n\t"                     \
+    "sxtb16 %[t5], %[t4], ror #8\n\t"                  \
+    "sxtb16 %[t4], %[t4]\n\t"                          \
+    "smlad %[s01], %[t2], %[t4], %[s01]\n\t"           \
+    "smlad %[s01], %[t3], %[t5], %[s01]\n\t"           \
+    "smlad %[s11], %[t0], %[t4], %[s11]\n\t"           \
+    "smlad %[s11], %[t1], %[t5], %[s11]\n\t"           \
+    "ldr %[t4], [%[w]], #4\n\t"                        \
+    "sxtb16 %[t5], %[t4], ror #8\n\t"                  \
+    "sxtb16 %[t4], %[t4]\n\t"                          \
+    "smlad %[s00], %[t2], %[t4], %[s00]\n\t"           \
+    "smlad %[s00], %[t3], %[t5], %[s00]\n\t"           \
+    "smlad %[s10], %[t0], %[t4], %[s10]\n\t"           \
+    "smlad %[s10], %[t1], %[t5], %[s10]\n\t"
 static inline void mcuforge_dot2x2_dsp(const int8_t *x, const int8_t *w, int32_t stride, int32_t quads, int32_t *s) {
     int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
     uint32_t t0, t1, t2, t3, t4, t5;
-    __asm__("1:\n\t"
-            "ldr %[t0], [%[x], %[st]]\n\t"
-            "ldr %[t2], [%[x]], #4\n\t"
-            "sxtb16 %[t1], %[t0], ror #8\n\t"
-            "sxtb16 %[t0], %[t0]\n\t"
-            "sxtb16 %[t3], %[t2], ror #8\n\t"
-            "sxtb16 %[t2], %[t2]\n\t"
-            "ldr %[t4], [%[w], %[st]]\n\t"
-            "sxtb16 %[t5], %[t4], ror #8\n\t"
-            "sxtb16 %[t4], %[t4]\n\t"
-            "smlad %[s01], %[t2], %[t4], %[s01]\n\t"
-            "smlad %[s01], %[t3], %[t5], %[s01]\n\t"
-            "smlad %[s11], %[t0], %[t4], %[s11]\n\t"
-            "smlad %[s11], %[t1], %[t5], %[s11]\n\t"
-            "ldr %[t4], [%[w]], #4\n\t"
-            "sxtb16 %[t5], %[t4], ror #8\n\t"
-            "sxtb16 %[t4], %[t4]\n\t"
-            "smlad %[s00], %[t2], %[t4], %[s00]\n\t"
-            "smlad %[s00], %[t3], %[t5], %[s00]\n\t"
-            "smlad %[s10], %[t0], %[t4], %[s10]\n\t"
-            "smlad %[s10], %[t1], %[t5], %[s10]\n\t"
-            "subs %[n], %[n], #1\n\t"
-            "bne 1b"
+    __asm__("lsrs %[n], %[n], #1\n\t" /* an odd count: one step first (the steps keep the flags) */
+            "bcc 1f\n\t" MCUFORGE_DOT2X2_STEP "1:\n\t"
+            "beq 3f\n\t"
+            "2:\n\t" MCUFORGE_DOT2X2_STEP MCUFORGE_DOT2X2_STEP "subs %[n], %[n], #1\n\t"
+            "bne 2b\n\t"
+            "3:"
             : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(x), [w] "+r"(w),
               [n] "+r"(quads), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4),
               [t5] "=&r"(t5)
@@ -254,84 +259,127 @@ static inline void mcuforge_dot2x2_dsp(const int8_t *x, const int8_t *w, int32_t
             : "cc", "memory");
     s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
 }
+#undef MCUFORGE_DOT2X2_STEP
 
-/* The output requantization of mcuforge_gemm_dsp_s8, in locals (its int8 stores could otherwise
- * alias a struct it reads) */
+/* The requantization of a block of channels for mcuforge_gemm_dsp_s8, in locals (its int8
+ * stores could otherwise alias what it reads). For shifts -24..-2 (almost every channel) both of
+ * mcuforge_mbqm's roundings become one 64-bit multiply-add, as in mcuforge_add_s8 (eltwise_s8.c):
+ * clamp(mbqm(acc, m, shift) + zp) = clamp((acc * m + k) >> 32 >> right), right = -shift - 1,
+ * k's low word 2^30 plus acc's sign bit, its high word high - [acc < 0] with high = 2^(right - 1)
+ * + zp * 2^right; right < 0 marks the other shifts, which take mcuforge_mbqm. */
 typedef struct {
-    int32_t zp, lo, hi;
-} mcuforge_rq_out;
+    int32_t m, high, right, shift;
+} mcuforge_rq_chan;
 
-/* clamp(mcuforge_mbqm(acc, m, shift) + zp) with right = -shift - 1 and high = 2^(right - 1) + zp
- * * 2^right (mcuforge_rq_high) for shifts -24..-2: both roundings in one 64-bit multiply-add, as
- * mcuforge_add_s8 does (eltwise_s8.c): (acc * m + k) >> 32 >> right, k's low word 2^30 plus acc's
- * sign bit, its high word high - [acc < 0] */
-MCUFORGE_ALWAYS_INLINE int8_t mcuforge_rq_fast(int32_t acc, int32_t m, int32_t high, int32_t right, mcuforge_rq_out r) {
-    const uint64_t k = (uint64_t)(uint32_t)(high + (acc >> 31)) << 32 | (1u << 30 | ((uint32_t)acc & 1u << 31));
-    return mcuforge_sat8((int32_t)(((int64_t)acc * m + (int64_t)k) >> 32) >> right, r.lo, r.hi);
-}
+typedef struct {
+    mcuforge_rq_chan c[MCUFORGE_RQ_LANES];
+    int32_t zp, lo, hi, fast; /* fast: every channel takes the multiply-add */
+} mcuforge_rq_block;
 
-/* *y0, *y1 = the int8 outputs of the sums acc0, acc1 of one channel (multiplier m, shift) */
-MCUFORGE_ALWAYS_INLINE void mcuforge_requant2_s8(int32_t acc0, int32_t acc1, int32_t m, int32_t shift,
-                                                 mcuforge_rq_out r, int8_t *y0, int8_t *y1) {
-    if (shift <= -2 && shift >= -24 && m >= 0) {
-        const int32_t right = -shift - 1, high = (1 << (right - 1)) + r.zp * (1 << right);
-        *y0 = mcuforge_rq_fast(acc0, m, high, right, r);
-        *y1 = mcuforge_rq_fast(acc1, m, high, right, r);
-    } else {
-        *y0 = mcuforge_sat8(mcuforge_mbqm(acc0, m, shift) + r.zp, r.lo, r.hi);
-        *y1 = mcuforge_sat8(mcuforge_mbqm(acc1, m, shift) + r.zp, r.lo, r.hi);
+static inline void mcuforge_rq_block_init(mcuforge_rq_block *b, const mcuforge_requant *q, const int32_t *multiplier,
+                                          const int32_t *shift, int32_t count) {
+    int32_t o;
+    b->zp = q->out_zp, b->lo = q->act_min, b->hi = q->act_max, b->fast = 1;
+    for (o = 0; o < count; ++o) {
+        const int32_t s = shift[o], m = multiplier[o], right = s <= -2 && s >= -24 && m >= 0 ? -s - 1 : -1;
+        b->c[o].m = m, b->c[o].shift = s, b->c[o].right = right;
+        b->c[o].high = right > 0 ? (1 << (right - 1)) + b->zp * (1 << right) : 0;
+        b->fast &= right >= 0;
     }
 }
 
-/* mcuforge_gemm_s8 with SMLAD (columns `depth` apart): 2 columns x 2 channels per dot product
- * (mcuforge_dot2x2_dsp; a lone column or channel: mcuforge_dot1x4_s8 / mcuforge_dot2x2_s8), each
- * block requantized as soon as it is summed. */
+/* y[o * y_chan] = the int8 output of the sum acc[o] of the block's channel o, o < count */
+static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int32_t *acc, int32_t count, int8_t *y,
+                                           int32_t y_chan) {
+    const int32_t lo = b->lo, hi = b->hi;
+    int32_t o;
+    if (b->fast && hi == 127) { /* in assembly (gcc spills here): SSAT clamps to int8, a compare to act_min */
+        for (o = 0; o < count; ++o, y += y_chan) {
+            const mcuforge_rq_chan *c = &b->c[o];
+            uint32_t low;
+            int32_t v;
+            __asm__("and %[low], %[a], #0x80000000\n\t"
+                    "orr %[low], %[low], #0x40000000\n\t"
+                    "add %[v], %[high], %[a], asr #31\n\t"
+                    "smlal %[low], %[v], %[a], %[m]\n\t"
+                    "asr %[v], %[v], %[right]\n\t"
+                    "ssat %[v], #8, %[v]\n\t"
+                    "cmp %[v], %[lo]\n\t"
+                    "it lt\n\t"
+                    "movlt %[v], %[lo]"
+                    : [low] "=&r"(low), [v] "=&r"(v)
+                    : [a] "r"(acc[o]), [m] "r"(c->m), [high] "r"(c->high), [right] "r"(c->right), [lo] "r"(lo)
+                    : "cc");
+            *y = (int8_t)v;
+        }
+    } else {
+        for (o = 0; o < count; ++o) {
+            const mcuforge_rq_chan *c = &b->c[o];
+            const int32_t a = acc[o];
+            int32_t v;
+            if (c->right >= 0) {
+                const uint64_t k = (uint64_t)(uint32_t)(c->high + (a >> 31)) << 32 | (1u << 30 | ((uint32_t)a & 1u << 31));
+                v = (int32_t)(((int64_t)a * c->m + (int64_t)k) >> 32) >> c->right;
+            } else {
+                v = mcuforge_mbqm(a, c->m, c->shift) + b->zp;
+            }
+            y[o * y_chan] = mcuforge_sat8(v, lo, hi);
+        }
+    }
+}
+
+/* mcuforge_gemm_s8 with SMLAD (columns `depth` apart): per block of MCUFORGE_RQ_LANES channels,
+ * 2 columns x 2 channels per dot product (mcuforge_dot2x2_dsp; a lone column or channel:
+ * mcuforge_dot1x4_s8 / mcuforge_dot2x2_s8), each requantized as soon as it is summed. */
 static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth,
                                         int32_t count, const int32_t *bias, const int32_t *multiplier,
                                         const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
                                         int32_t y_chan) {
     const int32_t quads = depth / 4;
-    const mcuforge_rq_out r = {q->out_zp, q->act_min, q->act_max};
-    int32_t p, o, j;
-    for (p = 0; p + 1 < pixels; p += 2) {
-        const int8_t *x0 = cols + p * depth, *x1 = x0 + depth;
-        int8_t *y0 = y + p * y_pixel, *y1 = y0 + y_pixel;
-        for (o = 0; o + 1 < count; o += 2) {
-            const int8_t *w0 = w + o * depth, *w1 = w0 + depth;
-            int32_t s[4];
-            s[0] = s[2] = bias[o], s[1] = s[3] = bias[o + 1];
-            if (quads > 0) mcuforge_dot2x2_dsp(x0, w0, depth, quads, s);
-            for (j = 4 * quads; j < depth; ++j) {
-                s[0] += x0[j] * w0[j], s[1] += x0[j] * w1[j];
-                s[2] += x1[j] * w0[j], s[3] += x1[j] * w1[j];
+    int32_t o0, p, o, j;
+    for (o0 = 0; o0 < count; o0 += MCUFORGE_RQ_LANES) {
+        const int32_t n = count - o0 < MCUFORGE_RQ_LANES ? count - o0 : MCUFORGE_RQ_LANES;
+        const int8_t *wb = w + o0 * depth;
+        const int32_t *bb = bias + o0;
+        mcuforge_rq_block rq;
+        mcuforge_rq_block_init(&rq, q, multiplier + o0, shift + o0, n);
+        for (p = 0; p + 1 < pixels; p += 2) {
+            const int8_t *x0 = cols + p * depth, *x1 = x0 + depth;
+            int32_t acc[2][MCUFORGE_RQ_LANES];
+            for (o = 0; o + 1 < n; o += 2) {
+                const int8_t *w0 = wb + o * depth, *w1 = w0 + depth;
+                int32_t s[4];
+                s[0] = s[2] = bb[o], s[1] = s[3] = bb[o + 1];
+                if (quads > 0) mcuforge_dot2x2_dsp(x0, w0, depth, quads, s);
+                for (j = 4 * quads; j < depth; ++j) {
+                    s[0] += x0[j] * w0[j], s[1] += x0[j] * w1[j];
+                    s[2] += x1[j] * w0[j], s[3] += x1[j] * w1[j];
+                }
+                acc[0][o] = s[0], acc[0][o + 1] = s[1], acc[1][o] = s[2], acc[1][o + 1] = s[3];
             }
-            mcuforge_requant2_s8(s[0], s[2], multiplier[o], shift[o], r, y0 + o * y_chan, y1 + o * y_chan);
-            mcuforge_requant2_s8(s[1], s[3], multiplier[o + 1], shift[o + 1], r, y0 + (o + 1) * y_chan,
-                                 y1 + (o + 1) * y_chan);
+            if (o < n) { /* the last of an odd number of channels */
+                int32_t s[4];
+                s[0] = s[1] = s[2] = s[3] = bb[o];
+                mcuforge_dot2x2_s8(x0, x1, wb + o * depth, wb + o * depth, depth, s);
+                acc[0][o] = s[0], acc[1][o] = s[2];
+            }
+            mcuforge_rq_block_apply(&rq, acc[0], n, y + p * y_pixel + o0 * y_chan, y_chan);
+            mcuforge_rq_block_apply(&rq, acc[1], n, y + (p + 1) * y_pixel + o0 * y_chan, y_chan);
         }
-        if (o < count) { /* the last of an odd number of channels */
-            int32_t s[4];
-            s[0] = s[1] = s[2] = s[3] = bias[o];
-            mcuforge_dot2x2_s8(x0, x1, w + o * depth, w + o * depth, depth, s);
-            mcuforge_requant2_s8(s[0], s[2], multiplier[o], shift[o], r, y0 + o * y_chan, y1 + o * y_chan);
-        }
-    }
-    if (p < pixels) { /* the last of an odd number of columns: four channels per pass */
-        const int8_t *x0 = cols + p * depth;
-        int8_t *y0 = y + p * y_pixel;
-        for (o = 0; o < count; o += 4) {
-            const int8_t *b[4];
-            int32_t s[4];
-            for (j = 0; j < 4; ++j) {
-                const int32_t c = o + j < count ? o + j : count - 1;
-                b[j] = w + c * depth;
-                s[j] = bias[c];
+        if (p < pixels) { /* the last of an odd number of columns: four channels per pass */
+            int32_t acc[MCUFORGE_RQ_LANES];
+            for (o = 0; o < n; o += 4) {
+                const int8_t *b[4];
+                int32_t s[4];
+                for (j = 0; j < 4; ++j) {
+                    const int32_t c = o + j < n ? o + j : n - 1;
+                    b[j] = wb + c * depth;
+                    s[j] = bb[c];
+                }
+                mcuforge_dot1x4_s8(cols + p * depth, b, depth, s);
+                for (j = 0; j < 4 && o + j < n; ++j) acc[o + j] = s[j];
             }
-            mcuforge_dot1x4_s8(x0, b, depth, s);
-            for (j = 0; j < 4 && o + j < count; ++j) {
-                int8_t *dst = y0 + (o + j) * y_chan;
-                mcuforge_requant2_s8(s[j], s[j], multiplier[o + j], shift[o + j], r, dst, dst);
-            }
+            mcuforge_rq_block_apply(&rq, acc, n, y + p * y_pixel + o0 * y_chan, y_chan);
         }
     }
 }
