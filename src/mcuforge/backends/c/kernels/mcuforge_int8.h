@@ -259,6 +259,53 @@ static inline void mcuforge_dot2x2_dsp(const int8_t *x, const int8_t *w, int32_t
             : "cc", "memory");
     s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
 }
+
+/* mcuforge_dot2x2_dsp for `pairs` pairs of channels in a row (weights w, biases bias), depth =
+ * 4 * quads: acc[o] = column 0's sum of channel o, acc[MCUFORGE_RQ_LANES + o] column 1's. One
+ * assembly loop over the pairs too (the pair loop's own state on the stack, the dot product's in
+ * registers), as a C loop around the asm would reload and spill about 30 values a pair. */
+static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32_t depth, int32_t quads,
+                                         const int32_t *bias, int32_t *acc, int32_t pairs) {
+    /* the 14 registers the loop uses carry its inputs in (s00: x, t0..t3: bias, acc, pairs, quads) */
+    int32_t s00 = (int32_t)(intptr_t)x, s01 = 0, s10 = 0, s11 = 0, n = 0;
+    uintptr_t t0 = (uintptr_t)bias, t1 = (uintptr_t)acc, t2 = (uintptr_t)pairs, t3 = (uintptr_t)quads, t4 = 0, t5 = 0;
+    const int8_t *xp = x;
+    /* volatile: it stores to acc, which no operand says */
+    __asm__ volatile("str %[t3], [sp, #-4]!\n\t" /* [sp, #16]: quads */
+                     "str %[s00], [sp, #-4]!\n\t" /* [sp, #12]: the first column */
+                     "str %[t2], [sp, #-4]!\n\t" /* [sp, #8]: pairs left */
+                     "str %[t1], [sp, #-4]!\n\t" /* [sp, #4]: acc */
+                     "str %[t0], [sp, #-4]!\n\t" /* [sp]: bias */
+                     "4:\n\t"
+                     "ldr %[t0], [sp]\n\t"
+                     "ldrd %[s00], %[s01], [%[t0]], #8\n\t"
+                     "str %[t0], [sp]\n\t"
+                     "mov %[s10], %[s00]\n\t"
+                     "mov %[s11], %[s01]\n\t"
+                     "ldr %[x], [sp, #12]\n\t"
+                     "ldr %[n], [sp, #16]\n\t"
+                     "lsrs %[n], %[n], #1\n\t"
+                     "bcc 1f\n\t" MCUFORGE_DOT2X2_STEP "1:\n\t"
+                     "beq 3f\n\t"
+                     "2:\n\t" MCUFORGE_DOT2X2_STEP MCUFORGE_DOT2X2_STEP "subs %[n], %[n], #1\n\t"
+                     "bne 2b\n\t"
+                     "3:\n\t"
+                     "add %[w], %[w], %[st]\n\t" /* past the pair's second row */
+                     "ldr %[t0], [sp, #4]\n\t"
+                     "strd %[s10], %[s11], [%[t0], %[row]]\n\t"
+                     "strd %[s00], %[s01], [%[t0]], #8\n\t"
+                     "str %[t0], [sp, #4]\n\t"
+                     "ldr %[t0], [sp, #8]\n\t"
+                     "subs %[t0], %[t0], #1\n\t"
+                     "str %[t0], [sp, #8]\n\t"
+                     "bne 4b\n\t"
+                     "add sp, sp, #20"
+                     : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(xp),
+                       [w] "+r"(w), [n] "+r"(n), [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3),
+                       [t4] "+r"(t4), [t5] "+r"(t5)
+                     : [st] "r"(depth), [row] "i"(MCUFORGE_RQ_LANES * 4)
+                     : "cc", "memory");
+}
 #undef MCUFORGE_DOT2X2_STEP
 
 /* The requantization of a block of channels for mcuforge_gemm_dsp_s8, in locals (its int8
@@ -318,7 +365,8 @@ static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int
             const int32_t a = acc[o];
             int32_t v;
             if (c->right >= 0) {
-                const uint64_t k = (uint64_t)(uint32_t)(c->high + (a >> 31)) << 32 | (1u << 30 | ((uint32_t)a & 1u << 31));
+                const uint64_t k = (uint64_t)(uint32_t)(c->high + (a >> 31)) << 32 |
+                                   (1u << 30 | ((uint32_t)a & 1u << 31));
                 v = (int32_t)(((int64_t)a * c->m + (int64_t)k) >> 32) >> c->right;
             } else {
                 v = mcuforge_mbqm(a, c->m, c->shift) + b->zp;
@@ -346,7 +394,12 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
         for (p = 0; p + 1 < pixels; p += 2) {
             const int8_t *x0 = cols + p * depth, *x1 = x0 + depth;
             int32_t acc[2][MCUFORGE_RQ_LANES];
-            for (o = 0; o + 1 < n; o += 2) {
+            o = 0;
+            if (depth % 4 == 0 && n >= 2) {
+                mcuforge_pairs2x2_dsp(x0, wb, depth, quads, bb, acc[0], n / 2);
+                o = n / 2 * 2;
+            }
+            for (; o + 1 < n; o += 2) {
                 const int8_t *w0 = wb + o * depth, *w1 = w0 + depth;
                 int32_t s[4];
                 s[0] = s[2] = bb[o], s[1] = s[3] = bb[o + 1];
