@@ -12,7 +12,7 @@ void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const
     int32_t xs[4], ys[4], n, g, oy, ox, ky, kx, c;
     MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
     if (scratch == NULL) { /* 1x1, stride 1, unpadded, channels last: the pixels are the columns, one GEMM */
-        mcuforge_gemm_s8(x, k, p->n * p->out_h * p->out_w, w, k, og, bias, multiplier, shift, q, y, p->out_c, 1);
+        mcuforge_gemm_s8(x, p->n * p->out_h * p->out_w, w, k, og, bias, multiplier, shift, q, y, p->out_c, 1);
         return;
     }
     for (n = 0; n < p->n; ++n)
@@ -42,7 +42,7 @@ void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const
                             else for (c = 0; c < cg; ++c) col[c] = px[c * xs[3]];
                         }
                     }
-                mcuforge_gemm_s8(scratch, k, p->out_w, w + g * og * k, k, og, bias + g * og,
+                mcuforge_gemm_s8(scratch, p->out_w, w + g * og * k, k, og, bias + g * og,
                                  multiplier + g * og, shift + g * og, q,
                                  y + n * ys[0] + oy * ys[1] + g * og * ys[3], ys[2], ys[3]);
             }

@@ -5,10 +5,11 @@
  * block of channels at a time (16 on hosts, 8 on microcontrollers).
  *
  * Build with -DMCUFORGE_USE_DSP on a Cortex-M with the DSP extension (M4, M7, M33, M55) to
- * compute the dot products with SMLAD (two 16-bit multiply-accumulates per instruction); the
- * results are identical, integer sums being exact. Without it, the loops take the shape that
- * compilers vectorize at -O2 (hosts: fixed trip counts, 16-bit operands) or that loads each byte
- * once for two multiply-accumulates (other Cortex-M).
+ * compute the dot products with SMLAD (two 16-bit multiply-accumulates per instruction; the
+ * GEMM's loops over values and channel pairs in assembly) and each requantization with one
+ * 64-bit multiply-add; the results are identical, integer sums being exact. Without it, the
+ * loops take the shape that compilers vectorize at -O2 (hosts: fixed trip counts, 16-bit
+ * operands) or that loads each byte once for two multiply-accumulates (other Cortex-M).
  */
 #ifndef MCUFORGE_INT8_H
 #define MCUFORGE_INT8_H
@@ -29,7 +30,8 @@
 #define MCUFORGE_ALWAYS_INLINE static inline
 #endif
 
-/* round(a * b / 2^31), ties away from zero; INT32_MIN * INT32_MIN saturates (SQRDMULH) */
+/* round(a * b / 2^31), ties upward: floor((a * b + 2^30) / 2^31) for every sign (the nudge of
+ * 1 - 2^30 below zero, then a division that truncates); INT32_MIN * INT32_MIN saturates (SQRDMULH) */
 static inline int32_t mcuforge_srdhm(int32_t a, int32_t b) {
     const int64_t ab = (int64_t)a * (int64_t)b;
     const int64_t nudged = ab + (ab >= 0 ? (INT64_C(1) << 30) : 1 - (INT64_C(1) << 30));
@@ -216,12 +218,15 @@ static inline void mcuforge_dot1x4_s8(const mcuforge_col *a, const int8_t *const
 }
 
 #if defined(MCUFORGE_USE_DSP)
-/* s[2 * i + j] += x_i . w_j over 4 * quads values (quads >= 1) with x_1 = x_0 + stride and w_1 =
- * w_0 + stride (a GEMM's columns and weight rows are both `depth` apart): per 4 values 4 word
- * loads, each unpacked into its even and odd bytes by two SXTB16 (the odd ones with the rotate
- * folded in, which gcc does not do on its own), and 8 SMLAD; two such steps per loop iteration.
- * In assembly so that the 14 values the loop keeps (4 sums, 2 pointers, the stride, the count, 3
- * unpacked pairs) stay in registers. */
+/* For `pairs` pairs of channels (weight rows `depth` apart from w, biases from bias) and two
+ * columns (x and x + depth): acc[o] = bias[o] + column 0 . row o and acc[MCUFORGE_RQ_LANES + o]
+ * the same for column 1, over the first 4 * quads values (quads >= 1). Per 4 values 4 word loads
+ * (columns 0 and 1, rows 2i and 2i + 1), each unpacked into its even and odd bytes by two SXTB16
+ * (the odd ones with the rotate folded in, which gcc does not do on its own), and 8 SMLAD; two
+ * such steps per loop iteration. All in assembly, the loop over the pairs too: the dot product
+ * keeps 14 values in registers (4 sums, 2 pointers, the stride, the count, 3 unpacked pairs), and
+ * the pair loop its own state on the stack, where a C loop around the dot product would reload
+ * and spill some 30 values a pair. */
 #define MCUFORGE_DOT2X2_STEP                           \
     "ldr %[t0], [%[x], %[st]]\n\t"                     \
     "ldr %[t2], [%[x]], #4\n\t"                        \
@@ -243,35 +248,17 @@ static inline void mcuforge_dot1x4_s8(const mcuforge_col *a, const int8_t *const
     "smlad %[s00], %[t3], %[t5], %[s00]\n\t"           \
     "smlad %[s10], %[t0], %[t4], %[s10]\n\t"           \
     "smlad %[s10], %[t1], %[t5], %[s10]\n\t"
-static inline void mcuforge_dot2x2_dsp(const int8_t *x, const int8_t *w, int32_t stride, int32_t quads, int32_t *s) {
-    int32_t s00 = s[0], s01 = s[1], s10 = s[2], s11 = s[3];
-    uint32_t t0, t1, t2, t3, t4, t5;
-    __asm__("lsrs %[n], %[n], #1\n\t" /* an odd count: one step first (the steps keep the flags) */
-            "bcc 1f\n\t" MCUFORGE_DOT2X2_STEP "1:\n\t"
-            "beq 3f\n\t"
-            "2:\n\t" MCUFORGE_DOT2X2_STEP MCUFORGE_DOT2X2_STEP "subs %[n], %[n], #1\n\t"
-            "bne 2b\n\t"
-            "3:"
-            : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(x), [w] "+r"(w),
-              [n] "+r"(quads), [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3), [t4] "=&r"(t4),
-              [t5] "=&r"(t5)
-            : [st] "r"(stride)
-            : "cc", "memory");
-    s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
-}
-
-/* mcuforge_dot2x2_dsp for `pairs` pairs of channels in a row (weights w, biases bias), depth =
- * 4 * quads: acc[o] = column 0's sum of channel o, acc[MCUFORGE_RQ_LANES + o] column 1's. One
- * assembly loop over the pairs too (the pair loop's own state on the stack, the dot product's in
- * registers), as a C loop around the asm would reload and spill about 30 values a pair. */
 static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32_t depth, int32_t quads,
                                          const int32_t *bias, int32_t *acc, int32_t pairs) {
-    /* the 14 registers the loop uses carry its inputs in (s00: x, t0..t3: bias, acc, pairs, quads) */
+    /* the 14 registers the loop uses carry its inputs in (s00: x, t0..t4: bias, acc, pairs, quads,
+     * and how far the weights move from the end of a pair's dot product to the next pair) */
     int32_t s00 = (int32_t)(intptr_t)x, s01 = 0, s10 = 0, s11 = 0, n = 0;
-    uintptr_t t0 = (uintptr_t)bias, t1 = (uintptr_t)acc, t2 = (uintptr_t)pairs, t3 = (uintptr_t)quads, t4 = 0, t5 = 0;
+    uintptr_t t0 = (uintptr_t)bias, t1 = (uintptr_t)acc, t2 = (uintptr_t)pairs, t3 = (uintptr_t)quads;
+    uintptr_t t4 = (uintptr_t)(2 * depth - 4 * quads), t5 = 0;
     const int8_t *xp = x;
     /* volatile: it stores to acc, which no operand says */
-    __asm__ volatile("str %[t3], [sp, #-4]!\n\t" /* [sp, #16]: quads */
+    __asm__ volatile("str %[t4], [sp, #-4]!\n\t" /* [sp, #20]: the weights' step to the next pair */
+                     "str %[t3], [sp, #-4]!\n\t" /* [sp, #16]: quads */
                      "str %[s00], [sp, #-4]!\n\t" /* [sp, #12]: the first column */
                      "str %[t2], [sp, #-4]!\n\t" /* [sp, #8]: pairs left */
                      "str %[t1], [sp, #-4]!\n\t" /* [sp, #4]: acc */
@@ -284,13 +271,14 @@ static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32
                      "mov %[s11], %[s01]\n\t"
                      "ldr %[x], [sp, #12]\n\t"
                      "ldr %[n], [sp, #16]\n\t"
-                     "lsrs %[n], %[n], #1\n\t"
+                     "lsrs %[n], %[n], #1\n\t" /* an odd count: one step first (the steps keep the flags) */
                      "bcc 1f\n\t" MCUFORGE_DOT2X2_STEP "1:\n\t"
                      "beq 3f\n\t"
                      "2:\n\t" MCUFORGE_DOT2X2_STEP MCUFORGE_DOT2X2_STEP "subs %[n], %[n], #1\n\t"
                      "bne 2b\n\t"
                      "3:\n\t"
-                     "add %[w], %[w], %[st]\n\t" /* past the pair's second row */
+                     "ldr %[t0], [sp, #20]\n\t"
+                     "add %[w], %[w], %[t0]\n\t"
                      "ldr %[t0], [sp, #4]\n\t"
                      "strd %[s10], %[s11], [%[t0], %[row]]\n\t"
                      "strd %[s00], %[s01], [%[t0]], #8\n\t"
@@ -299,7 +287,7 @@ static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32
                      "subs %[t0], %[t0], #1\n\t"
                      "str %[t0], [sp, #8]\n\t"
                      "bne 4b\n\t"
-                     "add sp, sp, #20"
+                     "add sp, sp, #24"
                      : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(xp),
                        [w] "+r"(w), [n] "+r"(n), [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3),
                        [t4] "+r"(t4), [t5] "+r"(t5)
@@ -376,15 +364,16 @@ static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int
     }
 }
 
-/* mcuforge_gemm_s8 with SMLAD (columns `depth` apart): per block of MCUFORGE_RQ_LANES channels,
- * 2 columns x 2 channels per dot product (mcuforge_dot2x2_dsp; a lone column or channel:
- * mcuforge_dot1x4_s8 / mcuforge_dot2x2_s8), each requantized as soon as it is summed. */
+/* mcuforge_gemm_s8 with SMLAD: per block of MCUFORGE_RQ_LANES channels and pair of columns, the
+ * pairs of channels in one assembly loop (mcuforge_pairs2x2_dsp; the values past the last
+ * multiple of 4, a lone channel or column: mcuforge_dot2x2_s8 / mcuforge_dot1x4_s8), then the
+ * block's requantization. */
 static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth,
                                         int32_t count, const int32_t *bias, const int32_t *multiplier,
                                         const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
                                         int32_t y_chan) {
     const int32_t quads = depth / 4;
-    int32_t o0, p, o, j;
+    int32_t o0, p, o, c, j;
     for (o0 = 0; o0 < count; o0 += MCUFORGE_RQ_LANES) {
         const int32_t n = count - o0 < MCUFORGE_RQ_LANES ? count - o0 : MCUFORGE_RQ_LANES;
         const int8_t *wb = w + o0 * depth;
@@ -395,22 +384,16 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
             const int8_t *x0 = cols + p * depth, *x1 = x0 + depth;
             int32_t acc[2][MCUFORGE_RQ_LANES];
             o = 0;
-            if (depth % 4 == 0 && n >= 2) {
-                mcuforge_pairs2x2_dsp(x0, wb, depth, quads, bb, acc[0], n / 2);
+            if (quads > 0 && n >= 2) { /* the pairs of channels: SMLAD over 4 * quads values, then the rest */
                 o = n / 2 * 2;
+                mcuforge_pairs2x2_dsp(x0, wb, depth, quads, bb, acc[0], n / 2);
+                for (c = 0; c < o && 4 * quads < depth; ++c)
+                    for (j = 4 * quads; j < depth; ++j) {
+                        acc[0][c] += x0[j] * wb[c * depth + j];
+                        acc[1][c] += x1[j] * wb[c * depth + j];
+                    }
             }
-            for (; o + 1 < n; o += 2) {
-                const int8_t *w0 = wb + o * depth, *w1 = w0 + depth;
-                int32_t s[4];
-                s[0] = s[2] = bb[o], s[1] = s[3] = bb[o + 1];
-                if (quads > 0) mcuforge_dot2x2_dsp(x0, w0, depth, quads, s);
-                for (j = 4 * quads; j < depth; ++j) {
-                    s[0] += x0[j] * w0[j], s[1] += x0[j] * w1[j];
-                    s[2] += x1[j] * w0[j], s[3] += x1[j] * w1[j];
-                }
-                acc[0][o] = s[0], acc[0][o + 1] = s[1], acc[1][o] = s[2], acc[1][o + 1] = s[3];
-            }
-            if (o < n) { /* the last of an odd number of channels */
+            for (; o < n; ++o) { /* depth < 4, or the last of an odd number of channels */
                 int32_t s[4];
                 s[0] = s[1] = s[2] = s[3] = bb[o];
                 mcuforge_dot2x2_s8(x0, x1, wb + o * depth, wb + o * depth, depth, s);
@@ -440,20 +423,17 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
 
 #define MCUFORGE_GEMM_TILE 16 /* columns widened and requantized together */
 
-/* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (`col_stride` apart) and
- * `count` output channels (weights [count][depth], bias holding the input zero point's share):
- * blocks of 2 columns x 2 channels, requantized MCUFORGE_RQ_LANES channels at a time */
-static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int32_t pixels, const int8_t *w,
-                                    int32_t depth, int32_t count, const int32_t *bias, const int32_t *multiplier,
-                                    const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
-                                    int32_t y_chan) {
-    int32_t p0, p, o, o0, i;
+/* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (contiguous) and `count`
+ * output channels (weights [count][depth], bias holding the input zero point's share): blocks of
+ * 2 columns x 2 channels, requantized MCUFORGE_RQ_LANES channels at a time (with the DSP
+ * extension: mcuforge_gemm_dsp_s8) */
+static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth, int32_t count,
+                                    const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                                    const mcuforge_requant *q, int8_t *y, int32_t y_pixel, int32_t y_chan) {
 #if defined(MCUFORGE_USE_DSP)
-    if (col_stride == depth) {
-        mcuforge_gemm_dsp_s8(cols, pixels, w, depth, count, bias, multiplier, shift, q, y, y_pixel, y_chan);
-        return;
-    }
-#endif
+    mcuforge_gemm_dsp_s8(cols, pixels, w, depth, count, bias, multiplier, shift, q, y, y_pixel, y_chan);
+#else
+    int32_t p0, p, o, o0, i;
 #if defined(MCUFORGE_WIDE_COLUMNS)
     /* Widened columns padded with zeros to a multiple of 16 values, so that every dot product
      * runs whole vectors: past the end of a channel's weights they read the next channel's, times
@@ -470,14 +450,14 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
     }
 #define MCUFORGE_ROW(c) ((c) >= last ? tail + ((c) - last) * stride : w + (c) * depth)
 #else
-    const int32_t stride = col_stride, tile_max = MCUFORGE_GEMM_TILE, len = depth;
+    const int32_t stride = depth, tile_max = MCUFORGE_GEMM_TILE, len = depth;
 #define MCUFORGE_ROW(c) (w + (c) * depth)
 #endif
     for (p0 = 0; p0 < pixels; p0 += tile_max) {
         const int32_t tile = pixels - p0 < tile_max ? pixels - p0 : tile_max;
 #if defined(MCUFORGE_WIDE_COLUMNS)
         for (p = 0; p < tile; ++p) {
-            const int8_t *src = cols + (p0 + p) * col_stride;
+            const int8_t *src = cols + (p0 + p) * depth;
             int16_t *dst = a + p * stride;
             for (i = 0; i + 16 <= depth; i += 16) { /* fixed trip counts vectorize */
                 int32_t j;
@@ -487,7 +467,7 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
             for (; i < stride; ++i) dst[i] = 0;
         }
 #else
-        const mcuforge_col *a = cols + p0 * col_stride;
+        const mcuforge_col *a = cols + p0 * depth;
 #endif
         for (o0 = 0; o0 < count; o0 += MCUFORGE_RQ_LANES) {
             const int32_t n = count - o0 < MCUFORGE_RQ_LANES ? count - o0 : MCUFORGE_RQ_LANES;
@@ -528,6 +508,7 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
         }
     }
 #undef MCUFORGE_ROW
+#endif
 }
 
 /* ---- the bodies of the integer kernels that int8 and int16 share: pool_s8.c / pool_s16.c and
