@@ -323,44 +323,49 @@ static inline void mcuforge_rq_block_init(mcuforge_rq_block *b, const mcuforge_r
     }
 }
 
-/* y[o * y_chan] = the int8 output of the sum acc[o] of the block's channel o, o < count */
-static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int32_t *acc, int32_t count, int8_t *y,
-                                           int32_t y_chan) {
+/* y0[o * y_chan], y1[o * y_chan] = the int8 outputs of the sums acc[o], acc[MCUFORGE_RQ_LANES + o]
+ * (two columns) of the block's channel o, o < count; each channel's constants loaded once */
+static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int32_t *acc, int32_t count, int8_t *y0,
+                                           int8_t *y1, int32_t y_chan) {
     const int32_t lo = b->lo, hi = b->hi;
-    int32_t o;
+    int32_t o, i;
     if (b->fast && hi == 127) { /* in assembly (gcc spills here): SSAT clamps to int8, a compare to act_min */
-        for (o = 0; o < count; ++o, y += y_chan) {
-            const mcuforge_rq_chan *c = &b->c[o];
-            uint32_t low;
-            int32_t v;
-            __asm__("and %[low], %[a], #0x80000000\n\t"
-                    "orr %[low], %[low], #0x40000000\n\t"
-                    "add %[v], %[high], %[a], asr #31\n\t"
-                    "smlal %[low], %[v], %[a], %[m]\n\t"
-                    "asr %[v], %[v], %[right]\n\t"
-                    "ssat %[v], #8, %[v]\n\t"
-                    "cmp %[v], %[lo]\n\t"
-                    "it lt\n\t"
-                    "movlt %[v], %[lo]"
-                    : [low] "=&r"(low), [v] "=&r"(v)
-                    : [a] "r"(acc[o]), [m] "r"(c->m), [high] "r"(c->high), [right] "r"(c->right), [lo] "r"(lo)
-                    : "cc");
-            *y = (int8_t)v;
+        for (o = 0; o < count; ++o, y0 += y_chan, y1 += y_chan) {
+            const int32_t m = b->c[o].m, high = b->c[o].high, right = b->c[o].right;
+            int32_t v[2];
+            for (i = 0; i < 2; ++i) {
+                uint32_t low;
+                __asm__("and %[low], %[a], #0x80000000\n\t"
+                        "orr %[low], %[low], #0x40000000\n\t"
+                        "add %[v], %[high], %[a], asr #31\n\t"
+                        "smlal %[low], %[v], %[a], %[m]\n\t"
+                        "asr %[v], %[v], %[right]\n\t"
+                        "ssat %[v], #8, %[v]\n\t"
+                        "cmp %[v], %[lo]\n\t"
+                        "it lt\n\t"
+                        "movlt %[v], %[lo]"
+                        : [low] "=&r"(low), [v] "=&r"(v[i])
+                        : [a] "r"(acc[i * MCUFORGE_RQ_LANES + o]), [m] "r"(m), [high] "r"(high), [right] "r"(right),
+                          [lo] "r"(lo)
+                        : "cc");
+            }
+            *y0 = (int8_t)v[0], *y1 = (int8_t)v[1];
         }
     } else {
-        for (o = 0; o < count; ++o) {
-            const mcuforge_rq_chan *c = &b->c[o];
-            const int32_t a = acc[o];
-            int32_t v;
-            if (c->right >= 0) {
-                const uint64_t k = (uint64_t)(uint32_t)(c->high + (a >> 31)) << 32 |
-                                   (1u << 30 | ((uint32_t)a & 1u << 31));
-                v = (int32_t)(((int64_t)a * c->m + (int64_t)k) >> 32) >> c->right;
-            } else {
-                v = mcuforge_mbqm(a, c->m, c->shift) + b->zp;
+        for (o = 0; o < count; ++o)
+            for (i = 0; i < 2; ++i) {
+                const mcuforge_rq_chan *c = &b->c[o];
+                const int32_t a = acc[i * MCUFORGE_RQ_LANES + o];
+                int32_t v;
+                if (c->right >= 0) {
+                    const uint64_t k = (uint64_t)(uint32_t)(c->high + (a >> 31)) << 32 |
+                                       (1u << 30 | ((uint32_t)a & 1u << 31));
+                    v = (int32_t)(((int64_t)a * c->m + (int64_t)k) >> 32) >> c->right;
+                } else {
+                    v = mcuforge_mbqm(a, c->m, c->shift) + b->zp;
+                }
+                (i ? y1 : y0)[o * y_chan] = mcuforge_sat8(v, lo, hi);
             }
-            y[o * y_chan] = mcuforge_sat8(v, lo, hi);
-        }
     }
 }
 
@@ -399,11 +404,12 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
                 mcuforge_dot2x2_s8(x0, x1, wb + o * depth, wb + o * depth, depth, s);
                 acc[0][o] = s[0], acc[1][o] = s[2];
             }
-            mcuforge_rq_block_apply(&rq, acc[0], n, y + p * y_pixel + o0 * y_chan, y_chan);
-            mcuforge_rq_block_apply(&rq, acc[1], n, y + (p + 1) * y_pixel + o0 * y_chan, y_chan);
+            mcuforge_rq_block_apply(&rq, acc[0], n, y + p * y_pixel + o0 * y_chan, y + (p + 1) * y_pixel + o0 * y_chan,
+                                    y_chan);
         }
         if (p < pixels) { /* the last of an odd number of columns: four channels per pass */
-            int32_t acc[MCUFORGE_RQ_LANES];
+            int32_t acc[2 * MCUFORGE_RQ_LANES]; /* the second row a copy of the first, stored to the same place */
+            int8_t *y0 = y + p * y_pixel + o0 * y_chan;
             for (o = 0; o < n; o += 4) {
                 const int8_t *b[4];
                 int32_t s[4];
@@ -415,7 +421,8 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
                 mcuforge_dot1x4_s8(cols + p * depth, b, depth, s);
                 for (j = 0; j < 4 && o + j < n; ++j) acc[o + j] = s[j];
             }
-            mcuforge_rq_block_apply(&rq, acc, n, y + p * y_pixel + o0 * y_chan, y_chan);
+            memcpy(acc + MCUFORGE_RQ_LANES, acc, sizeof acc / 2);
+            mcuforge_rq_block_apply(&rq, acc, n, y0, y0, y_chan);
         }
     }
 }
