@@ -1,6 +1,8 @@
 /* int8 elementwise ops: add / sub / mul with broadcasting (TFLite's int8 ADD, SUB, MUL), table
  * lookups for unary functions, clamps, and requantization between integer types. All may run in
- * place. add / sub / mul are the int16 ones' too (MCUFORGE_DEFINE_QBINARY, mcuforge_int8.h). */
+ * place. add / sub / mul take each fixed-point multiply as one 64-bit multiply-add (below) for the
+ * parameters TFLite's converter gives; other parameters take the loops the int16 kernels share
+ * (MCUFORGE_DEFINE_QBINARY, mcuforge_int8.h). */
 #include "mcuforge_int8.h"
 
 /* The general loops: any parameters (the fast ones below take the usual ones) */

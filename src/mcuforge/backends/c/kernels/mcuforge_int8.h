@@ -22,14 +22,6 @@
 #include <arm_acle.h>
 #endif
 
-/* a static inline function that gcc and clang inline even where their size heuristics would not
- * (the requantization in a GEMM's block loop) */
-#if defined(__GNUC__) || defined(__clang__)
-#define MCUFORGE_ALWAYS_INLINE static inline __attribute__((always_inline))
-#else
-#define MCUFORGE_ALWAYS_INLINE static inline
-#endif
-
 /* round(a * b / 2^31), ties upward: floor((a * b + 2^30) / 2^31) for every sign (the nudge of
  * 1 - 2^30 below zero, then a division that truncates); INT32_MIN * INT32_MIN saturates (SQRDMULH) */
 static inline int32_t mcuforge_srdhm(int32_t a, int32_t b) {
