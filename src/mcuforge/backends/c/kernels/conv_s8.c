@@ -11,41 +11,38 @@ void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, k = p->k_h * p->k_w * cg;
     int32_t xs[4], ys[4], n, g, oy, ox, ky, kx, c;
     MCUFORGE_IO_STRIDES(p, p->in_c, p->out_c, xs, ys);
+    if (scratch == NULL) { /* 1x1, stride 1, unpadded, channels last: the pixels are the columns, one GEMM */
+        mcuforge_gemm_s8(x, p->n * p->out_h * p->out_w, w, k, og, bias, multiplier, shift, q, y, p->out_c, 1);
+        return;
+    }
     for (n = 0; n < p->n; ++n)
         for (g = 0; g < p->groups; ++g)
             for (oy = 0; oy < p->out_h; ++oy) {
-                const int8_t *cols = scratch;
-                int32_t col_stride = k;
-                if (scratch == NULL) { /* 1x1, stride 1, unpadded, channels last: the pixels are the columns */
-                    cols = x + n * xs[0] + oy * xs[1];
-                    col_stride = xs[2];
-                } else {
-                    int8_t *col = scratch;
-                    /* a row of taps inside the image is one run of bytes when nothing lies between pixels */
-                    const int32_t run = xs[3] == 1 && xs[2] == cg && p->dil_w == 1 ? p->k_w * cg : 0;
-                    for (ox = 0; ox < p->out_w; ++ox)
-                        for (ky = 0; ky < p->k_h; ++ky) {
-                            const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
-                            const int32_t ix0 = ox * p->stride_w - p->pad_left;
-                            if (run && iy >= 0 && iy < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
-                                memcpy(col, x + n * xs[0] + iy * xs[1] + ix0 * xs[2], (size_t)run);
-                                col += run;
+                int8_t *col = scratch;
+                /* a row of taps inside the image is one run of bytes when nothing lies between pixels */
+                const int32_t run = xs[3] == 1 && xs[2] == cg && p->dil_w == 1 ? p->k_w * cg : 0;
+                for (ox = 0; ox < p->out_w; ++ox)
+                    for (ky = 0; ky < p->k_h; ++ky) {
+                        const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dil_h;
+                        const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                        if (run && iy >= 0 && iy < p->in_h && ix0 >= 0 && ix0 + p->k_w <= p->in_w) {
+                            memcpy(col, x + n * xs[0] + iy * xs[1] + ix0 * xs[2], (size_t)run);
+                            col += run;
+                            continue;
+                        }
+                        for (kx = 0; kx < p->k_w; ++kx, col += cg) {
+                            const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
+                            const int8_t *px = x + n * xs[0] + g * cg * xs[3];
+                            if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
+                                memset(col, q->in_zp, (size_t)cg);
                                 continue;
                             }
-                            for (kx = 0; kx < p->k_w; ++kx, col += cg) {
-                                const int32_t ix = ox * p->stride_w - p->pad_left + kx * p->dil_w;
-                                const int8_t *px = x + n * xs[0] + g * cg * xs[3];
-                                if (iy < 0 || iy >= p->in_h || ix < 0 || ix >= p->in_w) {
-                                    memset(col, q->in_zp, (size_t)cg);
-                                    continue;
-                                }
-                                px += iy * xs[1] + ix * xs[2];
-                                if (xs[3] == 1) memcpy(col, px, (size_t)cg);
-                                else for (c = 0; c < cg; ++c) col[c] = px[c * xs[3]];
-                            }
+                            px += iy * xs[1] + ix * xs[2];
+                            if (xs[3] == 1) memcpy(col, px, (size_t)cg);
+                            else for (c = 0; c < cg; ++c) col[c] = px[c * xs[3]];
                         }
-                }
-                mcuforge_gemm_s8(cols, col_stride, p->out_w, w + g * og * k, k, og, bias + g * og,
+                    }
+                mcuforge_gemm_s8(scratch, p->out_w, w + g * og * k, k, og, bias + g * og,
                                  multiplier + g * og, shift + g * og, q,
                                  y + n * ys[0] + oy * ys[1] + g * og * ys[3], ys[2], ys[3]);
             }

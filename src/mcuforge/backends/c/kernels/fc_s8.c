@@ -6,5 +6,5 @@ void mcuforge_linear_s8(const mcuforge_requant *q, const int8_t *x, const int8_t
                         int32_t out) {
     /* `bias` holds the layer's bias minus in_zp * (sum of the output's weights), so the sum of
      * (x - in_zp) * w is bias + x . w */
-    mcuforge_gemm_s8(x, depth, rows, w, depth, out, bias, multiplier, shift, q, y, out, 1);
+    mcuforge_gemm_s8(x, rows, w, depth, out, bias, multiplier, shift, q, y, out, 1);
 }

@@ -5,10 +5,11 @@
  * block of channels at a time (16 on hosts, 8 on microcontrollers).
  *
  * Build with -DMCUFORGE_USE_DSP on a Cortex-M with the DSP extension (M4, M7, M33, M55) to
- * compute the dot products with SMLAD (two 16-bit multiply-accumulates per instruction); the
- * results are identical, integer sums being exact. Without it, the loops take the shape that
- * compilers vectorize at -O2 (hosts: fixed trip counts, 16-bit operands) or that loads each byte
- * once for two multiply-accumulates (other Cortex-M).
+ * compute the dot products with SMLAD (two 16-bit multiply-accumulates per instruction; the
+ * GEMM's loops over values and channel pairs in assembly) and each requantization with one
+ * 64-bit multiply-add; the results are identical, integer sums being exact. Without it, the
+ * loops take the shape that compilers vectorize at -O2 (hosts: fixed trip counts, 16-bit
+ * operands) or that loads each byte once for two multiply-accumulates (other Cortex-M).
  */
 #ifndef MCUFORGE_INT8_H
 #define MCUFORGE_INT8_H
@@ -21,7 +22,8 @@
 #include <arm_acle.h>
 #endif
 
-/* round(a * b / 2^31), ties away from zero; INT32_MIN * INT32_MIN saturates (SQRDMULH) */
+/* round(a * b / 2^31), ties upward: floor((a * b + 2^30) / 2^31) for every sign (the nudge of
+ * 1 - 2^30 below zero, then a division that truncates); INT32_MIN * INT32_MIN saturates (SQRDMULH) */
 static inline int32_t mcuforge_srdhm(int32_t a, int32_t b) {
     const int64_t ab = (int64_t)a * (int64_t)b;
     const int64_t nudged = ab + (ab >= 0 ? (INT64_C(1) << 30) : 1 - (INT64_C(1) << 30));
@@ -207,15 +209,229 @@ static inline void mcuforge_dot1x4_s8(const mcuforge_col *a, const int8_t *const
     acc[0] = s0, acc[1] = s1, acc[2] = s2, acc[3] = s3;
 }
 
+#if defined(MCUFORGE_USE_DSP)
+/* For `pairs` pairs of channels (weight rows `depth` apart from w, biases from bias) and two
+ * columns (x and x + depth): acc[o] = bias[o] + column 0 . row o and acc[MCUFORGE_RQ_LANES + o]
+ * the same for column 1, over the first 4 * quads values (quads >= 1). Per 4 values 4 word loads
+ * (columns 0 and 1, rows 2i and 2i + 1), each unpacked into its even and odd bytes by two SXTB16
+ * (the odd ones with the rotate folded in, which gcc does not do on its own), and 8 SMLAD; two
+ * such steps per loop iteration. All in assembly, the loop over the pairs too: the dot product
+ * keeps 14 values in registers (4 sums, 2 pointers, the stride, the count, 3 unpacked pairs), and
+ * the pair loop its own state on the stack, where a C loop around the dot product would reload
+ * and spill some 30 values a pair. */
+#define MCUFORGE_DOT2X2_STEP                           \
+    "ldr %[t0], [%[x], %[st]]\n\t"                     \
+    "ldr %[t2], [%[x]], #4\n\t"                        \
+    "sxtb16 %[t1], %[t0], ror #8\n\t"                  \
+    "sxtb16 %[t0], %[t0]\n\t"                          \
+    "sxtb16 %[t3], %[t2], ror #8\n\t"                  \
+    "sxtb16 %[t2], %[t2]\n\t"                          \
+    "ldr %[t4], [%[w], %[st]]\n\t"                     \
+    "sxtb16 %[t5], %[t4], ror #8\n\t"                  \
+    "sxtb16 %[t4], %[t4]\n\t"                          \
+    "smlad %[s01], %[t2], %[t4], %[s01]\n\t"           \
+    "smlad %[s01], %[t3], %[t5], %[s01]\n\t"           \
+    "smlad %[s11], %[t0], %[t4], %[s11]\n\t"           \
+    "smlad %[s11], %[t1], %[t5], %[s11]\n\t"           \
+    "ldr %[t4], [%[w]], #4\n\t"                        \
+    "sxtb16 %[t5], %[t4], ror #8\n\t"                  \
+    "sxtb16 %[t4], %[t4]\n\t"                          \
+    "smlad %[s00], %[t2], %[t4], %[s00]\n\t"           \
+    "smlad %[s00], %[t3], %[t5], %[s00]\n\t"           \
+    "smlad %[s10], %[t0], %[t4], %[s10]\n\t"           \
+    "smlad %[s10], %[t1], %[t5], %[s10]\n\t"
+static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32_t depth, int32_t quads,
+                                         const int32_t *bias, int32_t *acc, int32_t pairs) {
+    /* the 14 registers the loop uses carry its inputs in (s00: x, t0..t4: bias, acc, pairs, quads,
+     * and how far the weights move from the end of a pair's dot product to the next pair) */
+    int32_t s00 = (int32_t)(intptr_t)x, s01 = 0, s10 = 0, s11 = 0, n = 0;
+    uintptr_t t0 = (uintptr_t)bias, t1 = (uintptr_t)acc, t2 = (uintptr_t)pairs, t3 = (uintptr_t)quads;
+    uintptr_t t4 = (uintptr_t)(2 * depth - 4 * quads), t5 = 0;
+    const int8_t *xp = x;
+    /* volatile: it stores to acc, which no operand says */
+    __asm__ volatile("str %[t4], [sp, #-4]!\n\t" /* [sp, #20]: the weights' step to the next pair */
+                     "str %[t3], [sp, #-4]!\n\t" /* [sp, #16]: quads */
+                     "str %[s00], [sp, #-4]!\n\t" /* [sp, #12]: the first column */
+                     "str %[t2], [sp, #-4]!\n\t" /* [sp, #8]: pairs left */
+                     "str %[t1], [sp, #-4]!\n\t" /* [sp, #4]: acc */
+                     "str %[t0], [sp, #-4]!\n\t" /* [sp]: bias */
+                     "4:\n\t"
+                     "ldr %[t0], [sp]\n\t"
+                     "ldrd %[s00], %[s01], [%[t0]], #8\n\t"
+                     "str %[t0], [sp]\n\t"
+                     "mov %[s10], %[s00]\n\t"
+                     "mov %[s11], %[s01]\n\t"
+                     "ldr %[x], [sp, #12]\n\t"
+                     "ldr %[n], [sp, #16]\n\t"
+                     "lsrs %[n], %[n], #1\n\t" /* an odd count: one step first (the steps keep the flags) */
+                     "bcc 1f\n\t" MCUFORGE_DOT2X2_STEP "1:\n\t"
+                     "beq 3f\n\t"
+                     "2:\n\t" MCUFORGE_DOT2X2_STEP MCUFORGE_DOT2X2_STEP "subs %[n], %[n], #1\n\t"
+                     "bne 2b\n\t"
+                     "3:\n\t"
+                     "ldr %[t0], [sp, #20]\n\t"
+                     "add %[w], %[w], %[t0]\n\t"
+                     "ldr %[t0], [sp, #4]\n\t"
+                     "strd %[s10], %[s11], [%[t0], %[row]]\n\t"
+                     "strd %[s00], %[s01], [%[t0]], #8\n\t"
+                     "str %[t0], [sp, #4]\n\t"
+                     "ldr %[t0], [sp, #8]\n\t"
+                     "subs %[t0], %[t0], #1\n\t"
+                     "str %[t0], [sp, #8]\n\t"
+                     "bne 4b\n\t"
+                     "add sp, sp, #24"
+                     : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(xp),
+                       [w] "+r"(w), [n] "+r"(n), [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3),
+                       [t4] "+r"(t4), [t5] "+r"(t5)
+                     : [st] "r"(depth), [row] "i"(MCUFORGE_RQ_LANES * 4)
+                     : "cc", "memory");
+}
+#undef MCUFORGE_DOT2X2_STEP
+
+/* The requantization of a block of channels for mcuforge_gemm_dsp_s8, in locals (its int8
+ * stores could otherwise alias what it reads). For shifts -24..-2 (almost every channel) both of
+ * mcuforge_mbqm's roundings become one 64-bit multiply-add, as in mcuforge_add_s8 (eltwise_s8.c):
+ * clamp(mbqm(acc, m, shift) + zp) = clamp((acc * m + k) >> 32 >> right), right = -shift - 1,
+ * k's low word 2^30 plus acc's sign bit, its high word high - [acc < 0] with high = 2^(right - 1)
+ * + zp * 2^right; right < 0 marks the other shifts, which take mcuforge_mbqm. */
+typedef struct {
+    int32_t m, high, right, shift;
+} mcuforge_rq_chan;
+
+typedef struct {
+    mcuforge_rq_chan c[MCUFORGE_RQ_LANES];
+    int32_t zp, lo, hi, fast; /* fast: every channel takes the multiply-add */
+} mcuforge_rq_block;
+
+static inline void mcuforge_rq_block_init(mcuforge_rq_block *b, const mcuforge_requant *q, const int32_t *multiplier,
+                                          const int32_t *shift, int32_t count) {
+    int32_t o;
+    b->zp = q->out_zp, b->lo = q->act_min, b->hi = q->act_max, b->fast = 1;
+    for (o = 0; o < count; ++o) {
+        const int32_t s = shift[o], m = multiplier[o], right = s <= -2 && s >= -24 && m >= 0 ? -s - 1 : -1;
+        b->c[o].m = m, b->c[o].shift = s, b->c[o].right = right;
+        b->c[o].high = right > 0 ? (1 << (right - 1)) + b->zp * (1 << right) : 0;
+        b->fast &= right >= 0;
+    }
+}
+
+/* y0[o * y_chan], y1[o * y_chan] = the int8 outputs of the sums acc[o], acc[MCUFORGE_RQ_LANES + o]
+ * (two columns) of the block's channel o, o < count; each channel's constants loaded once */
+static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int32_t *acc, int32_t count, int8_t *y0,
+                                           int8_t *y1, int32_t y_chan) {
+    const int32_t lo = b->lo, hi = b->hi;
+    int32_t o, i;
+    if (b->fast && hi == 127) { /* in assembly (gcc spills here): SSAT clamps to int8, a compare to act_min */
+        for (o = 0; o < count; ++o, y0 += y_chan, y1 += y_chan) {
+            const int32_t m = b->c[o].m, high = b->c[o].high, right = b->c[o].right;
+            int32_t v[2];
+            for (i = 0; i < 2; ++i) {
+                uint32_t low;
+                __asm__("and %[low], %[a], #0x80000000\n\t"
+                        "orr %[low], %[low], #0x40000000\n\t"
+                        "add %[v], %[high], %[a], asr #31\n\t"
+                        "smlal %[low], %[v], %[a], %[m]\n\t"
+                        "asr %[v], %[v], %[right]\n\t"
+                        "ssat %[v], #8, %[v]\n\t"
+                        "cmp %[v], %[lo]\n\t"
+                        "it lt\n\t"
+                        "movlt %[v], %[lo]"
+                        : [low] "=&r"(low), [v] "=&r"(v[i])
+                        : [a] "r"(acc[i * MCUFORGE_RQ_LANES + o]), [m] "r"(m), [high] "r"(high), [right] "r"(right),
+                          [lo] "r"(lo)
+                        : "cc");
+            }
+            *y0 = (int8_t)v[0], *y1 = (int8_t)v[1];
+        }
+    } else {
+        for (o = 0; o < count; ++o)
+            for (i = 0; i < 2; ++i) {
+                const mcuforge_rq_chan *c = &b->c[o];
+                const int32_t a = acc[i * MCUFORGE_RQ_LANES + o];
+                int32_t v;
+                if (c->right >= 0) {
+                    const uint64_t k = (uint64_t)(uint32_t)(c->high + (a >> 31)) << 32 |
+                                       (1u << 30 | ((uint32_t)a & 1u << 31));
+                    v = (int32_t)(((int64_t)a * c->m + (int64_t)k) >> 32) >> c->right;
+                } else {
+                    v = mcuforge_mbqm(a, c->m, c->shift) + b->zp;
+                }
+                (i ? y1 : y0)[o * y_chan] = mcuforge_sat8(v, lo, hi);
+            }
+    }
+}
+
+/* mcuforge_gemm_s8 with SMLAD: per block of MCUFORGE_RQ_LANES channels and pair of columns, the
+ * pairs of channels in one assembly loop (mcuforge_pairs2x2_dsp; the values past the last
+ * multiple of 4, a lone channel or column: mcuforge_dot2x2_s8 / mcuforge_dot1x4_s8), then the
+ * block's requantization. */
+static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth,
+                                        int32_t count, const int32_t *bias, const int32_t *multiplier,
+                                        const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
+                                        int32_t y_chan) {
+    const int32_t quads = depth / 4;
+    int32_t o0, p, o, c, j;
+    for (o0 = 0; o0 < count; o0 += MCUFORGE_RQ_LANES) {
+        const int32_t n = count - o0 < MCUFORGE_RQ_LANES ? count - o0 : MCUFORGE_RQ_LANES;
+        const int8_t *wb = w + o0 * depth;
+        const int32_t *bb = bias + o0;
+        mcuforge_rq_block rq;
+        mcuforge_rq_block_init(&rq, q, multiplier + o0, shift + o0, n);
+        for (p = 0; p + 1 < pixels; p += 2) {
+            const int8_t *x0 = cols + p * depth, *x1 = x0 + depth;
+            int32_t acc[2][MCUFORGE_RQ_LANES];
+            o = 0;
+            if (quads > 0 && n >= 2) { /* the pairs of channels: SMLAD over 4 * quads values, then the rest */
+                o = n / 2 * 2;
+                mcuforge_pairs2x2_dsp(x0, wb, depth, quads, bb, acc[0], n / 2);
+                for (c = 0; c < o && 4 * quads < depth; ++c)
+                    for (j = 4 * quads; j < depth; ++j) {
+                        acc[0][c] += x0[j] * wb[c * depth + j];
+                        acc[1][c] += x1[j] * wb[c * depth + j];
+                    }
+            }
+            for (; o < n; ++o) { /* depth < 4, or the last of an odd number of channels */
+                int32_t s[4];
+                s[0] = s[1] = s[2] = s[3] = bb[o];
+                mcuforge_dot2x2_s8(x0, x1, wb + o * depth, wb + o * depth, depth, s);
+                acc[0][o] = s[0], acc[1][o] = s[2];
+            }
+            mcuforge_rq_block_apply(&rq, acc[0], n, y + p * y_pixel + o0 * y_chan, y + (p + 1) * y_pixel + o0 * y_chan,
+                                    y_chan);
+        }
+        if (p < pixels) { /* the last of an odd number of columns: four channels per pass */
+            int32_t acc[2 * MCUFORGE_RQ_LANES]; /* the second row a copy of the first, stored to the same place */
+            int8_t *y0 = y + p * y_pixel + o0 * y_chan;
+            for (o = 0; o < n; o += 4) {
+                const int8_t *b[4];
+                int32_t s[4];
+                for (j = 0; j < 4; ++j) {
+                    const int32_t c = o + j < n ? o + j : n - 1;
+                    b[j] = wb + c * depth;
+                    s[j] = bb[c];
+                }
+                mcuforge_dot1x4_s8(cols + p * depth, b, depth, s);
+                for (j = 0; j < 4 && o + j < n; ++j) acc[o + j] = s[j];
+            }
+            memcpy(acc + MCUFORGE_RQ_LANES, acc, sizeof acc / 2);
+            mcuforge_rq_block_apply(&rq, acc, n, y0, y0, y_chan);
+        }
+    }
+}
+#endif
+
 #define MCUFORGE_GEMM_TILE 16 /* columns widened and requantized together */
 
-/* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (`col_stride` apart) and
- * `count` output channels (weights [count][depth], bias holding the input zero point's share):
- * blocks of 2 columns x 2 channels, requantized MCUFORGE_RQ_LANES channels at a time */
-static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int32_t pixels, const int8_t *w,
-                                    int32_t depth, int32_t count, const int32_t *bias, const int32_t *multiplier,
-                                    const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
-                                    int32_t y_chan) {
+/* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (contiguous) and `count`
+ * output channels (weights [count][depth], bias holding the input zero point's share): blocks of
+ * 2 columns x 2 channels, requantized MCUFORGE_RQ_LANES channels at a time (with the DSP
+ * extension: mcuforge_gemm_dsp_s8) */
+static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth, int32_t count,
+                                    const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                                    const mcuforge_requant *q, int8_t *y, int32_t y_pixel, int32_t y_chan) {
+#if defined(MCUFORGE_USE_DSP)
+    mcuforge_gemm_dsp_s8(cols, pixels, w, depth, count, bias, multiplier, shift, q, y, y_pixel, y_chan);
+#else
     int32_t p0, p, o, o0, i;
 #if defined(MCUFORGE_WIDE_COLUMNS)
     /* Widened columns padded with zeros to a multiple of 16 values, so that every dot product
@@ -233,14 +449,14 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
     }
 #define MCUFORGE_ROW(c) ((c) >= last ? tail + ((c) - last) * stride : w + (c) * depth)
 #else
-    const int32_t stride = col_stride, tile_max = MCUFORGE_GEMM_TILE, len = depth;
+    const int32_t stride = depth, tile_max = MCUFORGE_GEMM_TILE, len = depth;
 #define MCUFORGE_ROW(c) (w + (c) * depth)
 #endif
     for (p0 = 0; p0 < pixels; p0 += tile_max) {
         const int32_t tile = pixels - p0 < tile_max ? pixels - p0 : tile_max;
 #if defined(MCUFORGE_WIDE_COLUMNS)
         for (p = 0; p < tile; ++p) {
-            const int8_t *src = cols + (p0 + p) * col_stride;
+            const int8_t *src = cols + (p0 + p) * depth;
             int16_t *dst = a + p * stride;
             for (i = 0; i + 16 <= depth; i += 16) { /* fixed trip counts vectorize */
                 int32_t j;
@@ -250,7 +466,7 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
             for (; i < stride; ++i) dst[i] = 0;
         }
 #else
-        const mcuforge_col *a = cols + p0 * col_stride;
+        const mcuforge_col *a = cols + p0 * depth;
 #endif
         for (o0 = 0; o0 < count; o0 += MCUFORGE_RQ_LANES) {
             const int32_t n = count - o0 < MCUFORGE_RQ_LANES ? count - o0 : MCUFORGE_RQ_LANES;
@@ -291,6 +507,7 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t col_stride, int3
         }
     }
 #undef MCUFORGE_ROW
+#endif
 }
 
 /* ---- the bodies of the integer kernels that int8 and int16 share: pool_s8.c / pool_s16.c and

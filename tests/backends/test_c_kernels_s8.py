@@ -1,0 +1,156 @@
+"""The int8 GEMM (1x1 and kxk convs, fully connected layers) and the int8 add / sub / mul kernels
+on odd shapes, bit for bit against the reference interpreter: on the host (gcc and clang) and
+under QEMU on the Cortex-M4 (plain C and the DSP build) and the Cortex-M7 (DSP build).
+
+The shapes reach every branch of the DSP GEMM (mcuforge_gemm_dsp_s8): depths below 4, with an odd
+number of 4-value steps and with a tail, one output channel, odd channel counts and counts that
+are not a multiple of the 8-channel requantization block, odd pixel counts (a lone last column),
+a fully connected layer with a single column, and channels whose shift takes the general
+requantization (large weights, a relu6 clamp); and of the element-wise kernels: equal shapes,
+broadcasting along the last axis (a stride 0) and along outer axes, add, sub and mul. Weights
+quantized per channel and per tensor. Also the add / sub / mul arithmetic on its own, every pair
+of int8 inputs for thousands of random parameter sets (ties and powers of two included), against
+the general kernels.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mcuforge
+from mcuforge.backends.c.emit import emit_c
+from mcuforge.ir.interpreter import run
+
+KERNELS = Path(mcuforge.__file__).parent / "backends" / "c" / "kernels"
+# build -> (make goal, make arguments, QEMU board or None for the host)
+BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], None),
+          "m4": ("cortex-m", ["TARGET=mps2-an386"], "mps2-an386"),
+          "m4_dsp": ("cortex-m", ["TARGET=mps2-an386", "DSP=1"], "mps2-an386"),
+          "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500")}
+
+
+class OddShapes(nn.Module):
+    """1x1 convs of depths 3 to 20 and 1 to 20 output channels over 5 x 7 pixels, a 3x3 conv
+    (depth 108, 7 pixels a row), a conv with large weights clamped by relu6, residual adds, a
+    broadcast add, sub and mul, fully connected layers of depths 700 and 3."""
+
+    def __init__(self):
+        super().__init__()
+        self.pw1, self.pw2, self.pw3 = nn.Conv2d(3, 5, 1), nn.Conv2d(5, 9, 1), nn.Conv2d(9, 12, 1)
+        self.k3 = nn.Conv2d(12, 7, 3, padding=1)
+        self.pw4, self.pw5, self.one = nn.Conv2d(7, 20, 1), nn.Conv2d(20, 20, 1), nn.Conv2d(20, 1, 1)
+        self.big = nn.Conv2d(20, 6, 1)
+        self.shift = nn.Parameter(torch.randn(1, 20, 1, 1))
+        self.fc1, self.fc2 = nn.Linear(700, 3), nn.Linear(3, 1)
+        with torch.no_grad():
+            self.big.weight.mul_(2000.0)
+
+    def forward(self, x):
+        a = F.relu(self.pw3(F.relu(self.pw2(F.relu(self.pw1(x))))))
+        b = F.relu(self.pw4(F.relu(self.k3(a))))
+        c = self.pw5(b) + b  # residual add, equal shapes
+        gate = torch.sigmoid(self.one(c))  # one output channel
+        d = c * gate - self.shift + c  # mul broadcast over channels, sub broadcast over pixels
+        big = F.relu6(self.big(d))  # multipliers that take the general requantization
+        y = self.fc2(F.relu(self.fc1(d.flatten(1))))
+        return y, big, gate
+
+
+def _build(directory: Path, build: str) -> Path:
+    goal, args, _ = BUILDS[build]
+    r = subprocess.run(["make", "-s", goal, *args], cwd=directory, capture_output=True, text=True)
+    assert r.returncode == 0, f"{build} build failed:\n{r.stdout}\n{r.stderr}"
+    return directory
+
+
+def _run(directory: Path, build: str, data: bytes) -> bytes:
+    board = BUILDS[build][2]
+    if board is None:
+        return subprocess.run([directory / "model_host"], input=data, capture_output=True, check=True).stdout
+    (directory / "input.bin").write_bytes(data)
+    r = subprocess.run(["make", "-s", "qemu", f"TARGET={board}"], cwd=directory, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"QEMU run failed:\n{r.stdout}\n{r.stderr}"
+    return (directory / "output.bin").read_bytes()
+
+
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+def test_odd_shapes_every_build(tmp_path, per_channel):
+    torch.manual_seed(0)
+    shape = (1, 3, 5, 7)
+    rng = np.random.default_rng(1)
+    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
+    graph = mcuforge.compile(OddShapes().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
+                             calibration=calibration, per_channel=per_channel).graph
+    ops = graph.count()
+    assert ops["qconv2d"] == 8 and ops["qlinear"] == 2 and {"qadd", "qsub", "qmul"} <= set(ops)
+    shifts = [s for n in graph.nodes if n.op == "qconv2d" for s in n.attrs["shift"]]
+    assert max(shifts) > -2  # some channel takes the general requantization
+    emit_c(graph, tmp_path / "gcc")
+    for build in BUILDS:
+        if build != "gcc":
+            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
+        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
+        for build in BUILDS:
+            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
+
+
+def test_binary_arithmetic_exhaustive(tmp_path):
+    """mcuforge_add_s8 / mcuforge_mul_s8's one multiply-add per rounding pair against the general
+    kernels (MCUFORGE_QADD / MCUFORGE_QMUL, mcuforge_mbqm) on all 65536 input pairs, per random
+    parameter set (zero points, multipliers including 2^30 and ones with many trailing zero bits,
+    every shift), add, sub and mul, host gcc -O2."""
+    (tmp_path / "check.c").write_text(r'''
+#include "eltwise_s8.c"
+#include <stdio.h>
+static uint64_t st = 88172645463325252u;
+static uint32_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return (uint32_t)st; }
+static int32_t multiplier(void) {
+    uint32_t m = 1u << 30 | (rnd() & 0x3fffffffu);
+    switch (rnd() % 4) {
+    case 1: return 1 << 30;
+    case 2: return (int32_t)((m & ~((1u << (rnd() % 31)) - 1)) | 1u << 30);
+    default: return (int32_t)m;
+    }
+}
+int main(void) {
+    static int8_t a[65536], b[65536], y1[65536], y2[65536];
+    mcuforge_bcast p = {1, 1, {65536}, {1}, {1}};
+    int32_t i, t, bad = 0;
+    for (i = 0; i < 65536; ++i) a[i] = (int8_t)(i & 255), b[i] = (int8_t)(i >> 8);
+    for (t = 0; t < 3000; ++t) {
+        mcuforge_qadd q;
+        const int32_t op = t % 3;
+        q.a_zp = (int32_t)(rnd() % 256) - 128, q.b_zp = (int32_t)(rnd() % 256) - 128;
+        q.out_zp = (int32_t)(rnd() % 256) - 128, q.left_shift = 20;
+        q.a_multiplier = multiplier(), q.b_multiplier = multiplier(), q.multiplier = multiplier();
+        q.a_shift = -(int32_t)(rnd() % 23), q.b_shift = rnd() % 3 ? -(int32_t)(rnd() % 23) : 0;
+        q.shift = op == 2 ? 2 - (int32_t)(rnd() % 30) : -16 - (int32_t)(rnd() % 11);
+        q.act_min = rnd() % 2 ? -128 : q.out_zp, q.act_max = rnd() % 4 ? 127 : 100;
+        q.subtract = op == 1;
+        if (op == 2) mcuforge_mul_s8(&p, &q, a, b, y1), mcuforge_mul_s8_any(&p, &q, a, b, y2);
+        else mcuforge_add_s8(&p, &q, a, b, y1), mcuforge_add_s8_any(&p, &q, a, b, y2);
+        bad += memcmp(y1, y2, sizeof y1) != 0;
+    }
+    printf("%d\n", (int)bad);
+    return bad != 0;
+}
+''')
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{KERNELS}",
+                    "check.c", "-o", "check"], cwd=tmp_path, check=True)
+    r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout
