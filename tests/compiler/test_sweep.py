@@ -90,3 +90,38 @@ def test_cli_prints_the_table_and_writes_the_plot(tmp_path, capsys, jobs):
     assert set(rows) == {"float", "int8"} and float(rows["float"][3]) == pytest.approx(want, abs=0.021)
     page = out.read_text()
     assert page.count("<circle") == 2 and "<svg" in page and "int8</td>" in page
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A dask.distributed cluster of two worker processes (spawned) on this machine."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_sweep_on_a_dask_cluster(tmp_path, trained, dask_cluster):
+    """The same points as the serial sweep, computed on the cluster's two workers."""
+    from distributed import Client
+    model, example, _ = trained
+    (tmp_path / "score.py").write_text(  # a reference the workers import: functions of test files are not
+        "import numpy as np\nfrom sklearn.datasets import load_digits\n\n"
+        "def top1(runner):\n    d = load_digits()\n    x = (d.images[1500:1560] / 16.0 - 0.3).astype(np.float32)\n"
+        "    return 100 * float(np.mean([np.argmax(runner(i[None, None])[0]) == t for i, t in zip(x, d.target[1500:])]))\n")
+    kw = {"example_inputs": example, "calibration": X[:32]}
+    schemes = ["float", "int8", "int8+pow2"]
+    with Client(dask_cluster) as client:
+        on_cluster = sweep(model, schemes, f"{tmp_path}/score.py:top1", executor=client.get_executor(), **kw)
+        ran_on = client.run(lambda: True)
+    assert len(ran_on) == 2  # two worker processes answered
+    assert on_cluster == sweep(model, schemes, accuracy, **kw)  # score.py computes accuracy()
+
+
+def test_cli_scheduler(tmp_path, capsys, dask_cluster):
+    (tmp_path / "score.py").write_text("def one(runner):\n    return 1.0\n")
+    assert main(["sweep", "zoo:digits_cnn", "--eval", f"{tmp_path}/score.py:one", "--schemes", "float",
+                 "--scheduler", dask_cluster.scheduler_address]) == 0
+    assert "float" in capsys.readouterr().out
+    assert main(["sweep", "zoo:digits_cnn", "--eval", f"{tmp_path}/score.py:one", "--schemes", "float",
+                 "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err

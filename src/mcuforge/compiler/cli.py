@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--calibration", metavar="FILE.npz", help="calibration inputs for the quantized schemes")
     w.add_argument("--input-shape", type=_shape, action="append", metavar="D0,D1,...", help="shape of a model input")
     w.add_argument("--jobs", type=int, default=1, help="processes to run the schemes in (default 1: in this one)")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="run the schemes on a Dask cluster: the address of its "
+                   "dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (pip install 'mcuforge[dask]')")
     w.add_argument("-o", "--out", metavar="FILE.html", help="write the plot (SVG) and the table to this HTML file")
 
     v = sub.add_parser("validate", help="run the original model and the generated C on your samples and compare",
@@ -263,17 +265,35 @@ def cmd_compile(args, console: Console) -> int:
 def cmd_sweep(args, console: Console) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
+    from ..errors import UsageError
     from .sweep import format_table, render_html, sweep
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     import multiprocessing
     # spawned, not forked: torch's and OpenMP's thread pools do not survive a fork (the jobs hang)
-    executor = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 \
-        else None
+    client = None
+    if args.scheduler:
+        if args.jobs > 1:
+            raise UsageError("--jobs and --scheduler both say where the schemes run", "give one of them")
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError("--scheduler needs dask.distributed", "pip install 'mcuforge[dask]'") from None
+        try:
+            client = Client(args.scheduler, timeout=15)
+        except OSError as e:
+            raise UsageError(f"cannot reach the Dask scheduler at {args.scheduler}: {e}",
+                             "check the address (dask scheduler prints it) and that its port is open") from None
+        executor = client.get_executor()
+    else:
+        executor = ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) if args.jobs > 1 \
+            else None
     try:
         points = sweep(args.model, schemes, args.eval, executor=executor, calibration=args.calibration,
                        input_shapes=args.input_shape)
     finally:
-        if executor is not None:
+        if client is not None:
+            client.close()
+        elif executor is not None:
             executor.shutdown()
     console.print(format_table(points), markup=False, highlight=False)
     if args.out:

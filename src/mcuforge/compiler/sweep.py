@@ -9,7 +9,8 @@ workers are spawned, not forked (torch's thread pools do not survive a fork; the
 spawns), or a cluster's (Ray's and Dask's provide one). The model is loaded (traced) once here
 and its graph sent to the jobs, so the evaluation function (or its "file.py:fn" reference) and
 the calibration data must be picklable. With no executor the jobs run here, one after the other,
-under one progress bar.
+under one progress bar. On a Dask cluster: `sweep(..., executor=distributed.Client(address).get_executor())`
+(CLI: `--scheduler ADDRESS`); its workers must be able to import what the evaluation reference names.
 
 Schemes are names looked up in `SCHEMES` (compile options; add entries to plug in more):
 "float", "int8", "int16x8", and "int8+FORMAT" for every compressed-weight format of
