@@ -8,6 +8,7 @@ Cortex-M4, with the host's bytes; sums beyond int32 on the host and the M4's DSP
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -114,6 +115,18 @@ class LongSums(torch.nn.Module):
         return self.big(self.dw(torch.relu(self.conv(x)))), self.fc(x.flatten(1))
 
 
+def _set_zero_point(v, zp):
+    """v's zero point is zp, and so are the attributes that name it (through layout ops, which keep it)."""
+    v.type = dataclasses.replace(v.type, quant=dataclasses.replace(v.type.quant, zero_point=(zp,)))
+    for user in v.users:
+        if "in_zp" in user.attrs:
+            user.attrs["in_zp"] = zp
+    if v.producer is not None and "out_zp" in v.producer.attrs:
+        v.producer.attrs["out_zp"] = zp
+    elif v.producer is not None:
+        _set_zero_point(v.producer.inputs[0], zp)
+
+
 @pytest.mark.parametrize("zp", [0, 5])
 def test_long_sums_on_m4_dsp(tmp_path, zp):
     """The int32 partial sums of the int16 kernels widen into 64 bits in time, on the host and on
@@ -126,7 +139,7 @@ def test_long_sums_on_m4_dsp(tmp_path, zp):
                              passes="float,to-nhwc").graph
     for n in graph.nodes:
         if "in_zp" in n.attrs:
-            n.attrs["in_zp"] = zp
+            _set_zero_point(n.inputs[0], zp)
     rng = np.random.default_rng(0)
     xs = [np.full(graph.inputs[0].shape, round(2.9 / graph.inputs[0].type.quant.scale[0]), np.int16),
           rng.integers(-32768, 32768, graph.inputs[0].shape).astype(np.int16)]

@@ -73,3 +73,19 @@ def test_renders_in_headless_chromium(tmp_path):
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank
+
+
+def test_quantized_page_has_the_quantization_table_flash_per_layer_and_named_buffers(tmp_path):
+    import numpy as np
+    model, (x,) = zoo.get("tiny_cnn")
+    calibration = np.random.default_rng(0).standard_normal((8, *x.shape)).astype(np.float32)
+    art = mcuforge.compile(model, (x,), quantize="int8", calibration=calibration, out_dir=tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    table = page.split('id="quantization"')[1].split("</table>")[0]
+    rows = art.report.quant_rows()
+    assert rows and all(f"<td>{r[0]}</td><td>{r[1]}</td>" in table for r in rows)
+    assert art.report.quant_summary().split(" (")[0] in page.split("<h2>Quantization</h2>")[1]
+    assert "<th>flash bytes</th>" in page and all(f"{layer.param_bytes:,}" in page for layer in art.report.layers)
+    labelled = [b for b in timeline_boxes(art.plan) if b["label"]]
+    assert labelled and all(f'pointer-events="none">{b["label"]}</text>' in page for b in labelled)
+    assert all(b["w"] >= 6 * len(b["label"]) for b in labelled)

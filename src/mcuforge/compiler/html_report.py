@@ -1,8 +1,10 @@
 """`report.html`: the compile report as one self-contained page (no network, no scripts).
 
-The page shows the per-layer table, flash and RAM against the target's capacity as bars (when C
+The page shows the per-layer table (with each layer's flash), the quantization table of a
+quantized model (scheme, scales, SQNR and sensitivity per layer), flash and RAM against the target's capacity as bars (when C
 was emitted, also arm-none-eabi-size's figures and TFLite Micro's arena, see backends/c/size.py), the
-memory plan as a picture (buffers as boxes: x = schedule step, y = arena offset), the passes with
+memory plan as a picture (buffers as boxes: x = schedule step, y = arena offset, named where the
+name fits and on hover), the passes with
 their timings, and the optimizations that did not happen with their reasons. Python prepares
 every number and box here; the template only loops over them.
 """
@@ -38,10 +40,12 @@ def timeline_boxes(plan) -> list[dict]:
         if name not in plan.offsets:
             continue
         off, size = plan.offsets[name], plan.sizes[name]
-        boxes.append(dict(name=name, x=WIDTH * first / steps, w=max(WIDTH * (last - first + 1) / steps, 1.5),
-                          y=HEIGHT * (1 - (off + size) / arena), h=max(HEIGHT * size / arena, 1.0),
-                          color=_color(name), title=f"{name}: {human_bytes(size)} at offset {off}, "
-                                                    f"steps {first}..{last}"))
+        box = dict(name=name, x=WIDTH * first / steps, w=max(WIDTH * (last - first + 1) / steps, 1.5),
+                   y=HEIGHT * (1 - (off + size) / arena), h=max(HEIGHT * size / arena, 1.0),
+                   color=_color(name), title=f"{name}: {human_bytes(size)} at offset {off}, steps {first}..{last}")
+        # a label where it fits (about 6 px per character of 10 px text), else the hover title only
+        box["label"] = name if box["w"] >= 6 * len(name) + 4 and box["h"] >= 12 else ""
+        boxes.append(box)
     return boxes
 
 
@@ -66,4 +70,6 @@ def render_html(report: Report, plan=None, target=None) -> str:
     return _ENV.get_template("report.html.j2").render(
         r=report, rows=report.rows(), header=report.HEADER, totals=report.totals(), bars=bars, plan=plan,
         boxes=timeline_boxes(plan) if plan is not None else [], width=WIDTH, height=HEIGHT, target=target,
+        quant_summary=report.quant_summary() if report.quant else "", quant_header=report.QUANT_HEADER,
+        quant_rows=report.quant_rows() if report.quant else [],
         version=__version__, human_bytes=human_bytes)

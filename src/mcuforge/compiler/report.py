@@ -86,13 +86,13 @@ class Report:
 
     def rows(self) -> list[list[str]]:
         return [[layer.name, layer.op, "x".join(map(str, layer.shape)) or "scalar", f"{layer.macs:,}",
-                 f"{layer.params:,}", f"{layer.act_bytes:,}"] for layer in self.layers]
+                 f"{layer.params:,}", f"{layer.param_bytes:,}", f"{layer.act_bytes:,}"] for layer in self.layers]
 
-    HEADER = ["layer", "op", "output", "MACs", "params", "act bytes"]
+    HEADER = ["layer", "op", "output", "MACs", "params", "flash bytes", "act bytes"]
 
     def totals(self) -> list[str]:
         return ["total", f"{len(self.layers)} layers", "", f"{self.total_macs:,}", f"{self.total_params:,}",
-                f"{max((layer.act_bytes for layer in self.layers), default=0):,} max"]
+                f"{self.flash_bytes:,}", f"{max((layer.act_bytes for layer in self.layers), default=0):,} max"]
 
     QUANT_HEADER = ["layer", "scheme", "scales in -> out, weights", "SQNR dB", "sensitivity dB"]
 
