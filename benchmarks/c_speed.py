@@ -46,6 +46,13 @@ from mcuforge.backends.tflite.runtime import _interpreter as tflm_interpreter
 from mcuforge.ir.cost import macs
 
 QUICK = ["tiny_cnn", "ds_cnn"]
+# ARM's CMSIS-NN kernels on the same layers and shapes, counted the same way (M4, -O2; issue 16's
+# measurement, built locally and not part of this repository); the targets are 0.8x of them
+CMSIS_NN = {"ds_cnn": 7_691_480, "mobilenet_v1": 24_235_080, "resnet8": 29_863_800}
+CMSIS_NN_DEPTHWISE = {"ds_cnn": 561_000}  # its 3x3 depthwise layers of 25 x 5 x 64, each
+TARGET = 0.8
+PEER_COLUMNS = ["model", "M4 plain", "M4 DSP", "M7 DSP", "CMSIS-NN M4", "DSP/CMSIS-NN", "worst depthwise",
+                "CMSIS-NN", "ratio", f"<= {TARGET:g}x"]
 GOAL_TFLM, GOAL_LITERT = 5.0, 2.0
 COLUMNS = ["model", "MACs", "ours us", "TFLM us", "TFLM/ours", "LiteRT us", "ours/LiteRT", "M4 instr.", "goals"]
 BUILDS = [("M4 plain", "mps2-an386", False), ("M4 DSP", "mps2-an386", True), ("M7 DSP", "mps2-an500", True)]
@@ -88,8 +95,22 @@ def per_mac(instructions: int, n_macs: int) -> str:
     return f"{instructions / n_macs:.2f}" if n_macs else "-"
 
 
-def layer_report(name: str, graph, directory: Path, x: np.ndarray, whole_plain: str) -> list[str]:
-    """The per-layer section of `name` (see the module docstring): its lines."""
+def peer_row(name: str, profiles) -> list[str]:
+    """`name`'s whole-inference counts per build against CMSIS-NN's (where measured), and its
+    slowest depthwise layer on the M4 DSP build against CMSIS-NN's count for that layer."""
+    plain, dsp, m7 = (p.whole for p in profiles)
+    depthwise = max((layer.instructions for layer in profiles[1].layers if layer.kind == "depthwise conv"), default=0)
+    peer, peer_dw = CMSIS_NN.get(name), CMSIS_NN_DEPTHWISE.get(name)
+    ratios = [dsp / peer] if peer else []
+    ratios += [depthwise / peer_dw] if peer_dw else []
+    return [name, f"{plain:,}", f"{dsp:,}", f"{m7:,}", f"{peer:,}" if peer else "-", f"{dsp / peer:.2f}" if peer else "-",
+            f"{depthwise:,}" if depthwise else "-", f"{peer_dw:,}" if peer_dw else "-",
+            f"{depthwise / peer_dw:.2f}" if peer_dw else "-",
+            ("met" if max(ratios) <= TARGET else "missed") if ratios else "-"]
+
+
+def layer_report(name: str, graph, directory: Path, x: np.ndarray, whole_plain: str) -> tuple[list[str], list[str]]:
+    """The per-layer section of `name` (see the module docstring): its lines, and its peer_row."""
     profiles = [qemu_layers(directory, [x], board, dsp) for _, board, dsp in BUILDS]
     node_macs = {n.name: macs(n) for n in graph.nodes}
     rows, by_kind = [], {k: [0, 0, [0] * len(BUILDS)] for k in LAYER_KINDS}
@@ -109,7 +130,8 @@ def layer_report(name: str, graph, directory: Path, x: np.ndarray, whole_plain: 
     sizes = ", ".join(f"{b} {kernel_text(directory, BOARDS[board], dsp):,} B" for b, board, dsp in BUILDS)
     return [f"{name}: instructions per layer, one QEMU -icount run per build (M4: mps2-an386, M7: mps2-an500); "
             f"M4 plain SysTick count {whole_plain}", *table(LAYER_COLUMNS, rows, left=4), "",
-            *table(KIND_COLUMNS, kinds), "", f"kernel code (arm-none-eabi-size text of kernels/*.c): {sizes}", ""]
+            *table(KIND_COLUMNS, kinds), "", f"kernel code (arm-none-eabi-size text of kernels/*.c): {sizes}",
+            ""], peer_row(name, profiles)
 
 
 def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8", per_layer: bool = False) -> tuple:
@@ -146,10 +168,10 @@ def measure(name: str, runs: int, qemu: bool, work: Path, scheme: str = "int8", 
     speedup, vs_litert = t_tflm / t_ours, t_ours / t_lite
     missed = ([f"TFLM/ours < {GOAL_TFLM:g}"] if speedup < GOAL_TFLM else []) + \
              ([f"ours/LiteRT > {GOAL_LITERT:g}"] if vs_litert > GOAL_LITERT else [])
-    layers = layer_report(name, graph, work / name, x, instr) if per_layer and instr != "no fit" else \
-        [f"{name}: no per-layer counts (the weights exceed the MPS2 board's memory)", ""] if per_layer else []
+    layers, peer = layer_report(name, graph, work / name, x, instr) if per_layer and instr != "no fit" else \
+        ([f"{name}: no per-layer counts (the weights exceed the MPS2 board's memory)", ""] if per_layer else [], None)
     return [name, f"{art.report.total_macs:,}", f"{t_ours * 1e6:.1f}", f"{t_tflm * 1e6:.1f}", f"{speedup:.1f}",
-            f"{t_lite * 1e6:.1f}", f"{vs_litert:.2f}", instr, "; ".join(missed) or "met"], layers
+            f"{t_lite * 1e6:.1f}", f"{vs_litert:.2f}", instr, "; ".join(missed) or "met"], layers, peer
 
 
 def main(argv=None) -> int:
@@ -169,10 +191,15 @@ def main(argv=None) -> int:
         ap.error("--per-layer counts instructions under QEMU: drop --no-qemu")
     with tempfile.TemporaryDirectory() as tmp:
         measured = [measure(name, runs, args.qemu, Path(tmp), args.scheme, args.per_layer) for name in names]
-    rows = [row for row, _ in measured]
-    for _, layers in measured:
+    rows = [row for row, _, _ in measured]
+    for _, layers, _ in measured:
         if layers:
             print("\n".join(layers))
+    peers = [peer for _, _, peer in measured if peer]
+    if peers:
+        print(f"Cortex-M instructions per inference (QEMU -icount; M4 mps2-an386, M7 mps2-an500) against CMSIS-NN's "
+              f"kernels on the M4 (issue 16's counts); target: the M4 DSP build at <= {TARGET:g}x, whole model and "
+              "worst depthwise layer", *table(PEER_COLUMNS, peers), "", sep="\n")
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     for r in [COLUMNS, *rows]:
         print("  ".join(c.ljust(w) if i in (0, len(COLUMNS) - 1) else c.rjust(w)

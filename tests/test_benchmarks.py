@@ -140,5 +140,11 @@ def test_c_speed_per_layer_tables():
     assert [s for s, _ in sizes] == ["M4 plain", "M4 DSP", "M7 DSP"] and all(number(b) > 1000 for _, b in sizes)
     systick = number(re.search(r"SysTick count ([\d,]+)", lines[0]).group(1))
     assert abs(number(total[2]) - systick) < 80
-    main_table = lines.index(next(x for x in lines if x.startswith("model ")))
-    assert lines[main_table + 1].split()[0] == "tiny_cnn" and lines[-1].endswith("1 models meet both")
+    peers = lines.index(next(x for x in lines if x.startswith("Cortex-M instructions per inference")))
+    assert lines[peers + 1].split()[:4] == ["model", "M4", "plain", "M4"]
+    peer = re.split(r"\s{2,}", lines[peers + 2].strip())  # tiny_cnn: no CMSIS-NN count to compare with
+    assert peer[0] == "tiny_cnn" and [number(c) for c in peer[1:4]] == [number(c) for c in total[2:5]]
+    assert peer[4:6] == ["-", "-"] and peer[-1] == "-"
+    main_table = max(i for i, x in enumerate(lines) if x.startswith("model "))
+    assert main_table > peers and lines[main_table + 1].split()[0] == "tiny_cnn"
+    assert lines[-1].endswith("1 models meet both")

@@ -109,6 +109,69 @@ def test_odd_shapes_every_build(tmp_path, per_channel):
             assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
 
 
+class OddDepthwise(nn.Module):
+    """Depthwise convs reaching every path of the DSP depthwise kernel (conv_s8.c): 3 x 3 windows
+    of whole 8-channel blocks (12 channels: a block of 8, one of 4), padding on every side,
+    stride 2, a row dilation, windows over both edges of a 2 x 2 image; the general path for a
+    column dilation, a 5 x 5 kernel, 6 channels (a tail of 2), large weights clamped by relu6 (the
+    general requantization); a depth multiplier of 2 (the plain kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.dw1 = nn.Conv2d(12, 12, 3, padding=1, groups=12)
+        self.rows = nn.Conv2d(12, 12, 3, padding=(2, 1), dilation=(2, 1), groups=12)
+        self.pw1 = nn.Conv2d(12, 20, 1)
+        self.s2 = nn.Conv2d(20, 20, 3, stride=2, padding=(1, 0), groups=20)
+        self.cols = nn.Conv2d(20, 20, 3, padding=2, dilation=2, groups=20)
+        self.k5 = nn.Conv2d(20, 20, 5, padding=2, groups=20)
+        self.big = nn.Conv2d(20, 20, 3, padding=1, groups=20)
+        self.pw2 = nn.Conv2d(20, 6, 1)
+        self.tail = nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6)
+        self.mult = nn.Conv2d(6, 12, 3, padding=1, groups=6)
+        self.pw3 = nn.Conv2d(6, 8, 1)
+        self.small = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8)
+        with torch.no_grad():
+            self.big.weight.mul_(2000.0)
+
+    def forward(self, x):
+        a = self.rows(F.relu(self.dw1(x)))
+        b = F.relu(self.s2(self.pw1(a)))
+        c = self.cols(b)
+        d = F.relu6(self.k5(c)) + F.relu6(self.big(c))
+        e = self.tail(self.pw2(d))
+        return self.mult(e), self.small(F.relu(self.pw3(e)))
+
+
+def test_depthwise_every_path_every_build(tmp_path):
+    """Every path of the depthwise kernels (OddDepthwise, channels last) bit for bit the
+    interpreter's in every build; the clamps of two 3 x 3 layers tightened (allowed: the verifier
+    checks only that they lie inside the type): act_min above -128 (the compare after SSAT) and
+    act_max below 127 (the general path)."""
+    torch.manual_seed(0)
+    shape = (1, 12, 9, 11)
+    rng = np.random.default_rng(1)
+    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
+    graph = mcuforge.compile(OddDepthwise().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
+                             calibration=calibration, passes="deploy").graph
+    dw = {n.name: n for n in graph.nodes if n.op == "qconv2d" and n.attrs["groups"] > 1}
+    assert len(dw) == 9 and all(n.attrs["layout"] == "NHWC" for n in dw.values())
+    assert max(dw["big"].attrs["shift"]) > -2 and max(dw["dw1"].attrs["shift"]) <= -2
+    assert dw["dw1"].attrs["act_min"] == -128 and dw["small.nhwc"].attrs["act_max"] == 127
+    dw["dw1"].attrs["act_min"], dw["small.nhwc"].attrs["act_max"] = -100, 100
+    emit_c(graph, tmp_path / "gcc")
+    for build in BUILDS:
+        if build != "gcc":
+            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
+        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
+        for build in BUILDS:
+            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
+
+
 def test_binary_arithmetic_exhaustive(tmp_path):
     """mcuforge_add_s8 / mcuforge_mul_s8's one multiply-add per rounding pair against the general
     kernels (MCUFORGE_QADD / MCUFORGE_QMUL, mcuforge_mbqm) on all 65536 input pairs, per random

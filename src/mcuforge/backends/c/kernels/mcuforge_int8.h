@@ -316,16 +316,16 @@ static inline void mcuforge_rq_block_init(mcuforge_rq_block *b, const mcuforge_r
 }
 
 /* y0[o * y_chan], y1[o * y_chan] = the int8 outputs of the sums acc[o], acc[MCUFORGE_RQ_LANES + o]
- * (two columns) of the block's channel o, o < count; each channel's constants loaded once */
+ * (`columns`: 2; or 1, y0 only) of the block's channel o, o < count; each channel's constants loaded once */
 static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int32_t *acc, int32_t count, int8_t *y0,
-                                           int8_t *y1, int32_t y_chan) {
+                                           int8_t *y1, int32_t y_chan, int32_t columns) {
     const int32_t lo = b->lo, hi = b->hi;
     int32_t o, i;
     if (b->fast && hi == 127) { /* in assembly (gcc spills here): SSAT clamps to int8, a compare to act_min */
         for (o = 0; o < count; ++o, y0 += y_chan, y1 += y_chan) {
             const int32_t m = b->c[o].m, high = b->c[o].high, right = b->c[o].right;
             int32_t v[2];
-            for (i = 0; i < 2; ++i) {
+            for (i = 0; i < columns; ++i) {
                 uint32_t low;
                 __asm__("and %[low], %[a], #0x80000000\n\t"
                         "orr %[low], %[low], #0x40000000\n\t"
@@ -341,11 +341,12 @@ static inline void mcuforge_rq_block_apply(const mcuforge_rq_block *b, const int
                           [lo] "r"(lo)
                         : "cc");
             }
-            *y0 = (int8_t)v[0], *y1 = (int8_t)v[1];
+            *y0 = (int8_t)v[0];
+            if (columns == 2) *y1 = (int8_t)v[1];
         }
     } else {
         for (o = 0; o < count; ++o)
-            for (i = 0; i < 2; ++i) {
+            for (i = 0; i < columns; ++i) {
                 const mcuforge_rq_chan *c = &b->c[o];
                 const int32_t a = acc[i * MCUFORGE_RQ_LANES + o];
                 int32_t v;
@@ -397,10 +398,10 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
                 acc[0][o] = s[0], acc[1][o] = s[2];
             }
             mcuforge_rq_block_apply(&rq, acc[0], n, y + p * y_pixel + o0 * y_chan, y + (p + 1) * y_pixel + o0 * y_chan,
-                                    y_chan);
+                                    y_chan, 2);
         }
         if (p < pixels) { /* the last of an odd number of columns: four channels per pass */
-            int32_t acc[2 * MCUFORGE_RQ_LANES]; /* the second row a copy of the first, stored to the same place */
+            int32_t acc[MCUFORGE_RQ_LANES];
             int8_t *y0 = y + p * y_pixel + o0 * y_chan;
             for (o = 0; o < n; o += 4) {
                 const int8_t *b[4];
@@ -413,8 +414,7 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
                 mcuforge_dot1x4_s8(cols + p * depth, b, depth, s);
                 for (j = 0; j < 4 && o + j < n; ++j) acc[o + j] = s[j];
             }
-            memcpy(acc + MCUFORGE_RQ_LANES, acc, sizeof acc / 2);
-            mcuforge_rq_block_apply(&rq, acc, n, y0, y0, y_chan);
+            mcuforge_rq_block_apply(&rq, acc, n, y0, y0, y_chan, 1);
         }
     }
 }
