@@ -55,6 +55,8 @@ def test_tutorial_commands_run(tmp_path):
     assert (tmp_path / "build/tutorial/host_out.bin").read_bytes() == (tmp_path / "build/tutorial/out/c/output.bin").read_bytes()
     assert "predicted class" in subprocess.run(commands[4], shell=True, cwd=tmp_path, capture_output=True,
                                                text=True).stdout
+    firmware = subprocess.run(commands[-1], shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert commands[-1].startswith("qemu-system-arm -M netduinoplus2") and firmware.stdout.strip().endswith("PASS")
 
 
 def test_approximate_computing_commands_run(tmp_path):

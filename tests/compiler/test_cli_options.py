@@ -62,7 +62,7 @@ def test_outputs_get_the_umasks_permissions(tmp_path):
 
 def test_help_shows_the_defaults():
     text = " ".join(build_parser()._subparsers._group_actions[0].choices["compile"].format_help().split())
-    assert "(onnx, tflite, c) (default: onnx)" in text and "(default: model)" in text
+    assert "(onnx, tflite, c, project: a firmware project for --target) (default: onnx)" in text and "(default: model)" in text
     assert not any(f"(default: {v})" in text for v in ("None", "False", "True", "[]"))
 
 

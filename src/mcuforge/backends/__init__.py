@@ -1,4 +1,5 @@
-"""Backends: IR -> files, each through one table of per-op lowerings (onnx/, tflite/, c/).
+"""Backends: IR -> files, each through one table of per-op lowerings (onnx/, tflite/, c/); project/
+wraps the C in a firmware project for the target part.
 
 Each backend's package defines `BACKEND` (a `base.Backend`: legalization, scratch, typed options,
 emit); `get(name)` imports it when a compile asks for it, so `import mcuforge` loads none of them.
@@ -9,7 +10,7 @@ import importlib
 
 from ..errors import UsageError
 
-NAMES = ("onnx", "tflite", "c")
+NAMES = ("onnx", "tflite", "c", "project")
 
 
 def get(name: str):

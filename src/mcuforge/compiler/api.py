@@ -123,8 +123,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
     backends = {name: backend(name) for name in emit}
     options = {"onnx": OnnxOptions(format=onnx)}
-    if "c" in backends:
-        options["c"] = backends["c"].options(fit_check=fit_check)
+    for name in ("c", "project"):
+        if name in backends:
+            options[name] = backends[name].options(fit_check=fit_check)
     if "tflite" in backends:
         options["tflite"] = backends["tflite"].options(offline_plan=tflite_offline_plan)
     if emit and out_dir is None:
@@ -160,7 +161,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch)
     ctx = pm.run(graph, ctx)
     report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.quant, plan=ctx.plan)
-    if tgt is not None and fit_check and "c" not in backends:  # the C backend's check adds its runtime and code
+    if tgt is not None and fit_check and not {"c", "project"} & set(backends):  # theirs adds runtime and code
         from ..analysis.fit import check_fit
         is_float = any(v.dtype == DType.f32 for n in graph.nodes for v in n.outputs)
         check_fit(tgt, ctx.plan, report.flash_bytes, is_float=is_float)
@@ -184,7 +185,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
 
 
 # The backends whose kernels' scratch the memory plan reserves, in order of preference (one arena).
-PLANNED_FOR = ("c", "tflite")
+PLANNED_FOR = ("c", "project", "tflite")
 
 
 class atomic_dir:

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=HelpFormatter)
     _model_args(c)
     c.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory (written atomically)")
-    c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx, tflite, c)")
+    c.add_argument("--emit", default="onnx", help="comma-separated backends (onnx, tflite, c, project: a firmware project for --target)")
     c.add_argument("--prefix", default="model", help="name of the outputs and of the generated C symbols "
                    "(default: model)")
     c.add_argument("--onnx-format", choices=("qdq", "integer"), default="qdq",

@@ -1,7 +1,8 @@
 """Microcontroller profiles kept as data: one TOML file per target under `targets/`.
 
-A profile gives the core, clock (and where that figure comes from), SRAM and flash sizes and the
-instruction-set features kernels may use. Users add a profile by passing a path to their own TOML
+A profile gives the core, clock (and where that figure comes from), SRAM and flash sizes, the
+instruction-set features kernels may use and, for parts a firmware project can be made for, the
+memory map (and a QEMU board that emulates the part, where there is one). Users add a profile by passing a path to their own TOML
 file, or override sizes on the command line (`--sram 96K --flash 512K`).
 """
 from __future__ import annotations
@@ -42,6 +43,13 @@ class Target:
     dsp: bool = False
     mve: bool = False
     clock_source: str = ""  # the datasheet (or "nominal") clock_mhz is taken from: latency estimates use it
+    # the memory map a flashable project (--emit project) links for: where flash and SRAM start,
+    # the bytes at the start of flash a boot stage owns, the document it comes from
+    flash_origin: int | None = None
+    sram_origin: int | None = None
+    boot_reserved: int = 0
+    memory_source: str = ""
+    qemu_machine: str = ""  # a QEMU board with this part, which runs the project's firmware
 
     def with_sizes(self, sram=None, flash=None) -> "Target":
         return dataclasses.replace(self, sram=parse_size(sram) if sram else self.sram,

@@ -30,8 +30,9 @@ from .bench import prefix_of
 
 # Core -> arm-none-eabi-gcc flags (hard float where the core has an FPU; the M0+ has none).
 CORES = {"cortex-m0plus": ["-mcpu=cortex-m0plus", "-mfloat-abi=soft"],
+         "cortex-m33": ["-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"],
          "cortex-m4": ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
-         "cortex-m7": ["-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"],
+         "cortex-m7": ["-mcpu=cortex-m7", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"],  # single precision: F7s have no more
          "cortex-m55": ["-mcpu=cortex-m55", "-mfloat-abi=hard"]}
 DEFAULT_CORE = "cortex-m4"  # QEMU's mps2-an386, what `make cortex-m` builds
 
