@@ -265,7 +265,7 @@ def test_unsupported_ops_are_listed_together_with_node_names():
     with pytest.raises(UnsupportedOpError) as err:
         load_onnx(model)
     items = [(i.op.split(" ")[0], i.node) for i in err.value.items]
-    assert items == [("Expand", "expand_it"), ("my.ops.Frob", "custom")]  # Resize depends on Expand: skipped
+    assert items == [("Expand", "expand_it"), ("Resize", "cubic"), ("my.ops.Frob", "custom")]  # all at once
     assert "Expand" in str(err.value) and "custom" in str(err.value)
     model.graph.node[0].CopyFrom(node("Identity", ["x"], "e"))  # now the cubic Resize is reached
     with pytest.raises(UnsupportedOpError, match=r"Resize \(mode=cubic.*cubic"):
