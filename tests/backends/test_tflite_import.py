@@ -20,6 +20,8 @@ from mcuforge.ir import interpreter
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import DType, TensorType
 from mcuforge.ir.verify import verify
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
 
 OP, T = fb.BuiltinOperator, fb.TensorType
 # What the emitter writes with builtins that have no IR op of their own
@@ -60,6 +62,24 @@ def test_zoo_int8_file_comes_back_bit_exact_to_tflm(name):
     verify(back)
     x = inputs[0]
     for got, want in zip(interpreter.run(back, x), run_tflm(data, x), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["prelu-last", "prelu-dynamic-alpha"])
+def test_int8_prelu_file_comes_back_bit_exact_to_tflm(name):
+    """PRELU's two multipliers are recomputed from the scales of x, alpha (a nonzero zero point)
+    and the result, as TFLite Micro's Prepare does."""
+    g, *_ = build(name)
+    calibration = [tuple(rnd(*v.shape) for v in g.inputs) for _ in range(4)]
+    PassManager([("quantize", {"calibration": calibration, "quiet": True}), ("lower-quantized", {})]).run(
+        g, PassContext())
+    data = to_tflite(g)
+    back = load_tflite(data)
+    verify(back)
+    assert back.count() == {"qprelu": 1} and back.nodes[0].attrs["alpha_zp"] != 0
+    rng = np.random.default_rng(5)
+    xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in back.inputs]
+    for got, want in zip(interpreter.run(back, *xs), run_tflm(data, *xs), strict=True):
         np.testing.assert_array_equal(got, want)
 
 

@@ -228,6 +228,11 @@ def _leaky_relu(ctx, n):
     return ctx.op("leaky_relu", [ctx.x(0)], alpha=ctx.attr("alpha", 0.01))
 
 
+@imports("PRelu")
+def _prelu(ctx, n):
+    return ctx.op("prelu", [ctx.x(0), ctx.x(1)])
+
+
 @imports("HardSigmoid")
 def _hardsigmoid(ctx, n):
     alpha, beta = ctx.attr("alpha", 0.2), ctx.attr("beta", 0.5)

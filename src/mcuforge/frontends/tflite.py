@@ -462,6 +462,14 @@ def _leaky_relu(ctx, op):
     return _integer(ctx, op, "qleaky_relu", [x], alpha=alpha)
 
 
+@imports(OP.PRELU)
+def _prelu(ctx, op):
+    x, alpha = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if x.dtype == DType.f32:
+        return ctx.op("prelu", [x, alpha], out=op.outputs[0])
+    return _integer(ctx, op, "qprelu", [x, alpha])
+
+
 @imports(OP.GELU)
 def _gelu(ctx, op):
     approximate = "tanh" if op.builtinOptions.approximate else "none"
