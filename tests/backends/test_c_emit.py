@@ -24,7 +24,10 @@ from torch import nn
 import mcuforge
 from mcuforge import zoo
 from mcuforge.backends.c.emit import RUNTIME_RAM, emit_c, render_c, resolve_plan
+from mcuforge.ir import quant
+from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
+from mcuforge.ir.types import DType, QuantParams, TensorType
 
 CC = ("gcc", "clang")
 
@@ -92,7 +95,7 @@ def test_zoo_int8_bit_exact(tmp_path, name):
 
 class Ops2d(nn.Module):
     """The 2-D op families the zoo does not use: dilated depthwise with a multiplier, grouped and
-    transposed convs, padded ceil-mode pools, every activation, broadcasting binary ops, resizes,
+    transposed convs, padded ceil-mode pools, every activation (PReLU too), broadcasting binary ops, resizes,
     pad, slice, split, adaptive pooling, softmaxes, mean, unfolded batch norm, layer norm."""
 
     def __init__(self):
@@ -103,9 +106,11 @@ class Ops2d(nn.Module):
         self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
         self.bn = nn.BatchNorm2d(4)
         self.ln = nn.LayerNorm(6)
+        self.prelu = nn.PReLU(4)
         with torch.no_grad():
             self.bn.running_mean.uniform_(-1, 1)
             self.bn.running_var.uniform_(0.5, 2)
+            self.prelu.weight.copy_(torch.tensor([-0.5, 0.1, 0.9, 2.0]))
 
     def forward(self, x):
         y = F.relu(self.conv(x))
@@ -116,7 +121,7 @@ class Ops2d(nn.Module):
         w = self.grouped(torch.cat([w, F.leaky_relu(u, 0.1), x[:, :2, ::3, ::3]], 1))  # x's scale: a requantize
         w = F.silu(w) + F.gelu(w) + F.gelu(w, approximate="tanh") + torch.clamp(w, -0.5, 0.7)
         t = self.up(w)
-        t = self.bn(t + F.relu6(t))
+        t = self.bn(self.prelu(t) + F.relu6(t))
         r = F.interpolate(t, scale_factor=2, mode="nearest")[:, :, 1:15:2, ::2]
         b = F.interpolate(t, size=(7, 4), mode="bilinear", align_corners=False)
         c = F.interpolate(t, size=(7, 4), mode="bilinear", align_corners=True)
@@ -146,7 +151,7 @@ class Ops1d(nn.Module):
 
 OPS = {"ops2d": (Ops2d, (1, 3, 12, 12)), "ops1d": (Ops1d, (1, 4, 32))}
 INTEGER_OPS = {"ops2d": {"qconv2d", "qconv_transpose2d", "qavg_pool2d", "qsoftmax", "qlogistic", "qtanh", "qhardswish",
-                         "qleaky_relu", "qmean", "qmul", "qsub", "requantize", "quantize", "dequantize"},
+                         "qleaky_relu", "qprelu", "qmean", "qmul", "qsub", "requantize", "quantize", "dequantize"},
                "ops1d": {"qconv1d", "qlinear", "qtanh", "qmul", "qsub", "qmean", "qsoftmax"}}
 VARIANTS = [f"{m}_{q}_{layout}" for m in OPS for q in ("float", "int8") for layout in ("nchw", "nhwc")]
 
@@ -168,6 +173,25 @@ def test_ops(tmp_path, variant):
     if "int8" in variant:  # the integer kernels, and float islands between quantize and dequantize
         assert INTEGER_OPS[variant.split("_")[0]] <= set(graph.count())
     build_and_check(tmp_path, graph, model if "float" in variant else None)
+
+
+def test_qprelu_bit_exact(tmp_path):
+    """int8 PRELU on 1024 random inputs, against constant per-channel slopes (the extremes among
+    them) and against a computed alpha, at parameters whose alpha multiplier shifts left (s_in *
+    s_alpha > s_out) and right."""
+    g = Graph("prelu")
+    q = lambda s, zp: QuantParams([s], [zp])  # noqa: E731
+    x = g.add_input("x", TensorType((2, 128, 4), DType.i8, q(0.05, 7)))
+    a = g.add_input("a", TensorType((4,), DType.i8, q(0.5, -20)))
+    slopes = g.const(np.array([-128, -1, 40, 127], np.int8), "slopes", quant=q(0.01, 3))
+    outs = []
+    for alpha, s_out, zp_out in ((slopes, 0.02, -9), (a, 0.01, 100)):
+        y = TensorType(x.shape, DType.i8, q(s_out, zp_out))
+        attrs = quant.params("qprelu", [x.type, alpha.type], y)
+        outs.append(g.op("qprelu", [x, alpha], attrs, out_types=[y]))
+    assert quant.params("qprelu", [x.type, a.type], outs[1].type)["alpha_shift"] > 0
+    g.outputs = outs
+    build_and_check(tmp_path, g)
 
 
 # ---------------------------------------------------------------- properties of the output

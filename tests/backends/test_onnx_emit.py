@@ -162,6 +162,17 @@ for _case in SIMPLE:
     simple(*_case)
 
 
+@case("prelu", (1, 3, 4, 5), layouts=True)  # one slope per channel, torch's nn.PReLU(3)
+def _(g, x, cl):
+    a = rnd(3)
+    return g.op("prelu", [x, g.const(a if cl else a.reshape(3, 1, 1))]), lambda x: F.prelu(x, T(a))
+
+
+@case("prelu-dynamic-alpha", (2, 3, 5), (5,))
+def _(g, x, a, cl):
+    return g.op("prelu", [x, a]), lambda x, a: torch.where(x >= 0, x, x * a)
+
+
 @case("max_pool2d-ceil", (1, 2, 4, 5), layouts=True)  # ceil mode drops a window starting in the padding
 def _(g, x, cl):
     y = g.op("max_pool2d", [x], dict(kernel=[2, 2], stride=[3, 2], pads=[1, 1, 1, 1], ceil_mode=True, layout=L2[cl]))

@@ -232,6 +232,16 @@ def test_table_ops(op, attrs):
     check(one_op(op, x, attrs), x)
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_qprelu(dynamic):
+    """Every int8 input against constant per-channel alphas, or against a computed alpha."""
+    x = np.tile(np.arange(-128, 128, dtype=I8).reshape(256, 1), (1, 6))
+    alpha = ints((6,), I8)
+    attrs = quant.prelu_params(0.05, 7, 0.01, -20, 0.04, -3)
+    g = one_op("qprelu", x, attrs, more=(alpha,)) if dynamic else one_op("qprelu", x, attrs, alpha)
+    check(g, *((x, alpha) if dynamic else (x,)))
+
+
 def test_qleaky_relu_int16():
     x = ints((4, 300), I16)
     check(one_op("qleaky_relu", x, quant.leaky_relu_params(0.001, 0, 0.002, 0, 0.2)), x)

@@ -17,7 +17,11 @@ from mcuforge.backends.tflite.runtime import run_litert, run_tflm
 from mcuforge.errors import Error, ModelLoadError, UnsupportedOpError, UsageError
 from mcuforge.frontends.tflite import load_tflite
 from mcuforge.ir import interpreter
+from mcuforge.ir.graph import Graph
+from mcuforge.ir.types import DType, TensorType
 from mcuforge.ir.verify import verify
+from mcuforge.passes.base import PassContext
+from mcuforge.passes.manager import PassManager
 
 OP, T = fb.BuiltinOperator, fb.TensorType
 # What the emitter writes with builtins that have no IR op of their own
@@ -58,6 +62,24 @@ def test_zoo_int8_file_comes_back_bit_exact_to_tflm(name):
     verify(back)
     x = inputs[0]
     for got, want in zip(interpreter.run(back, x), run_tflm(data, x), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["prelu-last", "prelu-dynamic-alpha"])
+def test_int8_prelu_file_comes_back_bit_exact_to_tflm(name):
+    """PRELU's two multipliers are recomputed from the scales of x, alpha (a nonzero zero point)
+    and the result, as TFLite Micro's Prepare does."""
+    g, *_ = build(name)
+    calibration = [tuple(rnd(*v.shape) for v in g.inputs) for _ in range(4)]
+    PassManager([("quantize", {"calibration": calibration, "quiet": True}), ("lower-quantized", {})]).run(
+        g, PassContext())
+    data = to_tflite(g)
+    back = load_tflite(data)
+    verify(back)
+    assert back.count() == {"qprelu": 1} and back.nodes[0].attrs["alpha_zp"] != 0
+    rng = np.random.default_rng(5)
+    xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in back.inputs]
+    for got, want in zip(interpreter.run(back, *xs), run_tflm(data, *xs), strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -246,3 +268,204 @@ def test_public_api_and_compile_read_tflite_files(tmp_path):
     close(run_tflm(art.files["tflite"].read_bytes(), x)[0], interpreter.run(g, x)[0], rtol=1e-5)
     with pytest.raises(UsageError, match="does not exist"):
         mcuforge.compile(str(tmp_path / "missing.tflite"), emit=())
+
+
+# ---------------------------------------------------------------- compressed constants (float16, sparse)
+
+def linear_file(w: np.ndarray) -> tuple[bytes, int]:
+    """A one-FULLY_CONNECTED file by our emitter, and the index of its weight tensor."""
+    g = Graph("fc")
+    y = g.op("linear", [g.add_input("x", TensorType((3, w.shape[1]), DType.f32)),
+                        g.const(w, "w"), g.const(rnd(w.shape[0]), "b")], dict(act="relu"))
+    g.outputs = [y]
+    data = to_tflite(g, offline_plan=False)
+    return data, [t.name for t in model_of(data).subgraphs[0].tensors].index(b"w")
+
+
+def model_of(data: bytes) -> fb.ModelT:
+    return fb.ModelT.InitFromPackedBuf(data, 0)
+
+
+def packed(m: fb.ModelT) -> bytes:
+    b = AlignedBuilder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def stored_as(data: bytes, w: int, values: np.ndarray, dtype: int, through: int | None,
+              sparsity: fb.SparsityParametersT | None = None) -> bytes:
+    """`data` with tensor `w` computed by op `through` (DEQUANTIZE, DENSIFY; None: `w` itself is
+    rewritten) from a new constant of `dtype` holding `values` (and `sparsity`), as TensorFlow's
+    converter writes float16 and sparse weights."""
+    m = model_of(data)
+    sub, t = m.subgraphs[0], m.subgraphs[0].tensors[w]
+    m.buffers.append(fb.BufferT(data=np.frombuffer(values.tobytes(), np.uint8)))
+    c = fb.TensorT(shape=list(t.shape), type=dtype, name=t.name + b"_stored", buffer=len(m.buffers) - 1,
+                   sparsity=sparsity)
+    if through is None:
+        sub.tensors[w] = c
+        return packed(m)
+    sub.tensors.append(c)
+    t.buffer = 0
+    m.operatorCodes.append(fb.OperatorCodeT(deprecatedBuiltinCode=through, builtinCode=through, version=1))
+    sub.operators.insert(0, fb.OperatorT(opcodeIndex=len(m.operatorCodes) - 1, inputs=[len(sub.tensors) - 1],
+                                         outputs=[w]))
+    return packed(m)
+
+
+def matches_litert(data: bytes, x: np.ndarray, want: np.ndarray | None = None, kernels="default"):
+    back = load_tflite(data)
+    verify(back)
+    ours = interpreter.run(back, x)[0]
+    close(ours, run_litert(data, x, kernels=kernels)[0], rtol=1e-5)
+    if want is not None:
+        close(ours, want, rtol=1e-5)
+
+
+def test_float16_weights_behind_dequantize_fold_to_float32():
+    w = rnd(5, 6)
+    data, i = linear_file(w)
+    x, w16 = rnd(3, 6), w.astype(np.float16)
+    f16 = stored_as(data, i, w16, T.FLOAT16, OP.DEQUANTIZE)
+    back = load_tflite(f16)
+    assert back.count() == {"linear": 1} and back.nodes[0].inputs[1].dtype == DType.f32
+    np.testing.assert_array_equal(back.nodes[0].inputs[1].data, w16.astype(np.float32))
+    matches_litert(f16, x)
+
+
+def vec(values, kind=fb.Int32VectorT):
+    v = kind()
+    v.values = [int(a) for a in values]
+    return v
+
+
+def dense(size):
+    return fb.DimensionMetadataT(format=fb.DimensionType.DENSE, denseSize=size)
+
+
+def csr(segments, indices, kind=fb.Int32VectorT):
+    codes = {fb.Int32VectorT: fb.SparseIndexVector.Int32Vector, fb.Uint16VectorT: fb.SparseIndexVector.Uint16Vector,
+             fb.Uint8VectorT: fb.SparseIndexVector.Uint8Vector}
+    return fb.DimensionMetadataT(format=fb.DimensionType.SPARSE_CSR, arraySegmentsType=codes[kind],
+                                 arraySegments=vec(segments, kind), arrayIndicesType=codes[kind],
+                                 arrayIndices=vec(indices, kind))
+
+
+def pruned(shape, block=(1, 1), seed=0):
+    """A weight with about half of its `block`s zero."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random((shape[0] // block[0], shape[1] // block[1])) < 0.5
+    return (rnd(*shape) * np.kron(keep, np.ones(block))).astype(np.float32)
+
+
+def csr_rows(w: np.ndarray, kind=fb.Int32VectorT) -> tuple[np.ndarray, fb.SparsityParametersT]:
+    """Rows dense, columns SPARSE_CSR."""
+    rows, cols = np.nonzero(w)
+    sp = fb.SparsityParametersT(traversalOrder=[0, 1], dimMetadata=[
+        dense(w.shape[0]), csr(np.searchsorted(rows, np.arange(w.shape[0] + 1)), cols, kind)])
+    return w[rows, cols], sp
+
+
+def csr_blocks(w: np.ndarray, b: int) -> tuple[np.ndarray, fb.SparsityParametersT]:
+    """Blocks of 1 x b along the columns (block_map [1]), the blocks of each row SPARSE_CSR, the
+    columns within a block DENSE: the layout of TensorFlow's 1x4 block-sparse weights."""
+    blocks = w.reshape(w.shape[0], -1, b)
+    rows, cols = np.nonzero(np.abs(blocks).sum(-1))
+    sp = fb.SparsityParametersT(traversalOrder=[0, 1, 2], blockMap=[1], dimMetadata=[
+        dense(w.shape[0]), csr(np.searchsorted(rows, np.arange(w.shape[0] + 1)), cols, fb.Uint16VectorT), dense(b)])
+    return blocks[rows, cols].reshape(-1), sp
+
+
+def transposed_csr(w: np.ndarray) -> tuple[np.ndarray, fb.SparsityParametersT]:
+    """Columns first (traversal order [1, 0]): column-major CSR."""
+    cols, rows = np.nonzero(w.T)
+    sp = fb.SparsityParametersT(traversalOrder=[1, 0], dimMetadata=[
+        dense(w.shape[1]), csr(np.searchsorted(cols, np.arange(w.shape[1] + 1)), rows, fb.Uint8VectorT)])
+    return w[rows, cols], sp
+
+
+@pytest.mark.parametrize("layout", ["rows", "blocks", "columns"])
+def test_sparse_weights_behind_densify_match_litert(layout):
+    w = pruned((6, 8), (1, 4) if layout == "blocks" else (1, 1))
+    values, sp = {"rows": csr_rows, "blocks": lambda w: csr_blocks(w, 4), "columns": transposed_csr}[layout](w)
+    data, i = linear_file(w)
+    sparse = stored_as(data, i, values, T.FLOAT32, OP.DENSIFY, sp)
+    back = load_tflite(sparse)
+    assert back.count() == {"linear": 1}
+    np.testing.assert_array_equal(back.nodes[0].inputs[1].data, w)
+    x = rnd(3, 8)
+    matches_litert(sparse, x, np.maximum(x @ w.T + back.nodes[0].inputs[2].data, 0))
+
+
+def test_sparse_float16_weights_densify_then_dequantize():
+    w = pruned((4, 8), seed=1)
+    data, i = linear_file(w)
+    values, sp = csr_rows(w.astype(np.float16))
+    m = model_of(stored_as(data, i, np.zeros(w.shape, np.float16), T.FLOAT16, OP.DEQUANTIZE))
+    sub = m.subgraphs[0]
+    half = sub.operators[0].inputs[0]  # DEQUANTIZE's input becomes DENSIFY's output
+    m.buffers.append(fb.BufferT(data=np.frombuffer(values.tobytes(), np.uint8)))
+    sub.tensors.append(fb.TensorT(shape=[4, 8], type=T.FLOAT16, name=b"w_sparse", buffer=len(m.buffers) - 1,
+                                  sparsity=sp))
+    sub.tensors[half].buffer = 0
+    m.operatorCodes.append(fb.OperatorCodeT(deprecatedBuiltinCode=OP.DENSIFY, builtinCode=OP.DENSIFY, version=1))
+    sub.operators.insert(0, fb.OperatorT(opcodeIndex=len(m.operatorCodes) - 1, inputs=[len(sub.tensors) - 1],
+                                         outputs=[half]))
+    data = packed(m)
+    back = load_tflite(data)
+    np.testing.assert_array_equal(back.nodes[0].inputs[1].data, w.astype(np.float16).astype(np.float32))
+    matches_litert(data, rnd(3, 8))
+
+
+def test_sparse_weights_read_in_place_by_fully_connected():
+    """Without DENSIFY: LiteRT's own FULLY_CONNECTED reads 1x4 block-sparse float weights (its
+    XNNPACK delegate reads the stored values as a dense weight: not the oracle here)."""
+    w = pruned((8, 16), (1, 4), seed=2)
+    data, i = linear_file(w)
+    values, sp = csr_blocks(w, 4)
+    sparse = stored_as(data, i, values, T.FLOAT32, None, sp)
+    matches_litert(sparse, rnd(3, 16), kernels="builtin")
+
+
+@pytest.mark.parametrize("defect", ["segments", "indices", "values", "traversal"])
+def test_inconsistent_sparsity_is_a_corrupt_file(defect):
+    w = pruned((4, 6), seed=3)
+    values, sp = csr_rows(w)
+    level = sp.dimMetadata[1]
+    if defect == "segments":
+        level.arraySegments.values[-1] += 5
+    elif defect == "indices":
+        level.arrayIndices.values[0] = 6
+    elif defect == "traversal":
+        sp.traversalOrder = [0, 0]
+    data, i = linear_file(w)
+    data = stored_as(data, i, values[:-1] if defect == "values" else values, T.FLOAT32, OP.DENSIFY, sp)
+    with pytest.raises(ModelLoadError, match="corrupt.*sparse tensor") as err:
+        load_tflite(data)
+    assert err.value.hint
+
+
+def test_unsupported_ops_after_unsupported_ops_are_listed_too():
+    """A chain of refused ops (26 PRELUs, as issue 18 found, before PRELU was imported): every one
+    is reported, with its node, not only the first."""
+    f = Flatbuffer()
+    x = f.tensor([2, 3])
+    y = f.op(OP.EXP, [x], [f.tensor([2, 3])])
+    y = f.op(OP.ADD, [y, f.const(rnd(3))], [f.tensor([2, 3])], fb.AddOptionsT())
+    y = f.op(OP.RSQRT, [y], [f.tensor([2, 3])])
+    y = f.op(OP.EXP, [y], [f.tensor([2, 3])])
+    y = f.op(OP.STRIDED_SLICE, [y, *(f.const(np.array(v, np.int32)) for v in ([0, 0], [2, 3], [1, -1]))],
+             [f.tensor([2, 3])], fb.StridedSliceOptionsT())
+    with pytest.raises(UnsupportedOpError) as err:
+        load_tflite(f.bytes([x], [y]))
+    assert [(i.op.split(":")[0], i.node) for i in err.value.items] == [
+        ("EXP", "t1"), ("RSQRT", "t4"), ("EXP", "t5"), ("STRIDED_SLICE", "t9")]
+
+
+def test_a_tensor_type_the_ir_has_not_is_unsupported_not_corrupt():
+    f = Flatbuffer()
+    x = f.tensor([2, 3])
+    c = f.tensor([3], T.FLOAT64, np.ones(3))
+    y = f.op(OP.ADD, [x, c], [f.tensor([2, 3])], fb.AddOptionsT())
+    with pytest.raises(UnsupportedOpError, match="FLOAT64"):
+        load_tflite(f.bytes([x], [y]))

@@ -58,6 +58,13 @@ def r(*shape):
     return torch.randn(*shape)
 
 
+def prelu(module):
+    """A PReLU with slopes of both signs, one per channel (torch starts them all at 0.25)."""
+    with torch.no_grad():
+        module.weight.copy_(torch.linspace(-0.5, 1.5, module.num_parameters))
+    return module
+
+
 X4, X3 = (2, 3, 8, 8), (2, 3, 10)
 torch.manual_seed(0)  # the parameters created below
 
@@ -95,6 +102,9 @@ CASES = {
     "ReLU": (nn.ReLU(), [X4], "relu"),
     "ReLU6": (nn.ReLU6(), [X4], "relu6"),
     "LeakyReLU": (nn.LeakyReLU(0.2), [X4], "leaky_relu"),
+    "PReLU": (prelu(nn.PReLU(3)), [X4], "prelu"),
+    "PReLU-one-slope": (prelu(nn.PReLU()), [X3], "prelu"),
+    "PReLU-2d": (prelu(nn.PReLU(6)), [(4, 6)], "prelu"),
     "Hardtanh": (nn.Hardtanh(), [X4], "clamp"),
     "Hardtanh-0-6": (nn.Hardtanh(0.0, 6.0), [X4], "relu6"),
     "Hardtanh-custom": (nn.Hardtanh(-0.5, 0.25), [X4], "clamp"),
@@ -116,6 +126,8 @@ CASES = {
     "F.relu6": (fn(lambda m, x: F.relu6(x * 4)), [X4], "relu6"),
     "F.hardtanh": (fn(lambda m, x: F.hardtanh(x, -0.5, 0.5)), [X4], "clamp"),
     "F.leaky_relu": (fn(lambda m, x: F.leaky_relu(x, 0.1)), [X4], "leaky_relu"),
+    "F.prelu": (fn(lambda m, x: F.prelu(x, m.w), w=r(3)), [X4], "prelu"),
+    "F.prelu-one-slope": (fn(lambda m, x: F.prelu(x, weight=m.w), w=r(1)), [X3], "prelu"),
     "F.gelu": (fn(lambda m, x: F.gelu(x, approximate="tanh") + F.gelu(x)), [X4], "gelu"),
     "F.silu": (fn(lambda m, x: F.silu(x)), [X4], "silu"),
     "sigmoid": (fn(lambda m, x: F.sigmoid(x) + torch.sigmoid(x * 2) + x.sigmoid()), [X4], "sigmoid"),

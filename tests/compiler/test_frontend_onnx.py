@@ -42,6 +42,8 @@ class ConvNet(nn.Module):
         self.dw = nn.Conv2d(8, 8, 3, padding="same", groups=8, bias=False)
         self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
         self.fc = nn.Linear(4, 5)
+        self.prelu = nn.PReLU(8)
+        nn.init.uniform_(self.prelu.weight, -0.5, 1.5)
         for p in self.bn0.parameters():
             nn.init.uniform_(p, 0.5, 1.5)
         self.bn0.running_mean.uniform_(-1, 1)
@@ -50,7 +52,7 @@ class ConvNet(nn.Module):
     def forward(self, x):
         y = F.relu(self.conv(self.bn0(x)))
         y = F.relu6(self.dw(y))
-        y = F.max_pool2d(y, 3, 2, 1, ceil_mode=True)
+        y = self.prelu(F.max_pool2d(y, 3, 2, 1, ceil_mode=True))
         y = F.hardswish(self.up(y))
         y = F.avg_pool2d(F.leaky_relu(y, 0.1), 2, 1, 1, count_include_pad=False)
         y = F.adaptive_avg_pool2d(y, 1).flatten(1)
@@ -113,7 +115,7 @@ def test_exported_torch_module_matches_torch(name):
     for o, w in zip(got, want):
         np.testing.assert_allclose(o, w.numpy(), rtol=1e-4, atol=1e-5)
     expect = {"convnet": {"batch_norm", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "hardswish",
-                          "adaptive_avg_pool", "linear", "softmax", "relu6", "leaky_relu"},
+                          "adaptive_avg_pool", "linear", "softmax", "relu6", "leaky_relu", "prelu"},
               "tokens": {"linear", "silu", "clamp", "hardsigmoid", "log_softmax", "mean"},
               "shapes": {"split", "concat", "slice", "pad", "resize", "transpose", "reshape", "conv1d",
                          "max_pool1d", "avg_pool1d"},
@@ -121,6 +123,16 @@ def test_exported_torch_module_matches_torch(name):
     assert expect <= set(g.count())
     if name.startswith("tokens"):  # MatMul + Add and x * Sigmoid(x) come back as single ops
         assert g.count("linear") == 2 and g.count("add") == 1 and g.count("sigmoid") == 1
+
+
+@pytest.mark.parametrize("slope", [(3, 1, 1), (1,), (5,)])
+def test_prelu_matches_onnxruntime(slope):
+    model = make([node("PRelu", ["x", "s"], "y")], {"x": [2, 3, 4, 5]}, ["y"], dict(s=rnd(*slope)))
+    x = rnd(2, 3, 4, 5)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    g = load_onnx(model)
+    assert g.count() == {"prelu": 1}
+    np.testing.assert_allclose(interpreter.run(g, x)[0], want, rtol=1e-6, atol=0)
 
 
 def test_value_names_follow_onnx_node_names():
@@ -265,7 +277,7 @@ def test_unsupported_ops_are_listed_together_with_node_names():
     with pytest.raises(UnsupportedOpError) as err:
         load_onnx(model)
     items = [(i.op.split(" ")[0], i.node) for i in err.value.items]
-    assert items == [("Expand", "expand_it"), ("my.ops.Frob", "custom")]  # Resize depends on Expand: skipped
+    assert items == [("Expand", "expand_it"), ("Resize", "cubic"), ("my.ops.Frob", "custom")]  # all at once
     assert "Expand" in str(err.value) and "custom" in str(err.value)
     model.graph.node[0].CopyFrom(node("Identity", ["x"], "e"))  # now the cubic Resize is reached
     with pytest.raises(UnsupportedOpError, match=r"Resize \(mode=cubic.*cubic"):

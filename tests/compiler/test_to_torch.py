@@ -61,6 +61,8 @@ CASES = {
     **{op: (op, [(2, 3, 4, 4)], {}, []) for op in ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid",
                                                     "silu", "identity", "dropout")},
     "leaky_relu": ("leaky_relu", [(2, 3, 4)], dict(alpha=0.2), []),
+    "prelu": ("prelu", [(2, 3, 4)], {}, [w(3, 1)]),
+    "prelu-last-axis": ("prelu", [(2, 3, 4)], {}, [w(4)]),
     "clamp": ("clamp", [(2, 3, 4)], dict(min=-0.5, max=0.7), []),
     "clamp-inf": ("clamp", [(2, 3, 4)], dict(min=-math.inf, max=1.0), []),
     "gelu": ("gelu", [(2, 3, 4)], {}, []),

@@ -183,6 +183,14 @@ def test_unary(op, attrs, fn):
     check(op, fn(x), x, **attrs)
 
 
+@pytest.mark.parametrize("alpha", [(3, 1, 1), (1,), (5,), ()])
+def test_prelu(alpha):
+    x, a = randn(2, 3, 4, 5), randn(*alpha)
+    x[0, 0, 0, :3] = torch.tensor([0.0, -0.0, -1e-30])
+    want = F.prelu(x, a.reshape(-1)) if alpha in ((3, 1, 1), (1,)) else torch.where(x >= 0, x, x * a)
+    check("prelu", want, x, a)
+
+
 BINARY = [("add", "none"), ("add", "relu"), ("sub", "relu6"), ("sub", "none"), ("mul", "relu"),
           ("mul", "none"), ("div", None)]
 TORCH_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
@@ -351,7 +359,7 @@ def test_resize1d_nearest(layout):
 CHECKED_ABOVE = {op for op, _, _ in UNARY} | {op for op, _ in BINARY} | {
     "conv1d", "conv2d", "conv_transpose2d", "linear", "matmul", "batch_norm", "layer_norm", "max_pool1d",
     "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool", "mean", "reshape", "transpose", "concat",
-    "split", "slice", "pad", "resize", "quantize", "dequantize"}
+    "split", "slice", "pad", "resize", "quantize", "dequantize", "prelu"}
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

@@ -22,7 +22,8 @@ from mcuforge.ir.verify import verify
 
 MIN, MAX = -(1 << 31), (1 << 31) - 1
 CHECKED_HERE = {"requantize", "qconv1d", "qconv2d", "qconv_transpose2d", "qlinear", "qadd", "qsub", "qmul",
-                "qavg_pool1d", "qavg_pool2d", "qmean", "qsoftmax", "qlog_softmax", "qlogistic", "qtanh", "qhardswish", "qleaky_relu"}
+                "qavg_pool1d", "qavg_pool2d", "qmean", "qsoftmax", "qlog_softmax", "qlogistic", "qtanh", "qhardswish", "qleaky_relu",
+                "qprelu"}
 
 
 @pytest.fixture
@@ -601,6 +602,28 @@ def test_qleaky_relu(alpha, i16):
         return clamp(zp_out + (-scaled if attrs["alpha_multiplier"] < 0 else scaled), *dtype_range(dt))
     assert y.tolist() == [one(v) for v in x.tolist()]
     real = evaluate("leaky_relu", [(x.astype(np.float32) - zp_in) * s_in], dict(alpha=alpha))[0]
+    close_to_float(y, real, s_out, zp_out)
+
+
+@pytest.mark.parametrize("s_in,zp_in,s_a,zp_a,s_out,zp_out", [(0.05, -8, 0.01, 20, 0.04, 12),
+                                                              (0.02, 100, 0.004, -128, 0.01, -120),
+                                                              (0.1, 0, 0.5, 0, 0.02, 0)])
+def test_qprelu(rng, s_in, zp_in, s_a, zp_a, s_out, zp_out):
+    """Every int8 input against each of 4 alphas (broadcast per channel), element by element as
+    TFLite's reference kernel: the identity multiplier at or above the zero point, the alpha one below."""
+    x = np.tile(ALL_INT8.reshape(1, 256, 1), (2, 1, 4))
+    alpha = rng.integers(-128, 128, 4).astype(np.int8)
+    attrs = Q.prelu_params(s_in, zp_in, s_a, zp_a, s_out, zp_out)
+    assert attrs["id_shift"] != attrs["alpha_shift"]
+    y = run_q("qprelu", x, alpha, **attrs)
+
+    def one(v, a):
+        d = v - zp_in
+        r = mbqm(d, attrs["id_multiplier"], attrs["id_shift"]) if d >= 0 else \
+            mbqm(d * (a - zp_a), attrs["alpha_multiplier"], attrs["alpha_shift"])
+        return clamp(r + zp_out, -128, 127)
+    assert y.tolist() == [[[one(v, a) for v, a in zip(row, alpha.tolist())] for row in b] for b in x.tolist()]
+    real = evaluate("prelu", [(x.astype(np.float32) - zp_in) * s_in, (alpha.astype(np.float32) - zp_a) * s_a], {})[0]
     close_to_float(y, real, s_out, zp_out)
 
 

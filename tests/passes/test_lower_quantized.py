@@ -92,6 +92,7 @@ CASES = {  # name: (module, input shapes, integer op expected)
     "sigmoid_tanh": (lambda: Fn(lambda m, x: torch.sigmoid(x) + torch.tanh(x)), [(2, 16)], "qlogistic"),
     "hardswish": (lambda: nn.Hardswish(), [(2, 16)], "qhardswish"),
     "leaky_relu": (lambda: nn.LeakyReLU(0.1), [(2, 16)], "qleaky_relu"),
+    "prelu": (lambda: nn.Sequential(nn.Conv2d(4, 6, 3), nn.PReLU(6)), X2D, "qprelu"),
     "max_pool_relu6": (lambda: nn.Sequential(nn.MaxPool2d(2), nn.ReLU6()), X2D, "max_pool2d"),
     "hardtanh": (lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.MaxPool2d(2), nn.Hardtanh(-0.5, 0.5)), X2D, "clamp"),
     "concat_rescales": (lambda: Fn(lambda m, x: torch.cat([x, m["c"](x) * 4], 1), c=nn.Conv2d(4, 2, 1)),

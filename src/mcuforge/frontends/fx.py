@@ -275,6 +275,17 @@ def _leaky_relu(ctx, n, args, kwargs):
     return ctx.op("leaky_relu", [args[0]], alpha=float(slope))
 
 
+@_maps(nn.PReLU, F.prelu, torch.prelu)
+def _prelu(ctx, n, args, kwargs):
+    """torch's weight holds one slope, or one per channel (axis 1): as alpha it broadcasts on x."""
+    x = args[0]
+    w = ctx.param("weight") if n.op == "call_module" else _get(args, kwargs, 1, "weight")
+    if w.type.numel > 1 and len(x.shape) > 2:
+        shape = [w.type.numel] + [1] * (len(x.shape) - 2)
+        w = ctx.g.const(w.data.reshape(shape), name=w.name) if w.is_const else ctx.op("reshape", [w], shape=shape)
+    return ctx.op("prelu", [x, w])
+
+
 @_maps(nn.GELU, F.gelu)
 def _gelu(ctx, n, args, kwargs):
     approximate = ctx.module.approximate if n.op == "call_module" else kwargs.get("approximate", "none")

@@ -10,7 +10,9 @@ are named after the ONNX nodes (op_type + index when unnamed). Exporter idioms t
 become it: MatMul + Add of a bias (linear), x * Sigmoid(x) (silu), x * HardSigmoid(x) (hardswish).
 
 Ops without a converter, or used in a way a converter refuses, are collected and reported in one
-`UnsupportedOpError`; the nodes depending on them are skipped. Each result's shape is checked
+`UnsupportedOpError`; their results become placeholders of the types shape inference gives them,
+so the nodes after them are converted (and refused) too, and skipped only where those types are
+unknown (then a node is still listed if its op has no converter). Each result's shape is checked
 against ONNX shape inference where that knows it. Models older than opset 13 are first converted
 to opset 13 by onnx's version converter (which also turns Upsample into Resize).
 """
@@ -224,6 +226,11 @@ def _qdq(ctx, n):
 @imports("LeakyRelu")
 def _leaky_relu(ctx, n):
     return ctx.op("leaky_relu", [ctx.x(0)], alpha=ctx.attr("alpha", 0.01))
+
+
+@imports("PRelu")
+def _prelu(ctx, n):
+    return ctx.op("prelu", [ctx.x(0), ctx.x(1)])
 
 
 @imports("HardSigmoid")
@@ -517,6 +524,17 @@ def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...] | None:
     return tuple(dims) if dims is not None and all(isinstance(d, int) for d in dims) else None
 
 
+def _placeholder(g: Graph, vi: onnx.ValueInfoProto | None):
+    """A stand-in graph input for the result `vi` of a node that was not converted, of the type
+    shape inference gives it (only for reporting the nodes after it); _SKIPPED if that is unknown."""
+    shape = _static_shape(vi) if vi is not None else None
+    try:
+        dtype = DType.from_numpy(helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+    except (AttributeError, KeyError, ValueError):
+        return _SKIPPED
+    return _SKIPPED if shape is None else g.add_input(vi.name, TensorType(shape, dtype))
+
+
 def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | None = None) -> Graph:
     """Read an ONNX file or ModelProto into an IR graph.
 
@@ -545,7 +563,8 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     except Exception as e:
         raise ModelLoadError(f"ONNX shape inference failed on {where}: {e}", "check the input shapes") from None
     graph = model.graph
-    known = {vi.name: _static_shape(vi) for vi in [*graph.value_info, *graph.output]}
+    infos = {vi.name: vi for vi in [*graph.value_info, *graph.output]}
+    known = {name: _static_shape(vi) for name, vi in infos.items()}
     uses = Counter(i for n in graph.node for i in n.input) + Counter(o.name for o in graph.output)
     g = Graph(name or graph.name or "main")
     ctx = _Ctx(g, opset, uses)
@@ -573,7 +592,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
             results = _convert(ctx, n, op_type)
         except _Unsupported as e:
             missing.append(UnsupportedItem(f"{op_type} ({e})" if str(e) else op_type, ctx.name))
-            ctx.env.update({o: _SKIPPED for o in n.output})
+            ctx.env.update({o: _placeholder(g, infos.get(o)) for o in n.output})
             continue
         except ShapeError as e:
             raise ShapeError(ctx.name, f"{op_type}: {e.reason}") from None

@@ -9,9 +9,16 @@ IR's `act` where the op has one and a relu/relu6/clamp after it elsewhere. Integ
 kernel attributes from `ir.quant`, computed from the tensors' scales and zero points exactly as
 TFLite does, so the integer graph computes what TFLite Micro computes.
 
-Malformed files raise `ModelLoadError`; ops without a converter, or used in a way a converter
-refuses, are collected and reported in one `UnsupportedOpError` (the ops depending on them are
-skipped). Limits: one subgraph (no control flow), static shapes, no sparse or custom ops.
+Constants TensorFlow's converter stores compressed come back as float32 or dense arrays:
+float16 weights behind a DEQUANTIZE ("float16 quantization") are folded to float32 constants,
+and sparse constants (a tensor's `sparsity`: its axes, blocked ones split into blocks, traversed
+in `traversal_order`, each level DENSE or SPARSE_CSR) are densified, behind DENSIFY or not.
+
+Only malformed bytes raise `ModelLoadError`; a valid file using what mcuforge cannot import (an
+op without a converter, or used in a way a converter refuses; a tensor type the IR has not) gets
+one `UnsupportedOpError` listing every such op with its node name: the results of a refused op
+become placeholders of the file's types, so the ops after it are converted (and refused) too.
+Limits: one subgraph (no control flow), static shapes, no custom ops.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ DTYPES = {DType.f32: fb.TensorType.FLOAT32, DType.f16: fb.TensorType.FLOAT16, DT
           DType.u8: fb.TensorType.UINT8, DType.bool: fb.TensorType.BOOL}
 _IR_DTYPE = {code: dt for dt, code in DTYPES.items()}
 _OP_NAMES = {v: k for k, v in vars(OP).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 _ACT_NAMES = {ACT.NONE: "none", ACT.RELU: "relu", ACT.RELU6: "relu6"}
 _HINT = "check that the file is a complete .tflite model (re-export it); mcuforge reads TFLite flatbuffers"
 
@@ -55,13 +63,17 @@ class _Ctx:
         if i in self.env:
             return self.env[i]
         t = self.tensors[i]
+        self.env[i] = self.g.const(self.array(i), _text(t.name) or "const", quant=_quant(t))
+        return self.env[i]
+
+    def array(self, i: int) -> np.ndarray:
+        """The data of constant tensor `i`, densified if it is stored sparse."""
+        t = self.tensors[i]
         data = self.model.buffers[t.buffer].data
         if data is None or not len(data):
             raise _Unsupported(f"reads tensor {_text(t.name)!r}, which no op writes and which has no data")
-        dt = _dtype(t)
-        array = np.frombuffer(np.asarray(data, np.uint8).tobytes(), dt.np).reshape(_shape(t))
-        self.env[i] = self.g.const(array, _text(t.name) or "const", quant=_quant(t))
-        return self.env[i]
+        values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), _dtype(t).np)
+        return values.reshape(_shape(t)) if t.sparsity is None else _densify(t, values)
 
     def const(self, i: int) -> np.ndarray:
         v = self.value(i)
@@ -103,8 +115,61 @@ def _shape(t: fb.TensorT) -> tuple[int, ...]:
 
 def _dtype(t: fb.TensorT) -> DType:
     if t.type not in _IR_DTYPE:
-        raise _Unsupported(f"tensor {_text(t.name)!r} has TFLite type {t.type}, which the IR has not")
+        raise _Unsupported(f"tensor {_text(t.name)!r} has TFLite type {_TYPE_NAMES.get(t.type, t.type)}, "
+                           "which the IR has not")
     return _IR_DTYPE[t.type]
+
+
+def _indices(kind: int, vector) -> np.ndarray:
+    """A SparseIndexVector (int32, uint16 or uint8 values) as int64."""
+    if kind == fb.SparseIndexVector.NONE or vector is None or vector.values is None:
+        raise ValueError("a SPARSE_CSR level without its segments or indices")
+    return np.asarray(vector.values, np.int64).reshape(-1)
+
+
+def _densify(t: fb.TensorT, values: np.ndarray) -> np.ndarray:
+    """Sparse constant `t` as a dense array, its stored `values` being the nonzero elements in
+    traversal order. TFLite's sparsity format: each axis d of the n-axis shape in `block_map` is
+    split into blocks (axis d, of shape[d] / b) and an axis n + j within the block (the j-th
+    entry of block_map, of size b: its level's dense_size). `traversal_order` visits the n + k
+    axes, block axes last; per level, DENSE visits every index and SPARSE_CSR the indices
+    array_indices[segments[p]:segments[p + 1]] of parent position p. Leaves come out in the
+    order of `values`. Inconsistent parameters raise ValueError (a corrupt file)."""
+    s, shape = t.sparsity, _shape(t)
+    n, order, blocks = len(shape), [int(o) for o in s.traversalOrder], [int(b) for b in (s.blockMap or [])]
+    levels = s.dimMetadata or []
+    if sorted(order) != list(range(n + len(blocks))) or sorted(order[:n]) != list(range(n)) or \
+            len(levels) != len(order) or len(set(blocks)) != len(blocks) or not set(blocks) <= set(range(n)):
+        raise ValueError(f"sparse tensor {_text(t.name)!r} has an inconsistent traversal order {order}, "
+                         f"block map {blocks} or {len(levels)} dimension metadata for shape {list(shape)}")
+    size = list(shape)
+    for j, d in enumerate(blocks):
+        b = int(levels[order.index(n + j)].denseSize)
+        if b <= 0 or shape[d] % b:
+            raise ValueError(f"sparse tensor {_text(t.name)!r}: block size {b} does not divide axis {d} of {shape[d]}")
+        size[d] //= b
+        size.append(b)
+    pos, coords = np.zeros(1, np.int64), []  # per leaf so far: its position in the level, its indices
+    for lv, d in zip(levels, order):
+        if lv.format == fb.DimensionType.DENSE:
+            pos = (pos[:, None] * size[d] + np.arange(size[d])).reshape(-1)
+            coords = [np.repeat(c, size[d]) for c in coords] + [pos % size[d]]
+            continue
+        segments, idx = _indices(lv.arraySegmentsType, lv.arraySegments), _indices(lv.arrayIndicesType, lv.arrayIndices)
+        if pos.size and (pos.max() + 1 >= segments.size or np.any(np.diff(segments) < 0) or segments[0] < 0
+                         or segments[-1] > idx.size or np.any((idx < 0) | (idx >= size[d]))):
+            raise ValueError(f"sparse tensor {_text(t.name)!r} has segments or indices out of range for axis {d}")
+        counts = segments[pos + 1] - segments[pos]
+        pos = np.arange(counts.sum()) + np.repeat(segments[pos] - np.cumsum(counts) + counts, counts)
+        coords = [np.repeat(c, counts) for c in coords] + [idx[pos]]
+    if pos.size != values.size:
+        raise ValueError(f"sparse tensor {_text(t.name)!r} stores {values.size} values for {pos.size} positions")
+    at = [coords[order.index(d)] for d in range(n)]
+    for j, d in enumerate(blocks):
+        at[d] = at[d] * size[n + j] + coords[order.index(n + j)]
+    dense = np.zeros(shape, values.dtype)
+    dense[tuple(at)] = values
+    return dense
 
 
 def _quant(t: fb.TensorT) -> QuantParams | None:
@@ -397,6 +462,14 @@ def _leaky_relu(ctx, op):
     return _integer(ctx, op, "qleaky_relu", [x], alpha=alpha)
 
 
+@imports(OP.PRELU)
+def _prelu(ctx, op):
+    x, alpha = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if x.dtype == DType.f32:
+        return ctx.op("prelu", [x, alpha], out=op.outputs[0])
+    return _integer(ctx, op, "qprelu", [x, alpha])
+
+
 @imports(OP.GELU)
 def _gelu(ctx, op):
     approximate = "tanh" if op.builtinOptions.approximate else "none"
@@ -451,10 +524,23 @@ def _quantize(ctx, op):
 
 @imports(OP.DEQUANTIZE)
 def _dequantize(ctx, op):
+    """An integer tensor's dequantize; of a float16 constant (float16 quantization), that
+    constant in float32."""
     x = ctx.value(op.inputs[0])
+    if x.is_const and x.dtype == DType.f16:
+        return ctx.g.const(x.data.astype(np.float32), _text(ctx.tensors[op.outputs[0]].name) or "const")
     q = x.type.quant
+    if q is None:
+        raise _Unsupported(f"dequantizes {x.dtype.value} tensor {x.name!r}, which has no quantization parameters")
     return ctx.op("dequantize", [x], dict(scale=list(q.scale), zero_point=list(q.zero_point), axis=q.axis or 0),
                   out=op.outputs[0])
+
+
+@imports(OP.DENSIFY)
+def _densify_op(ctx, op):
+    """A sparse constant's dense form: the constant, densified on reading."""
+    return ctx.g.const(ctx.const(op.inputs[0]), _text(ctx.tensors[op.outputs[0]].name) or "const",
+                       quant=_quant(ctx.tensors[op.outputs[0]]))
 
 
 # ---------------------------------------------------------------- file -> graph
@@ -481,7 +567,7 @@ def _parse(data: bytes, where: str) -> fb.ModelT:
         if any(d < 0 for d in _shape(t)):
             bad(f"tensor {i} ({_text(t.name)!r}) has a dynamic shape {list(_shape(t))}")
         data_ = buffers[t.buffer].data
-        if data_ is not None and len(data_) and t.type in _IR_DTYPE:
+        if data_ is not None and len(data_) and t.type in _IR_DTYPE and t.sparsity is None:
             want = int(np.prod(_shape(t), dtype=np.int64)) * _IR_DTYPE[t.type].itemsize
             if len(data_) != want:
                 bad(f"tensor {i} ({_text(t.name)!r}) has {len(data_)} bytes of data, its shape needs {want}")
@@ -535,7 +621,7 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
         o.inputs = [int(i) for i in (o.inputs if o.inputs is not None else ())]
         o.outputs = [int(i) for i in (o.outputs if o.outputs is not None else ())]
         ctx.op_name = _text(sub.tensors[o.outputs[0]].name) if o.outputs else f"{name.lower()}_{k}"
-        if any(i in skipped for i in o.inputs):  # fed by an op already reported
+        if any(i in skipped for i in o.inputs):  # fed by a placeholder of a type the IR has not
             skipped.update(o.outputs)
             continue
         try:
@@ -546,7 +632,11 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
         except (_Unsupported, ShapeError) as why:
             reason = why.reason if isinstance(why, ShapeError) else str(why)
             missing.append(UnsupportedItem(name + (f": {reason}" if reason else ""), ctx.op_name))
-            skipped.update(o.outputs)
+            for i in o.outputs:  # placeholders, so that the ops after this one are converted (or refused) too
+                try:
+                    ctx.env[i] = ctx.g.add_input(_text(sub.tensors[i].name) or "placeholder", ctx.tensor_type(i))
+                except _Unsupported:
+                    skipped.add(i)
     if missing:
         raise UnsupportedOpError(missing, "mcuforge imports the TFLite builtin ops that have an IR equivalent; "
                                           "rewrite or remove these in the source model",

@@ -41,7 +41,7 @@ from ..ir.graph import Graph, Node, Value
 
 IMPLS: dict = {}
 _PARAMETERS = {"conv1d": (1, 2), "conv2d": (1, 2), "conv_transpose2d": (1, 2), "linear": (1, 2),
-               "layer_norm": (1, 2)}  # operand slots that are trainable
+               "layer_norm": (1, 2), "prelu": (1,)}  # operand slots that are trainable
 
 
 def _impl(*names):
@@ -263,6 +263,17 @@ IMPLS.update({
     "div": lambda s, a, b: torch.div(a, b),
     "matmul": lambda s, a, b: torch.matmul(a, b),
 })
+
+
+@_impl("prelu")
+def _prelu(s, x, alpha):
+    """F.prelu where alpha is what torch's weight can be (one slope, or one per channel of axis 1);
+    elsewhere relu(x) - alpha * relu(-x), which computes the same numbers."""
+    xs, a = s.in_shapes
+    a = (1,) * (len(xs) - len(a)) + tuple(a)
+    if math.prod(a) == 1 or (len(xs) > 1 and a[1] == xs[1] and math.prod(a) == xs[1]):
+        return F.prelu(x, alpha.reshape(-1))
+    return F.relu(x) - alpha * F.relu(-x)
 
 
 # ---------------------------------------------------------------- pooling and reduction

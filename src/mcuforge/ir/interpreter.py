@@ -216,6 +216,11 @@ def leaky_relu(x, *, alpha):
     return np.where(x > 0, x, x * alpha)
 
 
+@impl("prelu")
+def prelu(x, alpha):
+    return np.where(x >= 0, x, x * alpha)
+
+
 @impl("clamp")
 def clamp(x, *, min, max):
     if x.dtype.kind in "iu":  # integer bounds, within the dtype's range (so ±inf are fine)
@@ -692,4 +697,14 @@ def qleaky_relu(x, *, in_zp, out_zp, alpha_multiplier, alpha_shift, id_multiplie
     mbqm = quant.multiply_by_quantized_multiplier
     d = x.astype(np.int64) - in_zp
     negative = mbqm(d, abs(alpha_multiplier), alpha_shift) * (-1 if alpha_multiplier < 0 else 1)
+    return _saturate(out_zp + np.where(d >= 0, mbqm(d, id_multiplier, id_shift), negative), x.dtype)
+
+
+@impl("qprelu")
+def qprelu(x, alpha, *, in_zp, alpha_zp, out_zp, id_multiplier, id_shift, alpha_multiplier, alpha_shift):
+    # TFLite's PRELU: two requantizations, of x - in_zp (x >= in_zp) and of (x - in_zp) * (alpha - alpha_zp)
+    _int8_only(x, "qprelu")
+    mbqm = quant.multiply_by_quantized_multiplier
+    d = x.astype(np.int64) - in_zp
+    negative = mbqm(d * (alpha.astype(np.int64) - alpha_zp), alpha_multiplier, alpha_shift)
     return _saturate(out_zp + np.where(d >= 0, mbqm(d, id_multiplier, id_shift), negative), x.dtype)

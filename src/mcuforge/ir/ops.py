@@ -207,6 +207,12 @@ def _broadcast(s, a):
     return [broadcast_shapes(*s)]
 
 
+def _prelu_shape(s, a):
+    """PReLU: alpha broadcasts to x (numpy's rules, ONNX's "unidirectional"), x's shape results."""
+    _check(broadcast_shapes(*s) == tuple(s[0]), f"alpha of shape {s[1]} does not broadcast to x of shape {s[0]}")
+    return [tuple(s[0])]
+
+
 def norm_axis(axis: int, rank: int) -> int:
     _check(-rank <= axis < max(rank, 1), f"axis {axis} out of range for rank {rank}")
     return axis % rank if rank else 0
@@ -363,6 +369,7 @@ _DEFS = [
     OpDef("sub", ("a", "b"), dict(act="none"), _broadcast, tags=BINARY),
     OpDef("mul", ("a", "b"), dict(act="none"), _broadcast, tags=BINARY),
     OpDef("div", ("a", "b"), {}, _broadcast, tags=BINARY),
+    OpDef("prelu", ("x", "alpha"), {}, _prelu_shape, tags=BINARY),  # x if x >= 0 else alpha * x
 
     OpDef("max_pool1d", ("x",), dict(_POOL_ATTRS, dilation=[1], layout="NCW"), _pool_shape, tags=frozenset({"pool", "layout"}),
           choices=_LAYOUT_1D),
@@ -400,7 +407,7 @@ _DEFS = [
 # zero points. `multiplier` is a Q31 int, `shift` TFLite's exponent (> 0 shifts left); conv and
 # linear carry one per output channel (or one for all); act_min/act_max clamp the integer result.
 # Operand and weight layouts are the float ops'. qsoftmax/qlogistic (output 1/256, -128), qtanh
-# (1/128, 0), qlog_softmax (16/256, 127) and qhardswish are int8 only, except qsoftmax, qlogistic
+# (1/128, 0), qlog_softmax (16/256, 127), qhardswish and qprelu are int8 only, except qsoftmax, qlogistic
 # and qtanh on int16 (output 1/32768, 0; TFLite's table kernels: qsoftmax's diff_min is -65535,
 # qlogistic's and qtanh's `multiplier` < 2^15 with a right `shift`, in_zp and range_radius 0).
 # Ops not listed here (max_pool, reshape, pad with the zero point, ...) run unchanged on integer tensors.
@@ -447,6 +454,9 @@ _DEFS += [
     OpDef("qleaky_relu", ("x",), dict(in_zp=REQUIRED, out_zp=REQUIRED, alpha_multiplier=REQUIRED,
                                       alpha_shift=REQUIRED, id_multiplier=REQUIRED, id_shift=REQUIRED),
           _same, tags=Q_ELEMENTWISE),
+    OpDef("qprelu", ("x", "alpha"), dict(in_zp=REQUIRED, alpha_zp=REQUIRED, out_zp=REQUIRED, id_multiplier=REQUIRED,
+                                         id_shift=REQUIRED, alpha_multiplier=REQUIRED, alpha_shift=REQUIRED),
+          _prelu_shape, tags=Q_BINARY),
 ]
 
 OPS: dict[str, OpDef] = {d.name: d for d in _DEFS}

@@ -482,14 +482,25 @@ def leaky_relu_params(s_in, zp_in, s_out, zp_out, alpha: float) -> dict:
                 id_multiplier=im, id_shift=ish)
 
 
+def prelu_params(s_in, zp_in, s_alpha, zp_alpha, s_out, zp_out) -> dict:
+    """qprelu: multipliers of s_in / s_out (x >= its zero point) and of s_in * s_alpha / s_out
+    (the product of x and alpha, both centered, below it)."""
+    im, ish = quantize_multiplier(_d(s_in) / _d(s_out))
+    am, ash = quantize_multiplier(_d(s_in) * _d(s_alpha) / _d(s_out))
+    return dict(in_zp=int(zp_in), alpha_zp=int(zp_alpha), out_zp=int(zp_out), id_multiplier=im, id_shift=ish,
+                alpha_multiplier=am, alpha_shift=ash)
+
+
 # ---------------------------------------------------------------- each op's integer form: its integer op and parameters
 
 # float op -> the integer op lower-quantized makes of it (ops without one stay float)
 INTEGER_OP = {"conv1d": "qconv1d", "conv2d": "qconv2d", "conv_transpose2d": "qconv_transpose2d",
               "linear": "qlinear", "add": "qadd", "sub": "qsub", "mul": "qmul", "avg_pool1d": "qavg_pool1d",
               "avg_pool2d": "qavg_pool2d", "mean": "qmean", "softmax": "qsoftmax", "log_softmax": "qlog_softmax",
-              "sigmoid": "qlogistic", "tanh": "qtanh", "hardswish": "qhardswish", "leaky_relu": "qleaky_relu"}
-INT8_ONLY = {"log_softmax", "hardswish"}  # TFLite Micro has no int16 kernel for these
+              "sigmoid": "qlogistic", "tanh": "qtanh", "hardswish": "qhardswish", "leaky_relu": "qleaky_relu",
+              "prelu": "qprelu"}
+# TFLite Micro has no int16 kernel for these (its int16 PRELU wants int8 alpha: int16x8 quantizes it to int16)
+INT8_ONLY = {"log_softmax", "hardswish", "prelu"}
 # activation type -> float op -> the (scale, zero point) its integer kernel always writes
 FIXED_OUTPUT = {"i8": {"softmax": (1 / 256, -128), "log_softmax": (16 / 256, 127), "sigmoid": (1 / 256, -128),
                        "tanh": (1 / 128, 0)},
@@ -524,6 +535,7 @@ PARAMS = {
     "qtanh": lambda xs, y, a: tanh_params(*_sz(xs[0]), y.dtype.value),
     "qhardswish": lambda xs, y, a: hardswish_params(*_sz(xs[0]), *_sz(y)),
     "qleaky_relu": lambda xs, y, a: leaky_relu_params(*_sz(xs[0]), *_sz(y), a["alpha"]),
+    "qprelu": lambda xs, y, a: prelu_params(*_sz(xs[0]), *_sz(xs[1]), *_sz(y)),
 }
 FOLDED = {"qsoftmax": "beta", "qleaky_relu": "alpha"}  # float attributes folded in, not kept on the op
 

@@ -98,7 +98,7 @@ def verify(graph: Graph) -> None:
 
 
 _ZERO_POINT_OF = {"in_zp": lambda n: n.inputs[0], "a_zp": lambda n: n.inputs[0], "b_zp": lambda n: n.inputs[1],
-                  "out_zp": lambda n: n.outputs[0]}
+                  "alpha_zp": lambda n: n.inputs[1], "out_zp": lambda n: n.outputs[0]}
 
 
 def _check_zero_points(n) -> None:
@@ -110,7 +110,7 @@ def _check_zero_points(n) -> None:
                                       f"{list(q.zero_point)}", "recompute the attributes with mcuforge.ir.quant")
 
 
-_FREE = ("act_min", "act_max", "in_zp", "out_zp", "a_zp", "b_zp", "dtype")  # clamps may be tightened; zps above
+_FREE = ("act_min", "act_max", "in_zp", "out_zp", "a_zp", "b_zp", "alpha_zp", "dtype")  # clamps may be tightened; zps above
 
 
 def _check_multipliers(n) -> None:

@@ -54,6 +54,7 @@ KERNEL_FILES = {k: f for f, ks in {
     "softmax_s8.c": ["mcuforge_softmax_s8"],
     "packed_s8.c": ["mcuforge_conv2d_packed_s8", "mcuforge_dwconv2d_packed_s8", "mcuforge_linear_packed_s8"],
     "log_softmax_s8.c": ["mcuforge_log_softmax_s8"],
+    "prelu_s8.c": ["mcuforge_prelu_s8"],
     "conv_s16.c": ["mcuforge_conv2d_s16", "mcuforge_dwconv2d_s16", "mcuforge_conv_transpose2d_s16"],
     "fc_s16.c": ["mcuforge_linear_s16"],
     "eltwise_s16.c": ["mcuforge_add_s16", "mcuforge_mul_s16", "mcuforge_clamp_s16", "mcuforge_leaky_relu_s16"],
@@ -67,7 +68,7 @@ KERNEL_FILES = {k: f for f, ks in {
 CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 5000, "pool_f32.c": 1900, "norm_f32.c": 2500,
               "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 5300, "fc_s8.c": 2000,
               "eltwise_s8.c": 3700, "pool_s8.c": 1400, "softmax_s8.c": 700, "packed_s8.c": 3000,
-              "log_softmax_s8.c": 2400, "conv_s16.c": 5200, "fc_s16.c": 1200, "eltwise_s16.c": 1800,
+              "log_softmax_s8.c": 2400, "prelu_s8.c": 400, "conv_s16.c": 5200, "fc_s16.c": 1200, "eltwise_s16.c": 1800,
               "pool_s16.c": 1500, "sigmoid_s16.c": 300, "softmax_s16.c": 800}
 MAX_RANK = 6  # MCUFORGE_MAX_RANK: axes of a strided copy or broadcast after collapsing
 CALL_BYTES = 40  # per kernel call in the generated invoke function, plus its parameter struct
@@ -381,7 +382,7 @@ def _matmul(e, n):
                                            b_batch_stride=bb[0]), e.ptr(a), e.ptr(b), e.ptr(n.output))
 
 
-@lowers("add", "sub", "mul", "div")
+@lowers("add", "sub", "mul", "div", "prelu")
 def _binary(e, n):
     a, b = n.inputs
     e.call("mcuforge_binary_f32", f"MCUFORGE_{n.op.upper()}", e.struct("mcuforge_bcast", **_bcast(n, a, b)),
@@ -396,6 +397,16 @@ def _qbinary(e, n):
                                             "b_multiplier", "b_shift", "multiplier", "shift", "act_min", "act_max")}
     q = e.struct("mcuforge_qadd", **attrs, subtract=int(n.op == "qsub"))
     e.call(kernel, e.struct("mcuforge_bcast", **_bcast(n, a, b)), q, e.ptr(a), e.ptr(b), e.ptr(n.output))
+
+
+@lowers("qprelu")
+def _qprelu(e, n):
+    x, alpha = n.inputs
+    check_int8(n, x, alpha, n.output)
+    q = e.struct("mcuforge_qprelu", **{k: n.attrs[k] for k in ("in_zp", "alpha_zp", "out_zp", "id_multiplier",
+                                                                "id_shift", "alpha_multiplier", "alpha_shift")})
+    e.call("mcuforge_prelu_s8", e.struct("mcuforge_bcast", **_bcast(n, x, alpha)), q, e.ptr(x), e.ptr(alpha),
+           e.ptr(n.output))
 
 
 _UNARY = {"relu": (0, 0), "relu6": (0, 0), "leaky_relu": ("alpha", 0), "clamp": ("min", "max"), "sigmoid": (0, 0),

@@ -210,7 +210,7 @@ def _simple(op_type, **fixed):
 
 for _op, _onnx in [("matmul", "MatMul"), ("relu", "Relu"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh"),
                    ("identity", "Identity"), ("dropout", "Identity"), ("add", "Add"), ("sub", "Sub"),
-                   ("mul", "Mul"), ("div", "Div")]:
+                   ("mul", "Mul"), ("div", "Div"), ("prelu", "PRelu")]:
     LOWERINGS[_op] = _simple(_onnx)
 LOWERINGS["hardsigmoid"] = _simple("HardSigmoid", alpha=1 / 6, beta=0.5)  # torch's relu6(x + 3) / 6
 

@@ -11,7 +11,7 @@ every step is exact, so onnxruntime reproduces the interpreter, and so TFLite Mi
   are stored once, as int8 (Cast on load), per-channel parameters as narrow integers: the file
   holds about the int8 weights' bytes;
 - requantization (`_mbqm`): TFLite's MultiplyByQuantizedMultiplier in int64 Mul/Div/Where (ONNX's
-  integer Div truncates toward zero, like C's);
+  integer Div truncates toward zero, like C's); qadd, qsub, qmul and qprelu are made of it;
 - element-wise activations (qlogistic, qtanh, qhardswish, qleaky_relu): a Gather on a table of
   every input value (2^8, or 2^16 for int16), computed by the interpreter at export;
 - qsoftmax (int8, int16) and qlog_softmax: what each element contributes depends only on its
@@ -299,6 +299,17 @@ def _qmul(e, n):
     r = _mbqm(e, product, a["multiplier"], a["shift"])
     _store(e, e.emit("Add", [r, _c(e, a["out_zp"])]), a["act_min"], a["act_max"], n.output.dtype.np,
            e.out(n.output))
+
+
+@lowers("qprelu")
+def _qprelu(e, n):
+    """x - in_zp >= 0: its requantization; below: that of its product with alpha - alpha_zp."""
+    a, (x, alpha) = n.attrs, n.inputs
+    d = _centered(e, x, a["in_zp"])
+    positive = _mbqm(e, d, a["id_multiplier"], a["id_shift"])
+    negative = _mbqm(e, e.emit("Mul", [d, _centered(e, alpha, a["alpha_zp"])]), a["alpha_multiplier"], a["alpha_shift"])
+    y = e.emit("Where", [_op(e, "GreaterOrEqual", d, 0), positive, negative])
+    _saturated(e, e.emit("Add", [y, _c(e, a["out_zp"])]), n.output.dtype.np, e.out(n.output))
 
 
 @lowers("requantize")

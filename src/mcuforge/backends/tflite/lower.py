@@ -238,7 +238,7 @@ def _simple(code, options=None):
 for _op, _code in [("relu", OP.RELU), ("relu6", OP.RELU6), ("sigmoid", OP.LOGISTIC), ("tanh", OP.TANH),
                    ("hardswish", OP.HARD_SWISH), ("qlogistic", OP.LOGISTIC), ("qtanh", OP.TANH),
                    ("qhardswish", OP.HARD_SWISH), ("quantize", OP.QUANTIZE), ("dequantize", OP.DEQUANTIZE),
-                   ("requantize", OP.QUANTIZE)]:
+                   ("requantize", OP.QUANTIZE), ("prelu", OP.PRELU), ("qprelu", OP.PRELU)]:
     LOWERINGS[_op] = _simple(_code)
 LOWERINGS["div"] = _simple(OP.DIV, fb.DivOptionsT)
 

@@ -14,6 +14,9 @@ void mcuforge_binary_f32(int32_t op, const mcuforge_bcast *p, const float *a, co
         case MCUFORGE_ADD: for (i = 0; i < n; ++i) y[i] = ar[i * sa] + br[i * sb]; break;
         case MCUFORGE_SUB: for (i = 0; i < n; ++i) y[i] = ar[i * sa] - br[i * sb]; break;
         case MCUFORGE_MUL: for (i = 0; i < n; ++i) y[i] = ar[i * sa] * br[i * sb]; break;
+        case MCUFORGE_PRELU:
+            for (i = 0; i < n; ++i) y[i] = ar[i * sa] >= 0.0f ? ar[i * sa] : ar[i * sa] * br[i * sb];
+            break;
         default: for (i = 0; i < n; ++i) y[i] = ar[i * sa] / br[i * sb]; break;
         }
         for (i = 0; i < n; ++i) y[i] = mcuforge_clampf(y[i], act_min, act_max);

@@ -81,6 +81,11 @@ typedef struct {
     int32_t act_min, act_max, subtract;
 } mcuforge_qadd;
 
+/* int8 PRELU (TFLite's): zero points, the identity's and alpha's multipliers. */
+typedef struct {
+    int32_t in_zp, alpha_zp, out_zp, id_multiplier, id_shift, alpha_multiplier, alpha_shift;
+} mcuforge_qprelu;
+
 /* Unary float activations (mcuforge_unary_f32). */
 enum {
     MCUFORGE_RELU, MCUFORGE_RELU6, MCUFORGE_CLAMP, MCUFORGE_LEAKY_RELU, MCUFORGE_SIGMOID,
@@ -88,8 +93,8 @@ enum {
     MCUFORGE_GELU_TANH
 };
 
-/* Binary float ops (mcuforge_binary_f32). */
-enum { MCUFORGE_ADD, MCUFORGE_SUB, MCUFORGE_MUL, MCUFORGE_DIV };
+/* Binary float ops (mcuforge_binary_f32); PRELU: a if a >= 0, else a * b. */
+enum { MCUFORGE_ADD, MCUFORGE_SUB, MCUFORGE_MUL, MCUFORGE_DIV, MCUFORGE_PRELU };
 
 /* Element types of quantize / dequantize / requantize. */
 enum { MCUFORGE_I8, MCUFORGE_U8, MCUFORGE_I16, MCUFORGE_I32 };
@@ -253,6 +258,9 @@ void mcuforge_lut_s8(const int8_t *x, int8_t *y, int32_t n, const int8_t *table)
 void mcuforge_clamp_s8(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi);
 void mcuforge_requantize(const void *x, int32_t in_type, void *y, int32_t out_type, int32_t n, int32_t in_zp,
                          int32_t out_zp, int32_t multiplier, int32_t shift);
+/* prelu_s8.c: alpha broadcasts as b of `p` */
+void mcuforge_prelu_s8(const mcuforge_bcast *p, const mcuforge_qprelu *q, const int8_t *x, const int8_t *alpha,
+                       int8_t *y);
 
 /* ---- int16 activations, int8 weights (conv_s16.c, fc_s16.c, eltwise_s16.c, pool_s16.c, sigmoid_s16.c,
  * softmax_s16.c; see mcuforge_int16.h) ---- */
