@@ -41,7 +41,7 @@ BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], Non
 class OddShapes(nn.Module):
     """1x1 convs of depths 3 to 20 and 1 to 20 output channels over 5 x 7 pixels, a 3x3 conv
     (depth 108, 7 pixels a row), a conv with large weights clamped by relu6, residual adds, a
-    broadcast add, sub and mul, fully connected layers of depths 700 and 3."""
+    broadcast add, sub and mul, a per-channel PRELU, fully connected layers of depths 700 and 3."""
 
     def __init__(self):
         super().__init__()
@@ -51,13 +51,15 @@ class OddShapes(nn.Module):
         self.big = nn.Conv2d(20, 6, 1)
         self.shift = nn.Parameter(torch.randn(1, 20, 1, 1))
         self.fc1, self.fc2 = nn.Linear(700, 3), nn.Linear(3, 1)
+        self.prelu = nn.PReLU(20)
         with torch.no_grad():
             self.big.weight.mul_(2000.0)
+            self.prelu.weight.copy_(torch.linspace(-1.5, 2.0, 20))
 
     def forward(self, x):
         a = F.relu(self.pw3(F.relu(self.pw2(F.relu(self.pw1(x))))))
         b = F.relu(self.pw4(F.relu(self.k3(a))))
-        c = self.pw5(b) + b  # residual add, equal shapes
+        c = self.prelu(self.pw5(b)) + b  # per-channel PRELU (prelu_s8.c), residual add of equal shapes
         gate = torch.sigmoid(self.one(c))  # one output channel
         d = c * gate - self.shift + c  # mul broadcast over channels, sub broadcast over pixels
         big = F.relu6(self.big(d))  # multipliers that take the general requantization
@@ -92,7 +94,7 @@ def test_odd_shapes_every_build(tmp_path, per_channel):
     graph = mcuforge.compile(OddShapes().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
                              calibration=calibration, per_channel=per_channel).graph
     ops = graph.count()
-    assert ops["qconv2d"] == 8 and ops["qlinear"] == 2 and {"qadd", "qsub", "qmul"} <= set(ops)
+    assert ops["qconv2d"] == 8 and ops["qlinear"] == 2 and {"qadd", "qsub", "qmul", "qprelu"} <= set(ops)
     shifts = [s for n in graph.nodes if n.op == "qconv2d" for s in n.attrs["shift"]]
     assert max(shifts) > -2  # some channel takes the general requantization
     emit_c(graph, tmp_path / "gcc")
