@@ -78,7 +78,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True, fit_check=True, prune=None) -> Artifact:
+            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False) -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -110,6 +110,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     With a `target`, a model whose arena exceeds its SRAM or whose weights exceed its flash raises
     DoesNotFitError before anything is written, whatever is emitted (the C backend then also
     counts its runtime RAM and kernel code); `fit_check=False` writes the files anyway.
+    `latency=True` (with a target) runs the model's C once under QEMU with markers between layers
+    and adds each layer's estimated cycles and milliseconds at the target's clock to the report
+    (`backends.c.bench.estimate_latency`: an estimate, instructions times a per-core factor).
     """
     from ..backends import get as backend
     from ..backends.onnx import OnnxOptions
@@ -165,6 +168,12 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
         from ..analysis.fit import check_fit
         is_float = any(v.dtype == DType.f32 for n in graph.nodes for v in n.outputs)
         check_fit(tgt, ctx.plan, report.flash_bytes, is_float=is_float)
+    if latency:
+        if tgt is None:
+            raise UsageError("a latency estimate is made for a target", "pass target=... (CLI: --target NAME)")
+        from ..backends.c.bench import estimate_latency
+        stage("estimate the latency (one QEMU run with layer markers)")
+        report.latency = estimate_latency(graph, ctx.plan, ctx.exits, tgt)
     art = Artifact(graph, report, ctx=ctx, target=tgt)
     if emit:
         written = {}

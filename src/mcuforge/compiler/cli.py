@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS ('all' for every pass)")
     c.add_argument("--print-changed", action="store_true", help="with --print-after: only when the pass changed the IR")
     c.add_argument("--time-passes", action="store_true", help="print the time each pass took")
+    c.add_argument("--latency", action="store_true", help="add each layer's estimated cycles and ms on --target to "
+                   "the report (one QEMU run of the model's C)")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     c.add_argument("--json", action="store_true", help="print a machine-readable summary")
 
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(i)
     i.add_argument("--ir", action="store_true", help="also print the IR (constants elided)")
     i.add_argument("--memory", action="store_true", help="also print the memory plan as a timeline")
+    i.add_argument("--latency", action="store_true", help="estimate each layer's cycles and ms on --target from "
+                   "one QEMU run of its C (an estimate: instructions times a per-core factor)")
 
     b = sub.add_parser("bench", help="build the generated C and measure its latency (host) and instructions (QEMU)",
                        formatter_class=HelpFormatter)
@@ -206,7 +210,7 @@ def _options(args) -> dict:
                 prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
                 tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
                 onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
-                fit_check=not args.no_fit_check, prune=args.prune)
+                fit_check=not args.no_fit_check, prune=args.prune, latency=getattr(args, "latency", False))
 
 
 def _compile(args, emit, out, instrumentations=()):

@@ -68,7 +68,7 @@ def render_html(report: Report, plan=None, target=None) -> str:
     if m is not None and m.tflm_arena is not None:
         bars.append(_bar("RAM (TFLite Micro arena, same model)", m.tflm_arena, target.sram if target else None))
     return _ENV.get_template("report.html.j2").render(
-        r=report, rows=report.rows(), header=report.HEADER, totals=report.totals(), bars=bars, plan=plan,
+        r=report, rows=report.rows(), header=report.columns(), totals=report.totals(), bars=bars, plan=plan,
         boxes=timeline_boxes(plan) if plan is not None else [], width=WIDTH, height=HEIGHT, target=target,
         quant_summary=report.quant_summary() if report.quant else "", quant_header=report.QUANT_HEADER,
         quant_rows=report.quant_rows() if report.quant else [],

@@ -58,6 +58,7 @@ class Report:
     quant: dict | None = None  # the quantize pass's summary (scheme, observer, float weight bytes, SQNR)
     plan: object = None  # the MemoryPlan, when the pipeline planned memory
     mcu: object = None  # backends.c.size.McuSize, when C was emitted: flash and RAM on the target's core
+    latency: object = None  # backends.c.bench.Latency, with compile(latency=True): per-layer estimates
 
     @classmethod
     def build(cls, graph: Graph, passes=(), missed=(), stats=None, quant=None, plan=None) -> "Report":
@@ -85,14 +86,30 @@ class Report:
         return sum(layer.param_bytes for layer in self.layers)
 
     def rows(self) -> list[list[str]]:
+        counts = {c.name: c.instructions for c in self.latency.profile.layers} if self.latency else {}
         return [[layer.name, layer.op, "x".join(map(str, layer.shape)) or "scalar", f"{layer.macs:,}",
-                 f"{layer.params:,}", f"{layer.param_bytes:,}", f"{layer.act_bytes:,}"] for layer in self.layers]
+                 f"{layer.params:,}", f"{layer.param_bytes:,}", f"{layer.act_bytes:,}",
+                 *self._latency_cells(counts.get(layer.name))] for layer in self.layers]
 
     HEADER = ["layer", "op", "output", "MACs", "params", "flash bytes", "act bytes"]
 
+    def columns(self) -> list[str]:
+        """HEADER, and the latency estimate's columns when there is one."""
+        if self.latency is None:
+            return self.HEADER
+        return [*self.HEADER, "est. cycles", *(["est. ms"] if self.latency.clock_mhz else [])]
+
+    def _latency_cells(self, instructions) -> list[str]:
+        if self.latency is None:
+            return []
+        cycles, ms = self.latency.cycles(instructions), self.latency.ms(instructions)
+        return [f"{cycles:,.0f}" if cycles is not None else "-", *([f"{ms:.3f}" if ms is not None else "-"]
+                                                                   if self.latency.clock_mhz else [])]
+
     def totals(self) -> list[str]:
         return ["total", f"{len(self.layers)} layers", "", f"{self.total_macs:,}", f"{self.total_params:,}",
-                f"{self.flash_bytes:,}", f"{max((layer.act_bytes for layer in self.layers), default=0):,} max"]
+                f"{self.flash_bytes:,}", f"{max((layer.act_bytes for layer in self.layers), default=0):,} max",
+                *self._latency_cells(self.latency.profile.whole if self.latency else None)]
 
     QUANT_HEADER = ["layer", "scheme", "scales in -> out, weights", "SQNR dB", "sensitivity dB"]
 
@@ -122,10 +139,12 @@ class Report:
     def to_rich(self):
         from rich.console import Group
         from rich.table import Table
-        t = Table(title=f"{self.model}: per-layer report", show_footer=True,
-                  caption=self.plan_summary() if self.plan is not None else None)
-        for h, f in zip(self.HEADER, self.totals()):
-            t.add_column(h, footer=f, justify="right" if h in ("MACs", "params", "act bytes") else "left")
+        captions = [self.plan_summary()] if self.plan is not None else []
+        captions += [f"latency, an estimate: {self.latency.caption}"] if self.latency is not None else []
+        t = Table(title=f"{self.model}: per-layer report", show_footer=True, caption="\n".join(captions) or None)
+        for h, f in zip(self.columns(), self.totals()):
+            t.add_column(h, footer=f, justify="right" if h in ("MACs", "params", "act bytes", "est. cycles", "est. ms")
+                         else "left")
         for r in self.rows():
             t.add_row(*r)
         if not self.quant:
@@ -138,13 +157,15 @@ class Report:
         return Group(t, qt)
 
     def to_markdown(self) -> str:
-        lines = [f"# {self.model}", "", "| " + " | ".join(self.HEADER) + " |",
-                 "|" + "---|" * len(self.HEADER)]
+        lines = [f"# {self.model}", "", "| " + " | ".join(self.columns()) + " |",
+                 "|" + "---|" * len(self.columns())]
         lines += ["| " + " | ".join(r) + " |" for r in [*self.rows(), self.totals()]]
         if self.plan is not None:
             lines += ["", "## Memory plan", "", self.plan_summary()]
         if self.mcu is not None:
             lines += ["", "## On the microcontroller", "", str(self.mcu)]
+        if self.latency is not None:
+            lines += ["", "## Latency (estimate)", "", self.latency.caption]
         if self.quant:
             lines += ["", "## Quantization", "", self.quant_summary(), "", "| " + " | ".join(self.QUANT_HEADER) + " |",
                       "|" + "---|" * len(self.QUANT_HEADER)]
@@ -162,12 +183,14 @@ class Report:
         return "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
-        widths = [max(len(h), *(len(r[i]) for r in [*self.rows(), self.totals()])) for i, h in enumerate(self.HEADER)]
+        widths = [max(len(h), *(len(r[i]) for r in [*self.rows(), self.totals()])) for i, h in enumerate(self.columns())]
         fmt = lambda r: "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
         rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-        text = "\n".join([fmt(self.HEADER), rule, *map(fmt, self.rows()), rule, fmt(self.totals())])
+        text = "\n".join([fmt(self.columns()), rule, *map(fmt, self.rows()), rule, fmt(self.totals())])
         if self.plan is not None:
             text += "\n" + self.plan_summary()
+        if self.latency is not None:
+            text += "\nlatency, an estimate: " + self.latency.caption
         if self.quant:
             text += "\n\n" + self.quant_summary() + "".join(f"\n  {'  '.join(r)}" for r in self.quant_rows())
         return text

@@ -234,6 +234,43 @@ def latency_basis(core: str, target) -> tuple[float | None, str]:
     return target.clock_mhz, basis + f", ms at {target.name}'s {target.clock_mhz} MHz"
 
 
+@dataclass(frozen=True)
+class Latency:
+    """A compile's latency estimate on its target (`compile(latency=True)`, Report.latency): the
+    per-layer counts of one QEMU run of the board with the target's core (a Cortex-M4 board for
+    other cores), the cycles-per-instruction factor and clock that turn them into cycles and
+    milliseconds where they apply, and the caption saying how the estimate is made."""
+
+    board: str
+    dsp: bool
+    profile: LayerProfile
+    cycles_per_instruction: float | None
+    clock_mhz: float | None
+    caption: str
+
+    def cycles(self, instructions: int | None) -> float | None:
+        cpi = self.cycles_per_instruction
+        return None if cpi is None or instructions is None else instructions * cpi
+
+    def ms(self, instructions: int | None) -> float | None:
+        cycles = self.cycles(instructions)
+        return None if cycles is None or self.clock_mhz is None else cycles / (self.clock_mhz * 1e3)
+
+
+def estimate_latency(graph, plan, exits, target) -> Latency:
+    """`graph`'s C with layer markers, run once under QEMU on seeded inputs (qemu_layers), as the
+    Latency of `target` (M7 parts on mps2-an500, the others on the Cortex-M4 mps2-an386; the DSP
+    build where the target has the extension)."""
+    from .emit import emit_c
+    board = "mps2-an500" if target.core == "cortex-m7" else "mps2-an386"
+    with tempfile.TemporaryDirectory() as tmp:
+        c_dir = emit_c(graph, Path(tmp) / "c", plan=plan, exits=exits, profile=True, fit_check=False)
+        profile = qemu_layers(c_dir, random_inputs(c_dir, seed=0), board, target.dsp)
+    clock, caption = latency_basis(BOARDS[board], target)
+    return Latency(board, target.dsp, profile, CYCLES_PER_INSTRUCTION.get(BOARDS[board]), clock,
+                   f"one QEMU run on {board} ({'DSP' if target.dsp else 'plain'} build); {caption}")
+
+
 class LayerTable(NamedTuple):
     """A LayerProfile as table cells: a row per layer then invoke's share and the total, a row per
     layer kind, and per layer a record (for JSON)."""
