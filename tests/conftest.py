@@ -27,21 +27,22 @@ def golden(request):
 
 
 @pytest.fixture(scope="session")
-def zoo_float():
-    """`zoo_float(name) -> (graph, example input)`: a zoo model traced and run through the float
-    pipeline once per session (tracing dominates the time of zoo-wide tests); every call returns a
-    fresh clone of the graph, which the caller may change."""
+def float_zoo():
+    """`float_zoo(name) -> (graph, inputs)`: a zoo model traced and run through the default float
+    pipeline once per session (tracing dominates the time of zoo-wide tests), and its example
+    inputs as arrays; every call returns a fresh clone of the graph, which the caller may change."""
     import mcuforge
     from mcuforge import zoo
     from mcuforge.passes.manager import PassManager
-    from mcuforge.passes.pipelines import resolve
+    from mcuforge.passes.pipelines import FLOAT
     cache = {}
 
     def get(name: str):
         if name not in cache:
-            model, (x,) = zoo.get(name)
-            cache[name] = mcuforge.trace(model, (x,)), x
-            PassManager(resolve("float")).run(cache[name][0])
-        graph, x = cache[name]
-        return graph.clone(), x
+            model, inputs = zoo.get(name)
+            graph = mcuforge.trace(model, inputs)
+            PassManager(FLOAT).run(graph)
+            cache[name] = graph, tuple(x.numpy() for x in inputs)
+        graph, inputs = cache[name]
+        return graph.clone(), inputs
     return get

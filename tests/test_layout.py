@@ -102,3 +102,24 @@ def test_the_checks_see_a_cycle_and_an_upward_import():
 def test_the_top_level_package_only_reexports():
     tree = ast.parse((SRC / "__init__.py").read_text())
     assert [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))] == []
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_tests_mirror_the_package():
+    """A test folder per room of the package, and one per backend."""
+    rooms = [p.name for p in SRC.iterdir() if p.is_dir() and p.name in RANK]
+    backends = [p.name for p in (SRC / "backends").iterdir() if (p / "__init__.py").is_file()]
+    assert sorted(rooms) == sorted(RANK)
+    for folder in [*rooms, *(f"backends/{b}" for b in backends)]:
+        assert any((TESTS / folder).rglob("test_*.py")), f"no tests under tests/{folder}/"
+
+
+def test_no_test_imports_another():
+    """Shared helpers live in tests/support/, never in a test file another test imports."""
+    for path in TESTS.rglob("test_*.py"):
+        for n in ast.walk(ast.parse(path.read_text())):
+            names = [n.module or ""] if isinstance(n, ast.ImportFrom) else \
+                [a.name for a in n.names] if isinstance(n, ast.Import) else []
+            assert not any(m.split(".")[-1].startswith("test_") for m in names), f"{path} imports {names}"

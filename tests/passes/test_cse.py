@@ -4,7 +4,10 @@ import torch
 import torch.nn.functional as F
 
 from mcuforge.ir.graph import Graph
+from mcuforge.ir.parser import parse
+from mcuforge.ir.printer import print_graph
 from mcuforge.ir.types import TensorType
+from mcuforge.passes.manager import PassManager
 
 CONV = dict(stride=[1, 1], pads=[1, 1, 1, 1], dilation=[1, 1])
 rng = np.random.default_rng(0)
@@ -53,3 +56,22 @@ def test_two_graph_outputs_are_not_merged(apply):
     g.outputs = [g.op("relu", [x]), g.op("relu", [x])]
     apply(g, "cse", np.arange(4, dtype=np.float32) - 2)
     assert g.count("relu") == 2 and g.outputs[0] is not g.outputs[1]
+
+
+def test_before_and_after_in_text_form():
+    """The pass on a graph written in the IR's text form, and what it leaves, in the same form."""
+    g = parse("""
+graph @g(%x: f32[2,5]) -> (%add) {
+  %relu = relu(%x) : f32[2,5]
+  %relu_1 = relu(%x) : f32[2,5]
+  %add = add(%relu, %relu_1) {act="none"} : f32[2,5]
+  return %add
+}
+""")
+    PassManager("cse", debug=True).run(g)
+    assert print_graph(g) == """graph @g(%x: f32[2,5]) -> (%add) {
+  %relu = relu(%x) : f32[2,5]
+  %add = add(%relu, %relu) {act="none"} : f32[2,5]
+  return %add
+}
+"""

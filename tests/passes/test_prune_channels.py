@@ -24,20 +24,20 @@ def torch_counts(g, x) -> tuple[int, int]:
     """(parameters and buffers, MACs) of the graph as torch counts them on `to_torch(g)`."""
     module = mcuforge.to_torch(g)
     with FlopCounterMode(display=False) as flops, torch.no_grad():
-        module(x)
+        module(torch.from_numpy(x))
     return sum(t.numel() for t in [*module.parameters(), *module.buffers()]), flops.get_total_flops() // 2
 
 
 @pytest.mark.parametrize("name", zoo.names())
-def test_half_of_every_zoo_model(zoo_float, name):
-    g, x = zoo_float(name)
+def test_half_of_every_zoo_model(float_zoo, name):
+    g, (x,) = float_zoo(name)
     params, macs = torch_counts(g, x)
     ctx = prune(g, ratio=0.5)
     report = ctx.pruning
     module = mcuforge.to_torch(g)
     with torch.no_grad():
         got = module(x).numpy()
-    want = run(g, x.numpy())[0]
+    want = run(g, x)[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
     params_after, macs_after = torch_counts(g, x)
     assert (report.before.params, report.before.macs) == (params, macs)
@@ -59,20 +59,20 @@ def conv_channels(g):
     return {n.name: n.output.shape[1] for n in g.nodes if n.op == "conv2d"}
 
 
-def test_round_to_protect_and_per_layer_ratio(zoo_float):
-    g, _ = zoo_float("resnet8")
+def test_round_to_protect_and_per_layer_ratio(float_zoo):
+    g, _ = float_zoo("resnet8")
     before = conv_channels(g)
     prune(g, ratio=0.3, round_to=8)
     after = conv_channels(g)
     assert all(c % 8 == 0 for c in after.values()) and after != before
-    g, _ = zoo_float("resnet8")
+    g, _ = float_zoo("resnet8")
     ctx = prune(g, ratio=0.5, round_to=1, protect=["features_2_shortcut"])
     after = conv_channels(g)
     assert after["features_2_shortcut"] == after["features_2_body_1_0"] == 32  # the protected group
     assert after["features_3_body_0_0"] == 32 and after["features_0_0"] == 8
     (record,) = [r for r in ctx.pruning.groups if "features_2_shortcut" in r.layers]
     assert record.reason == "protected" and not record.removed
-    g, _ = zoo_float("resnet8")
+    g, _ = float_zoo("resnet8")
     prune(g, ratio={"features_1_body_0_0": 0.5, "features_3_body_0_0": 0.25}, round_to=1)
     assert conv_channels(g) == {**before, "features_1_body_0_0": 8, "features_3_body_0_0": 48}
 
@@ -150,8 +150,8 @@ def test_taylor_matches_torch_autograd():
     assert removed(prune(nhwc, ratio=0.375, round_to=1, importance="taylor", data=data)) == expected
 
 
-def test_text_pipeline_stats_missed_and_report(zoo_float):
-    g, _ = zoo_float("tiny_cnn")
+def test_text_pipeline_stats_missed_and_report(float_zoo):
+    g, _ = float_zoo("tiny_cnn")
     ctx = PassManager("prune-channels{ratio=0.5,importance=l2,round_to=4}", debug=True).run(g)
     assert dict(ctx.stats) == {"prune-channels.groups": 2, "prune-channels.channels": 12}
     assert [(m.node, m.reason) for m in ctx.missed] == [
@@ -174,15 +174,15 @@ def test_text_pipeline_stats_missed_and_report(zoo_float):
     (dict(protect=["nope"]), "no layer named nope"),
     (dict(ratio={"head2": 0.5}), "layers whose output channels can be named: features_0_0, features_2_0, head"),
 ])
-def test_bad_options(zoo_float, options, message):
-    g, _ = zoo_float("tiny_cnn")
+def test_bad_options(float_zoo, options, message):
+    g, _ = float_zoo("tiny_cnn")
     with pytest.raises(UsageError) as e:
         prune(g, **options)
     assert message in str(e.value)
 
 
-def test_quantized_graphs_are_refused(zoo_float):
-    g, x = zoo_float("tiny_cnn")
-    art = mcuforge.compile(g, emit=(), quantize="int8", calibration=x.numpy(), io="float")
+def test_quantized_graphs_are_refused(float_zoo):
+    g, (x,) = float_zoo("tiny_cnn")
+    art = mcuforge.compile(g, emit=(), quantize="int8", calibration=x, io="float")
     with pytest.raises(UsageError, match="prune before `quantize`"):
         prune(art.graph)

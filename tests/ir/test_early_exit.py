@@ -150,7 +150,7 @@ def test_qemu_digits_example_instructions_fall_with_the_threshold(tmp_path, monk
     """The two-exit digits CNN of examples/early_exit_digits.py (trained briefly) on 16 test
     images under QEMU: same exit and bytes as the interpreter on each, and the average
     instructions fall with the threshold in the order, and about the proportion, of the MACs."""
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "examples"))
     from early_exit_digits import TwoExitCNN, both_exits_loss, data, train
     x_train, x_test, y_train, _ = data()
     torch.manual_seed(0)

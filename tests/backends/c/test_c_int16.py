@@ -17,10 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
-from test_c_emit import CC, OPS, _make, calibration
-from test_c_qemu import _make as qemu_make
-from test_c_qemu import _qemu as qemu_run
-from test_c_qemu_zoo import host_and_m4, random_inputs
+from support.cbuild import calibration, check_host, host_and_m4, host_make, qemu_make, qemu_run
+from support.op_models import OPS
 
 import mcuforge
 from mcuforge import zoo
@@ -29,29 +27,14 @@ from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import DType
 
 
-def check_host(directory, graph, compilers=CC, seed=0):
-    """Emit `graph`, build it with `compilers`, run them on random inputs: their output bytes
-    must be the interpreter's."""
-    emit_c(graph, directory / "gcc")
-    for cc in compilers[1:]:
-        shutil.copytree(directory / "gcc", directory / cc, copy_function=os.link)
-    with ThreadPoolExecutor(2) as pool:
-        binaries = list(pool.map(_make, [directory / cc for cc in compilers], compilers))
-    xs = random_inputs(graph, seed)
-    want = b"".join(w.tobytes() for w in run(graph, *xs))
-    for binary in binaries:
-        out = subprocess.run([binary], input=b"".join(x.tobytes() for x in xs), capture_output=True, check=True).stdout
-        assert out == want, binary
-
-
-def int16x8(zoo_float, name):
-    graph, x = zoo_float(name)
+def int16x8(float_zoo, name):
+    graph, (x,) = float_zoo(name)
     return mcuforge.compile(graph, (x,), emit=(), quantize="int16x8", calibration=calibration(x.shape, 2)).graph
 
 
 @pytest.mark.parametrize("name", zoo.names())
-def test_zoo_int16x8_bit_exact(tmp_path, zoo_float, name):
-    graph = int16x8(zoo_float, name)
+def test_zoo_int16x8_bit_exact(tmp_path, float_zoo, name):
+    graph = int16x8(float_zoo, name)
     assert {v.dtype for v in graph.inputs + graph.outputs} == {DType.i16}
     assert any(n.op in ("qconv2d", "qlinear") and n.inputs[0].dtype == DType.i16 for n in graph.nodes)
     check_host(tmp_path, graph, ("gcc",))  # clang builds every int16 kernel in the tests below
@@ -75,10 +58,10 @@ def test_ops_int16x8(tmp_path, variant):
     check_host(tmp_path, graph)
 
 
-def test_mixed_int8_int16(tmp_path, zoo_float):
+def test_mixed_int8_int16(tmp_path, float_zoo):
     """int8 resnet8 with two convs of one residual block in int16x8 (keep_int16): requantize int8
     -> int16 before them and int16 -> int8 after, on the host and on the M4."""
-    graph, x = zoo_float("resnet8")
+    graph, (x,) = float_zoo("resnet8")
     graph = mcuforge.compile(graph, (x,), emit=(), quantize="int8", calibration=calibration(x.shape, 2),
                              keep_int16=["features_1_body_0_0", "features_1_body_1_0"]).graph
     convs = [(n.op, n.inputs[0].dtype, n.output.dtype) for n in graph.nodes if n.op in ("qconv2d", "requantize")]
@@ -90,8 +73,8 @@ def test_mixed_int8_int16(tmp_path, zoo_float):
 
 
 @pytest.mark.parametrize("name", ["ds_cnn", "unet_tiny"])
-def test_int16x8_on_cortex_m4(tmp_path, zoo_float, name):
-    graph = int16x8(zoo_float, name)
+def test_int16x8_on_cortex_m4(tmp_path, float_zoo, name):
+    graph = int16x8(float_zoo, name)
     xs, host, m4, _ = host_and_m4(tmp_path, graph)
     assert m4 == host == b"".join(w.tobytes() for w in run(graph, *xs))
 
@@ -149,7 +132,7 @@ def test_long_sums_on_m4_dsp(tmp_path, zp):
     emit_c(graph, tmp_path / "host")
     shutil.copytree(tmp_path / "host", tmp_path / "dsp", copy_function=os.link)
     with ThreadPoolExecutor(2) as pool:
-        host = pool.submit(_make, tmp_path / "host", "gcc")
+        host = pool.submit(host_make, tmp_path / "host", "gcc")
         m4 = pool.submit(qemu_make, tmp_path / "dsp", ["TARGET=mps2-an386", "DSP=1"])
         host, m4 = host.result(), m4.result()
     for x, expected in zip(xs, want):

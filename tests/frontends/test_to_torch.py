@@ -121,11 +121,12 @@ def test_op_round_trip(case):
 
 
 @pytest.mark.parametrize("name", zoo.names())
-def test_zoo_round_trip(zoo_float, name):
+def test_zoo_round_trip(float_zoo, name):
     """The module computes the graph's function: in float64 it is within float32 rounding (1e-5 of
     the output's scale) of both the interpreter and itself in float32. (The two float32 results
     differ by the sum of both roundings, up to 1.2e-5 on the 28 layers of MobileNetV1.)"""
-    g, x = zoo_float(name)
+    g, (x,) = float_zoo(name)
+    x = torch.from_numpy(x)
     module = mcuforge.to_torch(g)
     with torch.no_grad():
         y32 = module(x).numpy()
@@ -166,8 +167,8 @@ def test_parameters_buffers_and_training():
         assert torch.nn.functional.cross_entropy(module(data), target) < loss
 
 
-def test_any_batch_size_and_channel_last_weights(zoo_float):
-    g, x = zoo_float("digits_cnn")  # a flatten before the linear layer
+def test_any_batch_size_and_channel_last_weights(float_zoo):
+    g, (x,) = float_zoo("digits_cnn")  # a flatten before the linear layer
     model, _ = zoo.get("digits_cnn")
     batch = torch.randn(5, *x.shape[1:])
     with torch.no_grad():

@@ -9,70 +9,23 @@ caller-provided arena; the fit check; a golden file of the generated C.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
+from support.cbuild import build_and_check, calibration
+from support.op_models import OPS
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.backends.c.emit import RUNTIME_RAM, emit_c, render_c, resolve_plan
+from mcuforge.backends.c.emit import RUNTIME_RAM, render_c, resolve_plan
 from mcuforge.ir import quant
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.interpreter import run
 from mcuforge.ir.types import DType, QuantParams, TensorType
-
-CC = ("gcc", "clang")
-
-
-def _make(directory, cc):
-    r = subprocess.run(["make", "-s", "host", f"CC={cc}"], cwd=directory, capture_output=True, text=True)
-    assert r.returncode == 0, f"{cc} build in {directory} failed:\n{r.stdout}\n{r.stderr}"
-    return directory / "model_host"
-
-
-def build_and_check(directory, graph, model=None, seed=0):
-    """Emit `graph`, build it with gcc and clang (in parallel), run both on random inputs and
-    compare with the interpreter (int8: exactly; float: 1e-4 of the output's range) and torch."""
-    emit_c(graph, directory / "gcc")
-    shutil.copytree(directory / "gcc", directory / "clang", copy_function=os.link)  # the same sources
-    with ThreadPoolExecutor(2) as pool:
-        binaries = list(pool.map(_make, [directory / cc for cc in CC], CC))
-    rng = np.random.default_rng(seed)
-    xs = [rng.integers(-128, 128, v.shape).astype(np.int8) if v.dtype.value == "i8"
-          else rng.standard_normal(v.shape).astype(v.dtype.np) for v in graph.inputs]
-    refs = [run(graph, *xs)]
-    if model is not None:
-        with torch.no_grad():
-            ref = model(*(torch.from_numpy(x) for x in xs))
-        refs.append([t.numpy() for t in (ref if isinstance(ref, tuple) else (ref,))])
-    for binary in binaries:
-        out = subprocess.run([binary], input=b"".join(x.tobytes() for x in xs), capture_output=True,
-                             check=True).stdout
-        assert len(out) == sum(w.nbytes for w in refs[0]), binary
-        got, at = [], 0
-        for w in refs[0]:
-            got.append(np.frombuffer(out[at:at + w.nbytes], w.dtype).reshape(w.shape))
-            at += w.nbytes
-        for ref in refs:
-            for g, w in zip(got, ref):
-                if w.dtype == np.float32:
-                    np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * float(np.abs(w).max()), err_msg=str(binary))
-                else:
-                    np.testing.assert_array_equal(g, w, err_msg=str(binary))
-
-
-def calibration(shape, n=4, seed=1):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
-
 
 # ---------------------------------------------------------------- the zoo
 
@@ -93,63 +46,6 @@ def test_zoo_int8_bit_exact(tmp_path, name):
 
 # ---------------------------------------------------------------- the other ops
 
-class Ops2d(nn.Module):
-    """The 2-D op families the zoo does not use: dilated depthwise with a multiplier, grouped and
-    transposed convs, padded ceil-mode pools, every activation (PReLU too), broadcasting binary ops, resizes,
-    pad, slice, split, adaptive pooling, softmaxes, mean, unfolded batch norm, layer norm."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3, padding=1)
-        self.dw = nn.Conv2d(16, 32, 3, stride=2, padding=2, dilation=2, groups=16)
-        self.grouped = nn.Conv2d(34, 8, 3, padding=(1, 0), groups=2)
-        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.ln = nn.LayerNorm(6)
-        self.prelu = nn.PReLU(4)
-        with torch.no_grad():
-            self.bn.running_mean.uniform_(-1, 1)
-            self.bn.running_var.uniform_(0.5, 2)
-            self.prelu.weight.copy_(torch.tensor([-0.5, 0.1, 0.9, 2.0]))
-
-    def forward(self, x):
-        y = F.relu(self.conv(x))
-        z = torch.cat([F.avg_pool2d(y, 3, 2, 1, ceil_mode=True, count_include_pad=False),
-                       F.max_pool2d(y, 3, 2, 1, ceil_mode=True)], 1)
-        u, v = self.dw(z).chunk(2, 1)
-        w = torch.sigmoid(u) * torch.tanh(v) - F.hardswish(u) / (F.hardsigmoid(v) + 1.0)
-        w = self.grouped(torch.cat([w, F.leaky_relu(u, 0.1), x[:, :2, ::3, ::3]], 1))  # x's scale: a requantize
-        w = F.silu(w) + F.gelu(w) + F.gelu(w, approximate="tanh") + torch.clamp(w, -0.5, 0.7)
-        t = self.up(w)
-        t = self.bn(self.prelu(t) + F.relu6(t))
-        r = F.interpolate(t, scale_factor=2, mode="nearest")[:, :, 1:15:2, ::2]
-        b = F.interpolate(t, size=(7, 4), mode="bilinear", align_corners=False)
-        c = F.interpolate(t, size=(7, 4), mode="bilinear", align_corners=True)
-        s = F.adaptive_avg_pool2d(F.pad(r + b - c, (1, 0, 2, 1)), (3, 2))
-        p = s.permute(0, 2, 3, 1).reshape(1, 6, 4)
-        q = torch.softmax(p, -1) + torch.log_softmax(p, 1) + s.mean((2, 3), keepdim=True).reshape(1, 1, 4)
-        return self.ln(q.transpose(1, 2)), F.adaptive_avg_pool2d(t, 1)
-
-
-class Ops1d(nn.Module):
-    """1-D convs and pools, a linear layer on a 3-D input, matmuls, per-channel broadcasting."""
-
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv1d(4, 8, 5, stride=2, padding=2)
-        self.c2 = nn.Conv1d(8, 8, 3, padding=1, groups=8)
-        self.fc = nn.Linear(8, 6)
-        self.scale = nn.Parameter(torch.randn(1, 8, 1))
-
-    def forward(self, x):
-        y = F.relu(self.c1(x))
-        y = self.c2(y) * self.scale - y
-        y = F.max_pool1d(y, 2) + F.avg_pool1d(y, 3, 2, 1)
-        h = self.fc(y.transpose(1, 2))
-        return torch.softmax(h @ h.transpose(1, 2), -1) @ h, torch.tanh(h).mean(1)
-
-
-OPS = {"ops2d": (Ops2d, (1, 3, 12, 12)), "ops1d": (Ops1d, (1, 4, 32))}
 INTEGER_OPS = {"ops2d": {"qconv2d", "qconv_transpose2d", "qavg_pool2d", "qsoftmax", "qlogistic", "qtanh", "qhardswish",
                          "qleaky_relu", "qprelu", "qmean", "qmul", "qsub", "requantize", "quantize", "dequantize"},
                "ops1d": {"qconv1d", "qlinear", "qtanh", "qmul", "qsub", "qmean", "qsoftmax"}}

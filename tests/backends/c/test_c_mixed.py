@@ -2,7 +2,7 @@
 and run bit for bit against the reference interpreter (int16 layers, requantize int8 <-> int16)."""
 import numpy as np
 import pytest
-from test_c_emit import build_and_check
+from support.cbuild import build_and_check
 
 import mcuforge
 from mcuforge import zoo

@@ -7,8 +7,8 @@ Micro follows); every zoo model, float and int8."""
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
-from test_onnx_emit import CASES, T, build, rnd
-from tflite_zoo import float_model, int8_model
+from support.op_cases import FLOAT_CASES, T, build, close, rnd
+from support.tflite_zoo import float_model, int8_model
 
 import mcuforge
 from mcuforge import zoo
@@ -28,7 +28,6 @@ from mcuforge.passes.manager import PassManager
 from mcuforge.passes.pipelines import resolve
 
 OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-FLOAT_CASES = [name for name, (*_, opset) in CASES.items() if opset == 17]  # the ONNX-only opset variants aside
 # TFLite Micro has no kernel for these (LiteRT has): loading fails, which the test checks
 TFLM_LACKS = {"gelu-opset17": "GELU", "gelu-tanh-opset17": "GELU",
               "dequantize-per-axis": "QUANTIZE with per-channel parameters"}
@@ -37,11 +36,6 @@ INT8_CASES = [n for n in FLOAT_CASES if not n.startswith(("quantize", "dequantiz
 # padding that is not SAME (TFLite's integer kernel cannot be told to skip other pads)
 TFLITE_LACKS_INT8 = {"conv_transpose2d", "conv_transpose2d-last", "avg_pool2d-ceil-cip0", "avg_pool2d-ceil-cip0-last"}
 RNG = np.random.default_rng(1)
-
-
-def close(actual, expected, rtol=1e-4):
-    scale = max(float(np.abs(expected).max()), 1e-6)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
 
 
 def model_of(data: bytes) -> fb.ModelT:

@@ -56,8 +56,8 @@ def check_removals(g, x, seed=0):
     np.testing.assert_allclose(run(g, x)[0], run(zeroed, x)[0], rtol=1e-5, atol=1e-5)
 
 
-def test_resnet8_residual_adds(zoo_float):
-    g, x = zoo_float("resnet8")
+def test_resnet8_residual_adds(float_zoo):
+    g, (x,) = float_zoo("resnet8")
     groups = analyze(g)
     for add in nodes(g, "add"):  # both operands and the sum are one set of channels, in the same order
         (group, _), = member(groups, add.name)
@@ -69,11 +69,11 @@ def test_resnet8_residual_adds(zoo_float):
     assert {("features.2.body.0.0.weight_1", 1), ("features.2.shortcut.weight", 1)} <= names
     (stage2, _), = member(groups, "add_1")
     assert stage2.layers == ["features_2_body_1_0", "features_2_shortcut"]
-    check_removals(g, x.numpy())
+    check_removals(g, x)
 
 
-def test_mobilenet_v2_inverted_residuals(zoo_float):
-    g, x = zoo_float("mobilenet_v2")
+def test_mobilenet_v2_inverted_residuals(float_zoo):
+    g, (x,) = float_zoo("mobilenet_v2")
     groups = analyze(g)
     depthwise = [n for n in nodes(g, "conv2d") if n.attrs["groups"] > 1]
     assert len(depthwise) == 17
@@ -89,11 +89,11 @@ def test_mobilenet_v2_inverted_residuals(zoo_float):
         assert {add.inputs[0].name, add.inputs[1].name} <= {m.value.name for m in group.members}
     (stage, _), = member(groups, sums[1].name)  # the 32-channel stage: three project convs, two adds
     assert len(stage.layers) == 3 and stage.size == 16
-    check_removals(g, x.numpy())
+    check_removals(g, x)
 
 
-def test_squeezenet_concat_slices(zoo_float):
-    g, x = zoo_float("squeezenet1_1")
+def test_squeezenet_concat_slices(float_zoo):
+    g, (x,) = float_zoo("squeezenet1_1")
     groups = analyze(g)
     cats = nodes(g, "concat")
     assert len(cats) == 8
@@ -109,11 +109,11 @@ def test_squeezenet_concat_slices(zoo_float):
         while reader.op != "conv2d":
             (reader,) = reader.output.users
         assert rows(g3, reader.inputs[1].name) == [[n + c] for c in range(n)]
-    check_removals(g, x.numpy())
+    check_removals(g, x)
 
 
-def test_shufflenet_channel_shuffle(zoo_float):
-    g, x = zoo_float("shufflenet_v2")
+def test_shufflenet_channel_shuffle(float_zoo):
+    g, (x,) = float_zoo("shufflenet_v2")
     groups = analyze(g)
     shuffles = [n for n in nodes(g, "transpose")]
     assert len(shuffles) == 16
@@ -130,7 +130,7 @@ def test_shufflenet_channel_shuffle(zoo_float):
                 assert after == sorted(c for k in ks for c in (2 * k, 2 * k + 1))
                 covered += ks
         assert sorted(covered) == list(range(half))
-    check_removals(g, x.numpy())
+    check_removals(g, x)
 
 
 class Mixed(nn.Module):
@@ -178,15 +178,15 @@ def test_grouped_convs_lose_whole_groups(mixed):
     assert g.find("g").attrs["groups"] == 2 and g.find("t").attrs["groups"] == 2
 
 
-def test_removals_in_channel_last_layout(zoo_float):
+def test_removals_in_channel_last_layout(float_zoo):
     for name in ("resnet8", "unet_tiny"):
-        g, x = zoo_float(name)
+        g, (x,) = float_zoo(name)
         PassManager("to-nhwc").run(g)
-        check_removals(g, x.numpy())
+        check_removals(g, x)
 
 
-def test_flatten_before_linear_maps_blocks(zoo_float):
-    g, _ = zoo_float("digits_cnn")  # (1, 16, 4, 4) flattened to 256 features
+def test_flatten_before_linear_maps_blocks(float_zoo):
+    g, _ = float_zoo("digits_cnn")  # (1, 16, 4, 4) flattened to 256 features
     (group, _), = member(analyze(g), "features_1_0")
     blocks = [list(range(16 * c, 16 * c + 16)) for c in range(16)]
     assert rows(group, "flatten") == rows(group, "head.weight") == blocks
@@ -224,8 +224,8 @@ def test_frozen_groups_say_why(build, reason):
     assert mid.frozen == [reason] and mid.layers == ["conv"]
 
 
-def test_a_free_group_has_no_reasons(zoo_float):
-    g, _ = zoo_float("tiny_cnn")
+def test_a_free_group_has_no_reasons(float_zoo):
+    g, _ = float_zoo("tiny_cnn")
     states = [(grp.layers, grp.frozen) for grp in analyze(g)]
     assert states == [([], ["comes from graph input %x"]), (["features_0_0"], []), (["features_2_0"], []),
                       (["head"], ["reaches graph output %head"])]

@@ -6,9 +6,8 @@ TFLite Micro; malformed files and unsupported ops get clear errors, never a cras
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
-from test_onnx_emit import build, rnd
-from test_tflite_emit import FLOAT_CASES, close
-from tflite_zoo import float_model, int8_model
+from support.op_cases import FLOAT_CASES, build, close, rnd
+from support.tflite_zoo import float_model, int8_model
 
 import mcuforge
 from mcuforge import zoo

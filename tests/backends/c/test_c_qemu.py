@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from support.cbuild import qemu_make, qemu_run
 
 import mcuforge
 from mcuforge import zoo
@@ -33,20 +34,6 @@ ARM = ["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4", "-mthumb", "-mfloat-a
        "-ffunction-sections", "-fdata-sections", "-Ikernels", "-c"]
 
 
-def _make(directory, args):
-    r = subprocess.run(["make", "-s", "cortex-m", *args], cwd=directory, capture_output=True, text=True)
-    assert r.returncode == 0, f"cortex-m build in {directory} failed:\n{r.stdout}\n{r.stderr}"
-    return directory
-
-
-def _qemu(directory, inputs, board) -> tuple[bytes, str]:
-    (directory / "input.bin").write_bytes(b"".join(x.tobytes() for x in inputs))
-    r = subprocess.run(["make", "-s", "qemu", f"TARGET={board}"], cwd=directory, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, f"QEMU run failed:\n{r.stdout}\n{r.stderr}"
-    return (directory / "output.bin").read_bytes(), r.stdout
-
-
 def _model_sizes(directory) -> tuple[int, int, int]:
     """(text, data, bss) of the model's own objects: model.c and its kernels, compiled for the M4."""
     sources = ["model.c", *sorted(f"kernels/{p.name}" for p in (directory / "kernels").glob("*.c"))]
@@ -60,7 +47,7 @@ def _model_sizes(directory) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("name,passes", MODELS, ids=[m[0] for m in MODELS])
-def test_qemu(tmp_path, name, passes):
+def testqemu_run(tmp_path, name, passes):
     model, example = zoo.get(name)
     rng = np.random.default_rng(1)
     graph = mcuforge.compile(model, example, emit=(), passes=passes, quantize="int8",
@@ -71,13 +58,13 @@ def test_qemu(tmp_path, name, passes):
         if build != "m4":
             shutil.copytree(tmp_path / "m4", tmp_path / build, copy_function=os.link)
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(_make, [tmp_path / b for b in BUILDS], BUILDS.values()))
+        list(pool.map(qemu_make, [tmp_path / b for b in BUILDS], BUILDS.values()))
 
     rng = np.random.default_rng(0)
     xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
     (want,) = run(graph, *xs)
     for build in BUILDS:
-        out, log = _qemu(tmp_path / build, xs, "mps2-an500" if build.startswith("m7") else "mps2-an386")
+        out, log = qemu_run(tmp_path / build, xs, "mps2-an500" if build.startswith("m7") else "mps2-an386")
         assert out == want.tobytes(), build
         instructions = int(re.search(r"\((\d+) instructions", log).group(1))
         print(f"\n{name} [{build}]: {instructions:,} instructions per inference")

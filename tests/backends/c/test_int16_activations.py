@@ -10,9 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from test_c_emit import _make, calibration
-from test_c_int16 import check_host
-from test_c_qemu_zoo import host_and_m4
+from support.cbuild import calibration, check_host, host_and_m4, host_make
 from torch import nn
 
 import mcuforge
@@ -144,7 +142,7 @@ def test_c_kernels_on_every_int16_input(tmp_path):
     s = one_graph(["qsoftmax"], 10 / 65535, PAIRS.shape)
     for graph, x in ((g, ALL_INT16), (s, PAIRS)):
         emit_c(graph, tmp_path / graph.name)
-        binary = _make(tmp_path / graph.name, "gcc")
+        binary = host_make(tmp_path / graph.name, "gcc")
         got = subprocess.run([binary], input=x.tobytes(), capture_output=True, check=True).stdout
         assert got == b"".join(y.tobytes() for y in run(graph, x))
 

@@ -6,7 +6,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from test_c_emit import build_and_check, calibration
+from support.cbuild import build_and_check, calibration
 from torch import nn
 
 import mcuforge
