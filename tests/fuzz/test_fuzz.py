@@ -123,3 +123,26 @@ def test_tflite_scales_the_kernel_rejects_are_unsupported(seeds):
     b.Finish(m.Pack(b), file_identifier=b"TFL3")
     with pytest.raises(UnsupportedOpError, match="SOFTMAX: softmax input scale .* below 2\\^-26"):
         load_tflite(bytes(b.Output()))
+
+
+def test_onnx_per_axis_scales_that_do_not_fit_the_axis_are_corrupt(tmp_path):
+    def dequantize(m):  # found by the fuzzer: the axis attribute dropped, so ONNX's default axis 1 is used
+        m.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.ones((2, 3), np.int8), "w"))
+        m.graph.initializer.extend([onnx.numpy_helper.from_array(np.ones(2, np.float32), "scale"),
+                                    onnx.numpy_helper.from_array(np.zeros(2, np.int8), "zp")])
+        m.graph.node.insert(0, helper.make_node("DequantizeLinear", ["w", "scale", "zp"], ["wf"], name="dq"))
+        m.graph.node[1].input[1] = "wf"
+    with pytest.raises(ModelLoadError, match="inconsistent at node dq .*2 scales for axis 1 of"):
+        load_onnx(small_onnx(tmp_path, dequantize))
+
+
+def test_c_backend_refuses_tensors_of_a_type_it_has_no_kernel_for(tmp_path):
+    import mcuforge
+
+    def half(m):  # found by the fuzzer: a float16 input reached the C emitter
+        m.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+        m.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(np.ones((2, 3), np.float16), "w"))
+        m.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    with pytest.raises(UnsupportedOpError, match="on f16 tensors"):
+        mcuforge.compile(str(small_onnx(tmp_path, half)), emit=("c",), out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
