@@ -146,3 +146,36 @@ def test_c_backend_refuses_tensors_of_a_type_it_has_no_kernel_for(tmp_path):
     with pytest.raises(UnsupportedOpError, match="on f16 tensors"):
         mcuforge.compile(str(small_onnx(tmp_path, half)), emit=("c",), out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def one_node(tmp_path: Path, node, inits, out_shape, out_type=onnx.TensorProto.FLOAT) -> Path:
+    """A model of `node` on initializers `inits` ({name: array}) alone, its output y of `out_shape`."""
+    graph = helper.make_graph([node], "one", [], [helper.make_tensor_value_info("y", out_type, out_shape)],
+                              [onnx.numpy_helper.from_array(a, k) for k, a in inits.items()])
+    path = tmp_path / "one.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path
+
+
+def test_onnx_folding_that_broadcasts_what_the_op_refuses_is_corrupt(tmp_path):
+    inits = {"w": np.ones((2, 1), np.int8), "scale": np.ones(2, np.float32), "zp": np.zeros(2, np.int8)}
+    path = one_node(tmp_path, helper.make_node("DequantizeLinear", ["w", "scale", "zp"], ["y"], name="dq"), inits, [2, 1])
+    with pytest.raises(ModelLoadError, match="inconsistent at node dq .*2 scales for axis 1 of"):
+        load_onnx(path)
+
+
+def test_onnx_gemm_bias_that_does_not_broadcast_to_the_result_is_corrupt(tmp_path):
+    def gemm(m):  # found by the fuzzer: a (5, 1) bias on a (1, 5) result
+        m.graph.initializer.extend([onnx.numpy_helper.from_array(np.ones((5, 3), np.float32), "b"),
+                                    onnx.numpy_helper.from_array(np.ones((5, 1), np.float32), "c")])
+        m.graph.node[1].CopyFrom(helper.make_node("Gemm", ["s", "b", "c"], ["y"], name="gemm", transB=1))
+        m.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 5]))
+    with pytest.raises(ModelLoadError, match=r"inconsistent at node gemm .*C of shape \(5, 1\) does not broadcast"):
+        load_onnx(small_onnx(tmp_path, gemm))
+
+
+def test_onnx_folding_is_bounded_by_the_inferred_size(tmp_path):
+    node = helper.make_node("ConstantOfShape", ["shape"], ["y"], name="huge")
+    path = one_node(tmp_path, node, {"shape": np.array([2 ** 20, 2 ** 20], np.int64)}, [2 ** 20, 2 ** 20])
+    with pytest.raises(UnsupportedOpError, match="ConstantOfShape"):  # not folded: 2^40 elements
+        load_onnx(path)

@@ -32,6 +32,7 @@ from ..ir.types import DType, TensorType
 
 IMPORTS: dict = {}
 MIN_OPSET = 13  # older models are converted to it first
+FOLD_LIMIT = 1 << 24  # elements a folded node may make: sizes in a file must not make us allocate gigabytes
 _SKIPPED = object()  # the env entry of a tensor that was not converted
 
 
@@ -47,6 +48,7 @@ class _Ctx:
 
     def __init__(self, g: Graph, opset: int, uses: Counter):
         self.g, self.opset, self.uses = g, opset, uses
+        self.known: dict[str, tuple | None] = {}  # the static shapes ONNX's shape inference gives
         self.env: dict[str, object] = {}
         self.node: onnx.NodeProto | None = None
         self.name = ""
@@ -160,6 +162,8 @@ def _gemm(ctx, n):
                     alpha)
         return ctx.op("add", [y, c]) if c is not None else y
     w = (b.data if ctx.attr("transB", 0) else b.data.T) * alpha
+    if c is not None and not _fits(c.shape, (a.shape[0], w.shape[0])):
+        raise ShapeError(None, f"C of shape {c.shape} does not broadcast to the result {(a.shape[0], w.shape[0])}")
     as_bias = c is not None and c.is_const and _fits(c.shape, (1, w.shape[0]))
     bias = [ctx.c(np.broadcast_to(c.data, (1, w.shape[0])).reshape(-1))] if as_bias else []
     y = ctx.op("linear", [a, ctx.c(w), *bias])
@@ -443,9 +447,13 @@ def _resize(ctx, n):
 
 def _convert(ctx, n, op_type) -> list[Value]:
     """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
-    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i):
+    sizes = [math.prod(ctx.known[o]) for o in n.output if ctx.known.get(o) is not None]
+    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i) and sum(sizes) <= FOLD_LIMIT:
         try:
-            return [ctx.g.const(a, name=ctx.name) for a in _fold(ctx, n)]
+            arrays = _fold(ctx, n)
+            # a result of another shape than ONNX infers: the evaluator broadcast operands the op refuses
+            if all(ctx.known.get(o) in (None, a.shape) for o, a in zip(n.output, arrays)):
+                return [ctx.g.const(a, name=ctx.name) for a in arrays]
         except Exception:
             pass  # the reference evaluator cannot run it: convert it like any other node
     if op_type not in IMPORTS:
@@ -563,6 +571,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     uses = Counter(i for n in graph.node for i in n.input) + Counter(o.name for o in graph.output)
     g = Graph(name or graph.name or "main")
     ctx = _Ctx(g, opset, uses)
+    ctx.known = known
     missing: list[UnsupportedItem] = []  # unsupported element types, then ops: reported together
     for t in graph.initializer:
         array = _initializer(t, where)
