@@ -3,8 +3,11 @@ it returns (`Artifact`), and thin wrappers over the frontends that keep `import 
 torch and onnx until they are used."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,7 +202,10 @@ PLANNED_FOR = ("c", "project", "tflite")
 
 class atomic_dir:
     """Context manager: yields a fresh temporary directory beside `path` and moves it to `path`
-    only when the block succeeds, replacing an earlier output directory; on failure it is removed."""
+    only when the block succeeds, replacing an earlier output directory; on failure (Ctrl-C
+    included) it is removed. The replacement holds a lock on the parent directory, so compiles
+    into the same `path` at once replace it one after the other, each with a whole output; Ctrl-C
+    waits until the replacement or the removal is done, so neither is left half-way."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -218,14 +224,36 @@ class atomic_dir:
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        old = None
-        if self.path.exists():
-            old = self.path.with_name(self.tmp.name + ".old")
-            self.path.rename(old)
-        self.tmp.rename(self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with _sigint_held():
+            if exc_type is None:
+                self._replace()
+            else:
+                shutil.rmtree(self.tmp, ignore_errors=True)
         return False
+
+    def _replace(self):
+        import fcntl
+        old = self.path.with_name(self.tmp.name + ".old")
+        lock = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.is_dir():
+                self.path.rename(old)
+            self.tmp.rename(self.path)
+        except OSError as e:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise UsageError(f"cannot replace the output directory {self.path}: {e.strerror}",
+                             "check that nothing else writes there") from None
+        finally:
+            os.close(lock)  # and with it the lock
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _sigint_held():
+    """SIGINT (Ctrl-C) held back in this thread while the block runs, delivered after it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -34,6 +34,7 @@ from ..ir.types import DType, TensorType
 
 IMPORTS: dict = {}
 MIN_OPSET = 13  # older models are converted to it first
+FOLD_LIMIT = 1 << 24  # elements a folded node may make: sizes in a file must not make us allocate gigabytes
 _SKIPPED = object()  # the env entry of a tensor that was not converted
 
 
@@ -49,6 +50,7 @@ class _Ctx:
 
     def __init__(self, g: Graph, opset: int, uses: Counter):
         self.g, self.opset, self.uses = g, opset, uses
+        self.known: dict[str, tuple | None] = {}  # the static shapes ONNX's shape inference gives
         self.env: dict[str, object] = {}
         self.node: onnx.NodeProto | None = None
         self.name = ""
@@ -162,6 +164,8 @@ def _gemm(ctx, n):
                     alpha)
         return ctx.op("add", [y, c]) if c is not None else y
     w = (b.data if ctx.attr("transB", 0) else b.data.T) * alpha
+    if c is not None and not _fits(c.shape, (a.shape[0], w.shape[0])):
+        raise ShapeError(None, f"C of shape {c.shape} does not broadcast to the result {(a.shape[0], w.shape[0])}")
     as_bias = c is not None and c.is_const and _fits(c.shape, (1, w.shape[0]))
     bias = [ctx.c(np.broadcast_to(c.data, (1, w.shape[0])).reshape(-1))] if as_bias else []
     y = ctx.op("linear", [a, ctx.c(w), *bias])
@@ -450,9 +454,13 @@ def _resize(ctx, n):
 
 def _convert(ctx, n, op_type) -> list[Value]:
     """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
-    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i):
+    sizes = [math.prod(ctx.known[o]) for o in n.output if ctx.known.get(o) is not None]
+    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i) and sum(sizes) <= FOLD_LIMIT:
         try:
-            return [ctx.g.const(a, name=ctx.name) for a in _fold(ctx, n)]
+            arrays = _fold(ctx, n)
+            # a result of another shape than ONNX infers: the evaluator broadcast operands the op refuses
+            if all(ctx.known.get(o) in (None, a.shape) for o, a in zip(n.output, arrays)):
+                return [ctx.g.const(a, name=ctx.name) for a in arrays]
         except Exception:
             pass  # the reference evaluator cannot run it: convert it like any other node
     if op_type not in IMPORTS:
@@ -476,10 +484,22 @@ def _read(model) -> tuple[onnx.ModelProto, str]:
     if not path.is_file():
         raise UsageError(f"ONNX file {path} does not exist", "check the path")
     try:
-        return onnx.load(path), str(path)
+        model = onnx.load(path)
     except Exception as e:
         raise ModelLoadError(f"{path} is not a readable ONNX model: {type(e).__name__}: {e}",
                              "the file may be truncated or not ONNX at all; export it again") from None
+    return model, str(path)
+
+
+def _utf8(message) -> bool:
+    """Whether every string field of a protobuf message is text (protobuf hands invalid UTF-8
+    back as bytes, which onnx.checker lets through)."""
+    for field, value in message.ListFields():
+        items = value if field.is_repeated else [value]
+        if field.type == field.TYPE_MESSAGE and not all(_utf8(m) for m in items) or \
+                field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in items):
+            return False
+    return True
 
 
 def _fix_input_shapes(graph: onnx.GraphProto, input_shapes: dict | None, where: str):
@@ -543,6 +563,8 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     files or dynamic shapes, UnsupportedOpError listing every op that cannot be converted.
     """
     model, where = _read(path_or_model)
+    if not _utf8(model):
+        raise ModelLoadError(f"{where} has names that are not UTF-8 text", "the file is corrupt; export it again")
     try:
         onnx.checker.check_model(model)
     except Exception as e:
@@ -559,7 +581,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
         model = onnx.ModelProto.FromString(model.SerializeToString())  # a copy: input_shapes edits it
     inputs = _fix_input_shapes(model.graph, input_shapes, where)
     try:
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:
         raise ModelLoadError(f"ONNX shape inference failed on {where}: {e}", "check the input shapes") from None
     graph = model.graph
@@ -568,17 +590,18 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     uses = Counter(i for n in graph.node for i in n.input) + Counter(o.name for o in graph.output)
     g = Graph(name or graph.name or "main")
     ctx = _Ctx(g, opset, uses)
+    ctx.known = known
+    missing: list[UnsupportedItem] = []  # unsupported element types, then ops: reported together
     for t in graph.initializer:
-        ctx.env[t.name] = g.const(onnx.numpy_helper.to_array(t), name=t.name)
+        array = _initializer(t, where)
+        if array is None:
+            missing.append(UnsupportedItem(f"initializer of type {_type_name(t.data_type)}", t.name))
+        ctx.env[t.name] = _SKIPPED if array is None else g.const(array, name=t.name)
     for i in inputs:
-        elem = helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
-        try:
-            dtype = DType.from_numpy(elem)
-        except ValueError:
-            raise ModelLoadError(f"input {i.name} of {where} has element type {elem}, which mcuforge does not support",
-                                 "export the model with float32 inputs") from None
-        ctx.env[i.name] = g.add_input(i.name, TensorType(_static_shape(i), dtype))
-    missing: list[UnsupportedItem] = []
+        dtype = _ir_dtype(i.type.tensor_type.elem_type, f"input {i.name!r} of {where}")
+        if dtype is None:
+            missing.append(UnsupportedItem(f"input of type {_type_name(i.type.tensor_type.elem_type)}", i.name))
+        ctx.env[i.name] = _SKIPPED if dtype is None else g.add_input(i.name, TensorType(_static_shape(i), dtype))
     for idx, n in enumerate(graph.node):
         ctx.node, ctx.name = n, n.name or f"{n.op_type}_{idx}"
         ctx.attrs = {a.name: _attr(a) for a in n.attribute}
@@ -594,8 +617,9 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
             missing.append(UnsupportedItem(f"{op_type} ({e})" if str(e) else op_type, ctx.name))
             ctx.env.update({o: _placeholder(g, infos.get(o)) for o in n.output})
             continue
-        except ShapeError as e:
-            raise ShapeError(ctx.name, f"{op_type}: {e.reason}") from None
+        except ShapeError as e:  # shapes that ONNX's checker and shape inference let through
+            raise ModelLoadError(f"{where} is inconsistent at node {ctx.name} ({op_type}): {e.reason}",
+                                 "the file is corrupt or written by a broken exporter; export it again") from None
         for o, v in zip(n.output, results):
             if o and known.get(o) not in (None, v.shape):
                 raise ShapeError(ctx.name, f"the converter of {op_type} made shape {v.shape} for {o}, ONNX "
@@ -608,10 +632,41 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     return g
 
 
+def _type_name(code: int) -> str:
+    return onnx.TensorProto.DataType.Name(code)
+
+
+def _ir_dtype(code: int, what: str) -> DType | None:
+    """The IR dtype of ONNX element type `code`, None for one the IR has not; ModelLoadError for a
+    code that is no ONNX type."""
+    if code not in onnx.TensorProto.DataType.values() or code == onnx.TensorProto.UNDEFINED:
+        raise ModelLoadError(f"{what} has element type {code}, which ONNX has not", "the file is corrupt; export it again")
+    try:
+        return DType.from_numpy(helper.tensor_dtype_to_np_dtype(code))
+    except (ValueError, TypeError):
+        return None
+
+
+def _initializer(t: onnx.TensorProto, where: str) -> np.ndarray | None:
+    """An initializer's values (None for an element type the IR has not), after checking that its
+    data holds the elements its dims give: a corrupt size is refused before anything is allocated."""
+    what = f"initializer {t.name!r} of {where}"
+    dtype = _ir_dtype(t.data_type, what)
+    if dtype is None:
+        return None
+    raw = t.HasField("raw_data")
+    have = len(t.raw_data) if raw else len(getattr(t, helper.tensor_dtype_to_field(t.data_type)))
+    want = math.prod(t.dims) * (dtype.itemsize if raw else 1)
+    if any(d < 0 for d in t.dims) or have != want:
+        raise ModelLoadError(f"{what} has {have} {'bytes' if raw else 'values'} of data, its dims {list(t.dims)} "
+                             f"need {want}", "the file is corrupt; export it again")
+    return onnx.numpy_helper.to_array(t)
+
+
 def _attr(a: onnx.AttributeProto):
     v = helper.get_attribute_value(a)
     if isinstance(v, bytes):
-        return v.decode()
+        return v.decode(errors="replace")
     if isinstance(v, list):
-        return [x.decode() if isinstance(x, bytes) else x for x in v]
+        return [x.decode(errors="replace") if isinstance(x, bytes) else x for x in v]
     return v

@@ -234,7 +234,10 @@ def _integer(ctx: _Ctx, op, name: str, inputs: list[Value], attrs: dict | None =
     """Integer op `name` on `inputs` writing `op`'s output: `attrs` plus the kernel parameters the
     scales give (`quant.params`), with the float attributes in `folded` (act, beta, alpha) folded in."""
     attrs = attrs or {}
-    params = quant.params(name, [v.type for v in inputs], ctx.tensor_type(op.outputs[0]), {**attrs, **folded})
+    try:
+        params = quant.params(name, [v.type for v in inputs], ctx.tensor_type(op.outputs[0]), {**attrs, **folded})
+    except Error as why:  # scales TFLite's kernel cannot work with
+        raise _Unsupported(why.message) from None
     return ctx.op(name, inputs, {**attrs, **params}, out=op.outputs[0])
 
 
@@ -566,6 +569,17 @@ def _parse(data: bytes, where: str) -> fb.ModelT:
             bad(f"tensor {i} points at buffer {t.buffer} of {len(buffers)}")
         if any(d < 0 for d in _shape(t)):
             bad(f"tensor {i} ({_text(t.name)!r}) has a dynamic shape {list(_shape(t))}")
+        q = t.quantization
+        scale, zp = (q.scale, q.zeroPoint) if q is not None else (None, None)
+        if scale is not None and len(scale) and not np.all(np.isfinite(scale) & (np.asarray(scale) > 0)):
+            bad(f"tensor {i} ({_text(t.name)!r}) has quantization scales {list(scale)[:4]}, not all finite and positive")
+        if scale is not None and len(scale) > 1 and not (0 <= q.quantizedDimension < len(_shape(t))
+                                                         and len(scale) == _shape(t)[q.quantizedDimension]):
+            bad(f"tensor {i} ({_text(t.name)!r}) has {len(scale)} scales for axis {q.quantizedDimension} "
+                f"of shape {list(_shape(t))}")
+        if zp is not None and len(zp) and len(zp) != (len(scale) if scale is not None else 0):
+            bad(f"tensor {i} ({_text(t.name)!r}) has {len(zp)} zero points for "
+                f"{len(scale) if scale is not None else 0} scales")
         data_ = buffers[t.buffer].data
         if data_ is not None and len(data_) and t.type in _IR_DTYPE and t.sparsity is None:
             want = int(np.prod(_shape(t), dtype=np.int64)) * _IR_DTYPE[t.type].itemsize

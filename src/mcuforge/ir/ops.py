@@ -317,6 +317,14 @@ def _pad_shape(s, a):
     return [tuple(d + p[i] + p[i + len(x)] for i, d in enumerate(x))]
 
 
+def _per_axis(s, a):
+    """quantize / dequantize: a zero point per scale, and per-axis scales one per element of the axis."""
+    n, axis = len(a["scale"]), a["axis"]
+    _check(len(a["zero_point"]) == n, f"{n} scales but {len(a['zero_point'])} zero points")
+    _check(n == 1 or -len(s[0]) <= axis < len(s[0]) and s[0][axis] == n, f"{n} scales for axis {axis} of {tuple(s[0])}")
+    return [tuple(s[0])]
+
+
 def _quantize_types(t, a, shapes):
     q = QuantParams(a["scale"], a["zero_point"], a["axis"] if len(a["scale"]) > 1 else None)
     return [TensorType(shapes[0], DType(a["dtype"]), q)]
@@ -393,9 +401,9 @@ _DEFS = [
 
     # Affine quantization (DESIGN.md "Numeric semantics"): q = clamp(round_half_away(x / scale) + zp)
     # and x = (q - zp) * scale; one scale/zero point, or one per index of `axis`.
-    OpDef("quantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0, dtype="i8"), _same,
+    OpDef("quantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0, dtype="i8"), _per_axis,
           choices={"dtype": ("i8", "u8", "i16", "i32")}, types=_quantize_types, tags=frozenset({"quant"})),
-    OpDef("dequantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0), _same,
+    OpDef("dequantize", ("x",), dict(scale=REQUIRED, zero_point=REQUIRED, axis=0), _per_axis,
           types=_dequantize_types, tags=frozenset({"quant"})),
     OpDef("resize", ("x",), dict(size=REQUIRED, mode="nearest", align_corners=False, layout="NCHW"),
           _spatial_from("size"), tags=frozenset({"layout"}),

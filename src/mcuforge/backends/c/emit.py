@@ -119,8 +119,10 @@ class CEmitter:
 
     def lower_all(self):
         order = {n.name: n for n in self.graph.nodes}
-        missing = [UnsupportedItem(n.op, n.name, n.meta.get("location")) for n in order.values()
-                   if lowering(n) is None]
+        def refused(n: Node) -> str | None:  # what has no C kernel: the op, or the element type of a tensor
+            odd = sorted({v.dtype.value for v in (*n.inputs, *n.outputs) if v.dtype not in ops.CTYPES})
+            return n.op if lowering(n) is None else f"{n.op} on {', '.join(odd)} tensors" if odd else None
+        missing = [UnsupportedItem(why, n.name, n.meta.get("location")) for n in order.values() if (why := refused(n))]
         if missing:
             raise UnsupportedOpError(missing, "these ops have no C kernel yet", "the C backend cannot emit:")
         for name in self.plan.schedule:

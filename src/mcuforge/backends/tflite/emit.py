@@ -13,7 +13,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
 from ...errors import Error, UnsupportedItem, UnsupportedOpError
-from ...ir.graph import Graph
+from ...ir import quant
+from ...ir.graph import Graph, Node
 from ...version import __version__
 from ..base import plan_for, write_atomic
 from .legalize import channel_last, explicit_pads
@@ -49,6 +50,7 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     e.outputs = {id(v) for v in graph.outputs}
     for n in graph.nodes:
         try:
+            _kernel_accepts(n)
             lower(e, n)
         except Unsupported as why:
             missing.append(UnsupportedItem(f"{n.op}: {why}", n.name))
@@ -72,6 +74,28 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     data = bytes(builder.Output())
     _check(data, graph)
     return data
+
+
+_FLOAT_OP = {q: f for f, q in quant.INTEGER_OP.items()}
+
+
+def _kernel_accepts(n: Node):
+    """Refuse integer node `n` when TFLite's kernel would reject the file's scales, or abort on them
+    (LiteRT on an ADD whose multipliers leave (0, 1), TFLite Micro on a SOFTMAX input scale below
+    2^-26): both compute the kernel parameters from the scales, as `quant.params` does, which
+    refuses what they cannot represent; and SOFTMAX, LOGISTIC and TANH only write their fixed
+    output scale. (LEAKY_RELU's alpha is folded into multipliers: its lowering checks them.)"""
+    y = n.outputs[0]
+    if n.op not in quant.PARAMS or n.op == "qleaky_relu" or any(v.type.quant is None for v in (*n.inputs[:2], y)):
+        return
+    try:
+        quant.params(n.op, [v.type for v in n.inputs], y.type, n.attrs)
+    except Error as why:
+        raise Unsupported(why.message) from None
+    fixed = quant.FIXED_OUTPUT.get(y.dtype.value, {}).get(_FLOAT_OP.get(n.op))
+    if fixed is not None and (y.type.quant.scale[0], y.type.quant.zero_point[0]) != fixed:
+        raise Unsupported(f"output scale {y.type.quant.scale[0]:.6g} and zero point {y.type.quant.zero_point[0]}, "
+                          f"but TFLite's kernel writes only {fixed[0]:.6g} and {fixed[1]}")
 
 
 def _plans(plan, graph: Graph, e: Emitter) -> bool:
