@@ -1,6 +1,7 @@
 """The memory planner's pieces: placement algorithms on random lifetimes (hypothesis), against a
 brute-force search over offsets; alias rules on small graphs run in their arenas; check_plan on
 broken plans; the timeline."""
+import dataclasses
 import itertools
 
 import numpy as np
@@ -182,3 +183,26 @@ def test_timeline_picture():
         "   2  third                    |bb..cccc| 48",
         "legend: a=in @0 32 B; b=out @0 16 B; c=mid @32 32 B",
     ]
+
+
+def test_an_input_overlaps_its_output_where_the_rule_allows_and_it_pays():
+    """A backend's overlap rule: conv's input dies there and shares the output's buffer, `lag`
+    bytes after it (the group's extent: max(output, lag + input)), when that lowers the peak; a
+    plan that puts it closer fails check_plan; a merge that would raise a later step is skipped."""
+    g = Graph()
+    x = g.add_input("x", TensorType((1, 1, 3, 3)))  # 36 bytes; every other activation 144
+    g.outputs = [g.op("conv2d", [g.op("relu", [g.op("conv2d", [x, w(g, 4, 1)], CONV)]), w(g)], CONV)]
+    rule = {"conv2d_1": 16}
+    plan = plan_memory(g, overlap=lambda n: rule.get(n.name), alignment=16)
+    check_plan(plan)
+    assert plan.overlaps == {"conv2d": ("conv2d_1", 16)} and plan.aliases == {"relu": "conv2d", "conv2d": "conv2d_1"}
+    assert plan.offsets["relu"] - plan.offsets["conv2d_1"] == plan.offsets["conv2d"] - plan.offsets["conv2d_1"] == 16
+    assert plan.arena_bytes == plan.lower_bound_bytes == 36 + 160  # x beside the shared 144 + 16 (not 2 x 144)
+    x = rng.standard_normal((1, 1, 3, 3)).astype(np.float32)
+    np.testing.assert_array_equal(memory.run_in_arena(g, plan, x)[0], run(g, x)[0])
+    broken = dataclasses.replace(plan, offsets={**plan.offsets, "relu": plan.offsets["conv2d_1"] + 8,
+                                                "conv2d": plan.offsets["conv2d_1"] + 8})  # (x moved out of the way)
+    with pytest.raises(PlanError, match="conv2d starts 8 bytes after conv2d_1, but its kernel needs 16"):
+        check_plan(broken)
+    # a shared buffer of 300 + 144 bytes while conv2d lives beside x: more than it saves at conv2d_1
+    assert plan_memory(g, overlap=lambda n: 300 if n.name == "conv2d_1" else None).overlaps == {}

@@ -259,7 +259,7 @@ def test_names_meta_constants_and_mode():
     names = {c.name for c in g.constants()}
     assert {"conv.weight", "conv.bias", "bn.running_mean", "fc.weight"} <= names
     conv = g.find("conv")
-    assert conv.meta["fx"] == "conv" and conv.meta["source"].startswith("test_frontend_fx.py:")
+    assert conv.meta["fx"] == "conv" and conv.meta["source"].startswith("test_fx.py:")
     assert conv.meta["source"].endswith("in forward")
     assert all(n.meta["fx"] for n in g.nodes)
     with torch.no_grad():
@@ -285,7 +285,7 @@ def test_lists_every_unsupported_op():
     assert len(items) == 3  # the getitem, add and relu after them are skipped, not reported
     assert ["fft" in items[0].op, "sort" in items[1].op, "cumsum" in items[2].op] == [True] * 3
     assert [i.node for i in items] == ["fft_fft", "sort", "cumsum"]
-    assert all(i.location.startswith("test_frontend_fx.py:") for i in items)
+    assert all(i.location.startswith("test_fx.py:") for i in items)
     assert "3 unsupported op(s)" in str(e.value) and "hint:" in str(e.value)
 
 
@@ -321,7 +321,7 @@ def test_untraceable_model():
         trace(DataDependent(), torch.randn(2))
     msg = str(e.value)
     assert "cannot be traced by torch.fx" in msg and "DataDependent" in msg
-    assert "test_frontend_fx.py:" in msg and "in forward" in msg and "hint:" in msg
+    assert "test_fx.py:" in msg and "in forward" in msg and "hint:" in msg
     assert "Traceback" not in msg and "File \"" not in msg
 
 

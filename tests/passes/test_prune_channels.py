@@ -36,7 +36,7 @@ def test_half_of_every_zoo_model(float_zoo, name):
     report = ctx.pruning
     module = mcuforge.to_torch(g)
     with torch.no_grad():
-        got = module(x).numpy()
+        got = module(torch.from_numpy(x)).numpy()
     want = run(g, x)[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(want).max())))
     params_after, macs_after = torch_counts(g, x)

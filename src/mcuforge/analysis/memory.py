@@ -6,7 +6,9 @@
    straight into its slice of the concat's result when the concat is its only use, it has the
    result's type, and the slices are contiguous (every dim before the axis is 1). Order-dependent
    ones: an elementwise op (activations, add/sub/mul/div, their integer forms) writes over an
-   operand of its size that dies there (in place).
+   operand of its size that dies there (in place); and where the backend's `overlap` rule allows
+   (its kernel's read and write order), an op's output shares one buffer with an input that dies
+   there, the input starting that many bytes after the output.
 2. Each group of aliased values becomes one `Buffer(name, size, first, last)` (steps are schedule
    indices, both ends live); a kernel's scratch buffer (`scratch(node)` bytes, from a backend)
    lives during its node's step only. Graph inputs live from step 0, graph outputs to the last
@@ -17,12 +19,12 @@
    at most `EXACT_MAX` buffers, a branch and bound over placement orders (exact within budget).
 `lower_bound_bytes` is the most bytes live at one step: no placement of these buffers does better.
 `check_plan` verifies a plan, `format_timeline` draws it. Limits: shapes are static; the alias
-rules are local (no split views, no in-place through non-elementwise ops).
+rules are local (no split views; overlaps only between a node's first input and its output).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import Error
@@ -57,6 +59,9 @@ class MemoryPlan:
     sizes: dict[str, int]
     lifetimes: dict[str, tuple[int, int]]
     aliases: dict[str, str]  # value -> the value whose bytes it shares
+    # input -> (its node's output, the fewest bytes the input starts after it): an input that dies
+    # at its node shares a buffer with the output, overlapping it as far as the kernel allows
+    overlaps: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def static_aliases(graph: Graph) -> dict[Value, tuple[Value, int]]:
@@ -87,11 +92,14 @@ def _root(host: dict, v: Value) -> tuple[Value, int]:
 
 
 def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], int] | None = None,
-                inplace: bool = True) -> MemoryPlan:
+                inplace: bool = True, overlap: Callable[[Node], int | None] | None = None) -> MemoryPlan:
     """Plans the arena for `graph` in its current node order (see the module docstring).
 
     `scratch(node) -> bytes` gives the scratch a backend's kernel needs; `inplace=False` turns off
-    in-place reuse (for runtimes whose kernels may not overwrite their inputs).
+    in-place reuse (for runtimes whose kernels may not overwrite their inputs). `overlap(node)`
+    (a backend's, from its kernels' access order) gives the fewest bytes by which the node's first
+    input may start after its output in one buffer, or None: where that input dies at the node,
+    the two share a buffer that far apart (`MemoryPlan.overlaps`).
     """
     nodes = graph.nodes
     end = max(len(nodes) - 1, 0)
@@ -127,15 +135,24 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
                     if o in pinned:
                         pinned.add(r)
                     break
-    buffers = [Buffer(r.name, r.type.nbytes, f, l) for r, (f, l) in span.items() if r.type.nbytes > 0]
-    sizes = {v.name: v.type.nbytes for v in first if v.type.nbytes > 0}
-    lifetimes = {v.name: (first[v], last[v]) for v in first if v.type.nbytes > 0}
-    for i, n in enumerate(nodes):
-        extra = scratch(n) if scratch is not None else 0
-        if extra > 0:
-            name = f"{n.name}.scratch"
-            buffers.append(Buffer(name, extra, i, i))
-            sizes[name], lifetimes[name] = extra, (i, i)
+    extent = {r: r.type.nbytes for r in span}  # a group's bytes: the members' farthest end in it
+    for v in first:
+        r, offset = _root(host, v)
+        extent[r] = max(extent[r], offset + v.type.nbytes)
+    scratches = [Buffer(f"{n.name}.scratch", scratch(n), i, i) for i, n in enumerate(nodes)
+                 if scratch is not None and scratch(n) > 0]
+    overlaps = {}
+    if overlap is not None and inplace:  # the fewest bytes live of: none, the paying ones, every allowed one
+        tries = [(host, span, extent, {})]
+        for every in (False, True):
+            h, sp, ex = dict(host), {r: list(v) for r, v in span.items()}, dict(extent)
+            tries.append((h, sp, ex, _overlap(nodes, h, sp, ex, pinned, overlap, every)))
+        host, span, extent, overlaps = min(tries, key=lambda t: (lower_bound(
+            [Buffer("", t[2][r], f, l) for r, (f, l) in t[1].items()] + scratches), len(t[3])))
+    buffers = [Buffer(r.name, extent[r], f, l) for r, (f, l) in span.items() if extent[r] > 0] + scratches
+    sizes = {v.name: v.type.nbytes for v in first if v.type.nbytes > 0} | {b.name: b.size for b in scratches}
+    lifetimes = {v.name: (first[v], last[v]) for v in first if v.type.nbytes > 0} | \
+        {b.name: (b.first, b.last) for b in scratches}
     algorithm, offsets = best_offsets(buffers, alignment)
     for v in first:
         if v.type.nbytes > 0 and v.name not in offsets:
@@ -144,7 +161,42 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
     return MemoryPlan(arena_bytes=max((offsets[b.name] + b.size for b in buffers), default=0),
                       lower_bound_bytes=lower_bound(buffers), alignment=alignment, algorithm=algorithm,
                       schedule=[n.name for n in nodes], offsets=offsets, sizes=sizes, lifetimes=lifetimes,
-                      aliases={v.name: host[v][0].name for v in host if v.name in sizes})
+                      aliases={v.name: host[v][0].name for v in host if v.name in sizes}, overlaps=overlaps)
+
+
+def _overlap(nodes, host, span, extent, pinned, overlap, every: bool) -> dict[str, tuple[str, int]]:
+    """Puts each node's first input (its group), where it dies at the node, into its output's
+    buffer `lag = overlap(node)` bytes after the output (updating host, span and extent): every
+    one the rule allows, or (`every=False`) those that lower the bytes live at the node without
+    raising the most live at any step of the two buffers' lives (the shared buffer, max(output,
+    lag + input) bytes, lives as long as both; a chain of them pays only as a whole)."""
+    live = [0] * (len(nodes) + 1)
+    for r, (f, l) in span.items():
+        for step in range(f, l + 1):
+            live[step] += extent[r]
+    done = {}
+    for i, n in enumerate(nodes):
+        lag = overlap(n) if len(n.outputs) == 1 and n.inputs else None
+        if lag is None:
+            continue
+        x, o = _root(host, n.inputs[0]), n.output  # the input's group, placed with its start at the input's
+        if n.inputs[0].is_const or x[1] != 0 or o in host or x[0] in pinned or span[x[0]][1] != i:
+            continue
+        x = x[0]
+        (fx, lx), (fo, lo) = span[x], span[o]
+        shared = max(extent[o], lag + extent[x])
+        steps = range(min(fx, fo), max(lx, lo) + 1)
+        after = [live[s] - extent[x] * (fx <= s <= lx) - extent[o] * (fo <= s <= lo) + shared for s in steps]
+        if not every and (after[i - steps.start] >= live[i] or max(after) > max(live[s] for s in steps)):
+            continue
+        for s, v in zip(steps, after):
+            live[s] = v
+        host[x] = (o, lag)
+        span[o] = [steps.start, steps.stop - 1]
+        extent[o] = shared
+        del span[x], extent[x]
+        done[x.name] = (o.name, lag)
+    return done
 
 
 # ---------------------------------------------------------------- placement
@@ -346,7 +398,8 @@ def run_in_arena(graph: Graph, plan: MemoryPlan, *inputs) -> list:
 
 
 def _spans(plan: MemoryPlan) -> dict[str, list[int]]:
-    """Buffers that own their bytes -> [first, last] step of the values sharing them."""
+    """Buffers that own their bytes -> [first, last] step of the values sharing them, and the end
+    of the farthest of their bytes (a buffer with an overlapping member reaches past its own)."""
     spans: dict[str, list[int]] = {}
     for name in plan.sizes:
         r, seen = name, {name}
@@ -357,8 +410,8 @@ def _spans(plan: MemoryPlan) -> dict[str, list[int]]:
                                 f"{'loops' if r in seen else f'names {r}, which is not planned'}")
             seen.add(r)
         f, l = plan.lifetimes[name]
-        s = spans.setdefault(r, [f, l])
-        s[0], s[1] = min(s[0], f), max(s[1], l)
+        s = spans.setdefault(r, [f, l, plan.offsets[r] + plan.sizes[r]])
+        s[0], s[1], s[2] = min(s[0], f), max(s[1], l), max(s[2], plan.offsets[name] + plan.sizes[name])
     return spans
 
 
@@ -376,17 +429,26 @@ def check_plan(plan: MemoryPlan) -> None:
     spans = _spans(plan)
     for a, t in plan.aliases.items():
         lo, hi = plan.offsets[t], plan.offsets[t] + plan.sizes[t]
-        if not lo <= plan.offsets[a] <= plan.offsets[a] + plan.sizes[a] <= hi:
+        if a in plan.overlaps:  # an input beside its node's output: as far after it as the kernel needs
+            if plan.overlaps[a][0] != t or plan.offsets[a] - lo < plan.overlaps[a][1]:
+                fail(f"{a} starts {plan.offsets[a] - lo} bytes after {t}, but its kernel needs "
+                     f"{plan.overlaps[a][1]} (it would overwrite inputs it has yet to read)")
+            if plan.lifetimes[a][1] > plan.lifetimes[t][0]:
+                fail(f"{a} overlaps {t} but lives on after {t} is written (steps {plan.lifetimes[a]}, "
+                     f"{plan.lifetimes[t]})")
+        elif not lo <= plan.offsets[a] <= plan.offsets[a] + plan.sizes[a] <= hi:
             fail(f"alias {a} at {plan.offsets[a]} ({plan.sizes[a]} bytes) is not inside {t} [{lo}, {hi})")
     active: list[str] = []
     for r in sorted(spans, key=lambda r: spans[r][0]):
         if plan.offsets[r] % plan.alignment:
             fail(f"{r} at offset {plan.offsets[r]} is not aligned to {plan.alignment}")
+        if spans[r][2] > plan.arena_bytes:
+            fail(f"the bytes sharing {r} end at {spans[r][2]}, past the arena of {plan.arena_bytes} bytes")
         active = [a for a in active if spans[a][1] >= spans[r][0]]
         for a in active:
-            if plan.offsets[a] < plan.offsets[r] + plan.sizes[r] and plan.offsets[r] < plan.offsets[a] + plan.sizes[a]:
-                fail(f"{a} [{plan.offsets[a]}, +{plan.sizes[a]}) and {r} [{plan.offsets[r]}, +{plan.sizes[r]}) "
-                     f"overlap while both are live (steps {spans[a]} and {spans[r]})")
+            if plan.offsets[a] < spans[r][2] and plan.offsets[r] < spans[a][2]:
+                fail(f"{a} [{plan.offsets[a]}, {spans[a][2]}) and {r} [{plan.offsets[r]}, {spans[r][2]}) "
+                     f"overlap while both are live (steps {spans[a][:2]} and {spans[r][:2]})")
         active.append(r)
     if plan.arena_bytes < plan.lower_bound_bytes:
         fail(f"arena of {plan.arena_bytes} bytes is below the lower bound {plan.lower_bound_bytes}")
@@ -405,14 +467,16 @@ def format_timeline(plan: MemoryPlan, width: int = 64) -> str:
              f"{'step':>4}  {'node':<24} |0{top:>{width - 1}}| live B"]
     for step, node in enumerate(plan.schedule):
         row, live = ["."] * width, 0
-        for name, (f, l) in spans.items():
+        for name, (f, l, end) in spans.items():
             if f <= step <= l:
-                live += plan.sizes[name]
-                lo, hi = plan.offsets[name] / scale, (plan.offsets[name] + plan.sizes[name]) / scale
+                live += end - plan.offsets[name]
+                lo, hi = plan.offsets[name] / scale, end / scale
                 for c in range(int(lo), max(int(lo) + 1, min(width, math.ceil(hi)))):
                     row[c] = sym[name]
         lines.append(f"{step:>4}  {node[:24]:<24} |{''.join(row)}| {live:,}")
     lines.append("legend: " + "; ".join(f"{sym[n]}={n} @{plan.offsets[n]} {plan.sizes[n]:,} B" for n in sym))
     if plan.aliases:
-        lines.append("aliases (share bytes): " + ", ".join(f"{a}->{t}" for a, t in plan.aliases.items()))
+        lines.append("aliases (share bytes): " + ", ".join(
+            f"{a}->{t}" + (f" (overlapping, {plan.offsets[a] - plan.offsets[t]:+,} B)" if a in plan.overlaps else "")
+            for a, t in plan.aliases.items()))
     return "\n".join(lines)

@@ -34,6 +34,7 @@ class Backend:
     legalize: tuple[tuple[str, dict], ...] = ()
     scratch: Callable[[Node], int] | None = None
     options: type | None = None
+    overlap: Callable[[Node], int | None] | None = None  # how far an input may overlap its node's output
 
 
 def legalized(graph: Graph, steps) -> Graph:
@@ -43,9 +44,11 @@ def legalized(graph: Graph, steps) -> Graph:
     return graph
 
 
-def plan_for(graph: Graph, scratch: Callable[[Node], int] | None, alignment: int = 16) -> MemoryPlan:
-    """The memory-plan pass's plan of `graph` in its node order, with `scratch` per node."""
-    ctx = PassContext(scratch=scratch)
+def plan_for(graph: Graph, scratch: Callable[[Node], int] | None, alignment: int = 16,
+             overlap: Callable[[Node], int | None] | None = None) -> MemoryPlan:
+    """The memory-plan pass's plan of `graph` in its node order, with `scratch` per node (and a
+    backend's `overlap` rule)."""
+    ctx = PassContext(scratch=scratch, overlap=overlap)
     PassManager([("memory-plan", {"alignment": alignment})]).run(graph, ctx)
     return ctx.plan
 

@@ -164,7 +164,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     # The plan reserves the kernel scratch of the backend whose arena it is: the C code's, else the
     # .tflite file's (TFLite Micro follows it); the other backend checks the plan covers it.
     planned = next((backends[b] for b in PLANNED_FOR if b in backends), None)
-    ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch)
+    ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch,
+                      overlap=planned and planned.overlap)
     ctx = pm.run(graph, ctx)
     report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.quant, plan=ctx.plan)
     if tgt is not None and fit_check and not {"c", "project"} & set(backends):  # theirs adds runtime and code

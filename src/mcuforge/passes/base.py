@@ -65,6 +65,7 @@ class PassContext:
     current_pass: str = ""
     # given by compile()
     scratch: Callable[[Node], int] | None = None  # the backends' kernel scratch bytes per node (memory-plan)
+    overlap: Callable[[Node], int | None] | None = None  # how far its kernel lets an input overlap the output
     exits: list[Exit] | None = None  # early exits in the order tried (exit-order, the C backend)
     # results
     schedule: Schedule | None = None  # schedule: the order and its peaks before and after

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..base import Backend
 from .emit import emit_c
-from .ops import scratch_bytes
+from .ops import overlap_lag, scratch_bytes
 
 
 @dataclass(frozen=True)
@@ -21,4 +21,4 @@ def write(graph, out: Path, ctx, options: COptions, prefix: str) -> Path:
                   fit_check=options.fit_check)
 
 
-BACKEND = Backend("c", write, scratch=scratch_bytes, options=COptions)
+BACKEND = Backend("c", write, scratch=scratch_bytes, options=COptions, overlap=overlap_lag)

@@ -211,7 +211,7 @@ def resolve_plan(graph: Graph, plan: MemoryPlan | None) -> MemoryPlan:
         needed |= {f"{n.name}.scratch": ops.scratch_bytes(n) for n in graph.nodes if ops.scratch_bytes(n)}
         if all(plan.sizes.get(k, 0) >= b for k, b in needed.items() if b):
             return plan
-    return plan_for(graph, ops.scratch_bytes, ALIGNMENT)
+    return plan_for(graph, ops.scratch_bytes, ALIGNMENT, ops.overlap_lag)
 
 
 # ---------------------------------------------------------------- files

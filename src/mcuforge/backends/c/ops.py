@@ -203,6 +203,35 @@ def scratch_bytes(n: Node) -> int:
     return 0
 
 
+def overlap_lag(n: Node) -> int | None:
+    """The fewest bytes by which int8 conv `n`'s input may start after its output inside one
+    buffer (the memory planner's `overlap`), from the order its kernel reads and writes: None when
+    the kernel must keep its input whole. Channels-last int8, one image. Depthwise (one output per
+    input channel): channel blocks one after the other, each over the output pixels in order, a
+    pixel's inputs read before its bytes are written; a write over input pixel q (a whole number
+    of pixels behind) must come after the last output pixel that reads q. A conv through im2col
+    (groups 1): an output row is written after its columns are read; the rows above the next
+    output row's window are dead by then."""
+    if n.op not in ("qconv1d", "qconv2d") or n.inputs[0].dtype != DType.i8 or n.attrs.get("wfmt", "int8") != "int8":
+        return None
+    g = conv_geometry(n)
+    if g["n"] != 1 or not g["nhwc"]:
+        return None
+    if is_depthwise(n) and g["out_c"] == g["in_c"]:
+        first_row = np.maximum(np.arange(g["out_h"]) * g["stride_h"] - g["pad_top"], 0)
+        first_col = np.maximum(np.arange(g["out_w"]) * g["stride_w"] - g["pad_left"], 0)
+        needs = (first_row[:, None] * g["in_w"] + first_col[None, :]).ravel()  # each output pixel's first input
+        later = np.minimum.accumulate(needs[::-1])[::-1][1:]  # the first input any later pixel reads
+        behind = int(np.max(np.arange(len(later)) - later + 1, initial=0))
+        return max(behind, 0) * g["in_c"]
+    if g["groups"] == 1 and scratch_bytes(n) > 0:
+        rows = np.arange(1, g["out_h"])  # the output rows written before each next one
+        next_row = np.maximum(rows * g["stride_h"] - g["pad_top"], 0)
+        row_in, row_out = g["in_w"] * g["in_c"], g["out_w"] * g["out_c"]
+        return max(int(np.max(rows * row_out - next_row * row_in, initial=0)), 0)
+    return None
+
+
 def pool_geometry(n: Node) -> dict:
     x, y, a = n.inputs[0], n.output, n.attrs
     (bn, c, h, w), (_, _, oh, ow) = _nchw(x.shape, a["layout"]), _nchw(y.shape, a["layout"])

@@ -111,4 +111,4 @@ def write(graph, out: Path, ctx, options: ProjectOptions, prefix: str) -> Path:
     return root
 
 
-BACKEND = Backend("project", write, scratch=ops.scratch_bytes, options=ProjectOptions)
+BACKEND = Backend("project", write, scratch=ops.scratch_bytes, options=ProjectOptions, overlap=ops.overlap_lag)

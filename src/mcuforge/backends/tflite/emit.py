@@ -100,8 +100,10 @@ def _kernel_accepts(n: Node):
 
 def _plans(plan, graph: Graph, e: Emitter) -> bool:
     """Whether `plan` places every activation of `graph` as emitted into `e`: the same nodes in
-    the same order, and a large enough scratch buffer wherever a lowering made temporaries."""
-    return plan is not None and plan.schedule == [n.name for n in graph.nodes] and all(
+    the same order, a large enough scratch buffer wherever a lowering made temporaries, and no
+    input overlapping its node's output (our C kernels' order allows that; TFLite Micro's need
+    their inputs whole)."""
+    return plan is not None and not plan.overlaps and plan.schedule == [n.name for n in graph.nodes] and all(
         plan.sizes.get(f"{n.name}.scratch", 0) >= temp_layout(e, n.name, plan.alignment)[2] for n in graph.nodes)
 
 
