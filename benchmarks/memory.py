@@ -9,7 +9,9 @@ lower-quantized, calibrated on the example input), then to-nhwc, schedule and me
 any plan) in the traced order and in the scheduled order, how the order was found, our arena, the
 winning placement algorithm, arena / lower bound, and TFLite Micro's arena for our .tflite with
 its own planner (the planned tensors and kernel scratch, its "head"; persistent structs
-excluded), in the scheduled order. The last line times scheduling and planning a 10,000-node chain.
+excluded), in the scheduled order; and the C backend's arena for the same order (its kernels'
+scratch planned too, inputs overlapping their node's output where its kernels allow: int8
+depthwise and im2col convs). The last line times scheduling and planning a 10,000-node chain.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import mcuforge
 from mcuforge import zoo
 from mcuforge.analysis import scheduling
 from mcuforge.analysis.memory import check_plan, plan_memory
+from mcuforge.backends.c.ops import overlap_lag, scratch_bytes
 from mcuforge.errors import Error
 from mcuforge.ir.graph import Graph
 from mcuforge.ir.types import TensorType
@@ -32,7 +35,7 @@ from mcuforge.passes.pipelines import FLOAT, with_quantization
 PIPELINE = FLOAT + [("to-nhwc", {}), ("schedule", {}), ("memory-plan", {})]
 QUICK = ["tiny_cnn", "resnet8", "unet_tiny"]
 COLUMNS = ["model", "nodes", "peak traced", "peak sched.", "order", "arena", "algorithm", "arena/bound", "TFLM arena",
-           "TFLM/ours"]
+           "TFLM/ours", "C arena", "TFLM/C"]
 
 
 def tflite_micro_arena(graph: Graph) -> int:
@@ -53,13 +56,16 @@ def measure(name: str, tflm: bool, quantize: str | None) -> list:
     check_plan(plan)
     row = [name, len(graph), schedule.input_peak, schedule.peak, schedule.method + ("" if schedule.optimal else "?"),
            plan.arena_bytes, plan.algorithm, f"{plan.arena_bytes / plan.lower_bound_bytes:.3f}"]
+    c_plan = plan_memory(graph, scratch=scratch_bytes, overlap=overlap_lag)  # the C backend's: its kernels' scratch
+    check_plan(c_plan)  # and inputs overlapping their outputs where the kernels allow
+    c = [c_plan.arena_bytes]
     if not tflm:
-        return row + ["-", "-"]
+        return row + ["-", "-", *c, "-"]
     try:
         theirs = tflite_micro_arena(graph)
     except Error as e:  # an op the TFLite backend cannot emit
-        return row + [f"n/a ({type(e).__name__})", "-"]
-    return row + [theirs, f"{theirs / plan.arena_bytes:.3f}"]
+        return row + [f"n/a ({type(e).__name__})", "-", *c, "-"]
+    return row + [theirs, f"{theirs / plan.arena_bytes:.3f}", *c, f"{theirs / c_plan.arena_bytes:.3f}"]
 
 
 def chain_seconds(n: int = 10_000) -> tuple[float, int]:
