@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -212,7 +213,11 @@ class atomic_dir:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
-        if self.path.exists() and not self.path.is_dir():
+        try:  # one look (another compile may be replacing the directory right now)
+            is_dir = stat.S_ISDIR(self.path.stat().st_mode)
+        except OSError:
+            is_dir = True  # absent (or unreadable: mkdtemp below says so)
+        if not is_dir:
             raise UsageError(f"output path {self.path} exists and is not a directory",
                              "choose another -o/out_dir, or remove the file")
         try:
