@@ -179,3 +179,13 @@ def test_onnx_folding_is_bounded_by_the_inferred_size(tmp_path):
     path = one_node(tmp_path, node, {"shape": np.array([2 ** 20, 2 ** 20], np.int64)}, [2 ** 20, 2 ** 20])
     with pytest.raises(UnsupportedOpError, match="ConstantOfShape"):  # not folded: 2^40 elements
         load_onnx(path)
+
+
+def test_c_backend_refuses_a_graph_input_of_a_type_it_has_no_kernel_for(seeds, tmp_path):
+    """Found by the long run: a float16 graph input that no node reads reached the C emitter."""
+    from mcuforge.compiler.cli import main
+    seed = next(s for s in seeds if s.name == "convnet_float.onnx")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(mutant(seed, 100219)[0])
+    assert main(["compile", str(path), "--emit", "c", "-o", str(tmp_path / "out")]) == 3
+    assert not (tmp_path / "out").exists()

@@ -123,6 +123,9 @@ class CEmitter:
             odd = sorted({v.dtype.value for v in (*n.inputs, *n.outputs) if v.dtype not in ops.CTYPES})
             return n.op if lowering(n) is None else f"{n.op} on {', '.join(odd)} tensors" if odd else None
         missing = [UnsupportedItem(why, n.name, n.meta.get("location")) for n in order.values() if (why := refused(n))]
+        missing += [UnsupportedItem(f"graph {kind} of {v.dtype.value} elements", v.name)
+                    for kind, values in (("input", self.graph.inputs), ("output", self.graph.outputs))
+                    for v in values if v.dtype not in ops.CTYPES]
         if missing:
             raise UnsupportedOpError(missing, "these ops have no C kernel yet", "the C backend cannot emit:")
         for name in self.plan.schedule:
