@@ -1,6 +1,7 @@
 """The int8 GEMM (1x1 and kxk convs, fully connected layers) and the int8 add / sub / mul kernels
 on odd shapes, bit for bit against the reference interpreter: on the host (gcc and clang) and
-under QEMU on the Cortex-M4 (plain C and the DSP build) and the Cortex-M7 (DSP build).
+under QEMU on the Cortex-M4 (plain C and the DSP build), the Cortex-M7 (DSP build) and the
+Cortex-M3 (plain C, no DSP extension).
 
 The shapes reach every branch of the DSP GEMM (mcuforge_gemm_dsp_s8): depths below 4, with an odd
 number of 4-value steps and with a tail, one output channel, odd channel counts and counts that
@@ -35,7 +36,8 @@ KERNELS = Path(mcuforge.__file__).parent / "backends" / "c" / "kernels"
 BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], None),
           "m4": ("cortex-m", ["TARGET=mps2-an386"], "mps2-an386"),
           "m4_dsp": ("cortex-m", ["TARGET=mps2-an386", "DSP=1"], "mps2-an386"),
-          "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500")}
+          "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500"),
+          "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385")}
 
 
 class OddShapes(nn.Module):
