@@ -11,7 +11,7 @@ requantization (large weights, a relu6 clamp); and of the element-wise kernels: 
 broadcasting along the last axis (a stride 0) and along outer axes, add, sub and mul. Weights
 quantized per channel and per tensor. Also the add / sub / mul arithmetic on its own, every pair
 of int8 inputs for thousands of random parameter sets (ties and powers of two included), against
-the general kernels.
+the general kernels, on every build.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mcuforge
-from mcuforge.backends.c.emit import emit_c
+from mcuforge.backends.c.emit import _ENV, emit_c
 from mcuforge.ir.interpreter import run
 
 KERNELS = Path(mcuforge.__file__).parent / "backends" / "c" / "kernels"
@@ -176,12 +176,17 @@ def test_depthwise_every_path_every_build(tmp_path):
             assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
 
 
-def test_binary_arithmetic_exhaustive(tmp_path):
-    """mcuforge_add_s8 / mcuforge_mul_s8's one multiply-add per rounding pair against the general
-    kernels (MCUFORGE_QADD / MCUFORGE_QMUL, mcuforge_mbqm) on all 65536 input pairs, per random
-    parameter set (zero points, multipliers including 2^30 and ones with many trailing zero bits,
-    every shift), add, sub and mul, host gcc -O2."""
-    (tmp_path / "check.c").write_text(r'''
+@pytest.mark.parametrize("build", list(BUILDS))
+def test_binary_arithmetic_exhaustive(tmp_path, build):
+    """mcuforge_add_s8 / mcuforge_mul_s8's fast paths (the converter's add / sub with one input
+    multiplier exactly 1/2, in SMMLAR's form, four lanes a word on the DSP builds; the other
+    parameters' one multiply-add per rounding pair) against the general kernels (MCUFORGE_QADD /
+    MCUFORGE_QMUL, mcuforge_mbqm) on all 65536 input pairs, lengths 65533 to 65536 (the tails of
+    the four-lane loops, a guard byte past the end), per random parameter set (zero points,
+    multipliers including 2^30 and ones with many trailing zero bits, every shift, clamps), add,
+    sub and mul: 3000 sets on the hosts (-O2), 120 per QEMU build."""
+    goal, args, board = BUILDS[build]
+    (tmp_path / "check.c").write_text(r"""
 #include "eltwise_s8.c"
 #include <stdio.h>
 static uint64_t st = 88172645463325252u;
@@ -194,30 +199,52 @@ static int32_t multiplier(void) {
     default: return (int32_t)m;
     }
 }
+void SysTick_Handler(void) {}
 int main(void) {
-    static int8_t a[65536], b[65536], y1[65536], y2[65536];
+    static int8_t a[65536], b[65536], y1[65537], y2[65537];
     mcuforge_bcast p = {1, 1, {65536}, {1}, {1}};
     int32_t i, t, bad = 0;
     for (i = 0; i < 65536; ++i) a[i] = (int8_t)(i & 255), b[i] = (int8_t)(i >> 8);
-    for (t = 0; t < 3000; ++t) {
+    for (t = 0; t < SETS; ++t) {
         mcuforge_qadd q;
-        const int32_t op = t % 3;
+        const int32_t op = t % 3, n = 65536 - (int32_t)(rnd() % 4);
+        p.shape[0] = n;
         q.a_zp = (int32_t)(rnd() % 256) - 128, q.b_zp = (int32_t)(rnd() % 256) - 128;
         q.out_zp = (int32_t)(rnd() % 256) - 128, q.left_shift = 20;
         q.a_multiplier = multiplier(), q.b_multiplier = multiplier(), q.multiplier = multiplier();
         q.a_shift = -(int32_t)(rnd() % 23), q.b_shift = rnd() % 3 ? -(int32_t)(rnd() % 23) : 0;
+        if (rnd() % 4) { /* the converter's: one input's multiplier 1/2, the other's shift mostly -1..-4 */
+            const int32_t other = -1 - (int32_t)(rnd() % (rnd() % 4 ? 4 : 6));
+            if (rnd() % 2) q.a_multiplier = 1 << 30, q.a_shift = 0, q.b_shift = other;
+            else q.b_multiplier = 1 << 30, q.b_shift = 0, q.a_shift = other;
+        }
         q.shift = op == 2 ? 2 - (int32_t)(rnd() % 30) : -16 - (int32_t)(rnd() % 11);
         q.act_min = rnd() % 2 ? -128 : q.out_zp, q.act_max = rnd() % 4 ? 127 : 100;
         q.subtract = op == 1;
+        y1[n] = y2[n] = 7;
         if (op == 2) mcuforge_mul_s8(&p, &q, a, b, y1), mcuforge_mul_s8_any(&p, &q, a, b, y2);
         else mcuforge_add_s8(&p, &q, a, b, y1), mcuforge_add_s8_any(&p, &q, a, b, y2);
-        bad += memcmp(y1, y2, sizeof y1) != 0;
+        bad += memcmp(y1, y2, (size_t)n + 1) != 0;
     }
     printf("%d\n", (int)bad);
     return bad != 0;
 }
-''')
-    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{KERNELS}",
-                    "check.c", "-o", "check"], cwd=tmp_path, check=True)
-    r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout
+""")
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{KERNELS}", "check.c", "-o", "check"]
+    if board is None:
+        subprocess.run([build, "-DSETS=3000", *flags], cwd=tmp_path, check=True)
+        r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
+    else:  # the startup code and memory map of the generated projects
+        for name, template in (("startup.c", "startup_mps2.c.j2"), ("mps2.ld", "mps2.ld.j2")):
+            (tmp_path / name).write_text(_ENV.get_template(template).render(version="test", weight_bytes=0))
+        cpu = {"mps2-an386": "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard",
+               "mps2-an500": "-mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard",
+               "mps2-an385": "-mcpu=cortex-m3 -mfloat-abi=soft"}[board].split()
+        subprocess.run(["arm-none-eabi-gcc", *cpu, "-mthumb", *(["-DMCUFORGE_USE_DSP"] if "DSP=1" in args else []),
+                        "-DSETS=120", "-T", "mps2.ld", "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs",
+                        "startup.c", *flags], cwd=tmp_path, check=True)
+        r = subprocess.run(["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none",
+                            "-semihosting-config", "enable=on,target=native", "-kernel", "check"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout + r.stderr
+
