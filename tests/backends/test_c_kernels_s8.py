@@ -248,3 +248,47 @@ int main(void) {
                            capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout + r.stderr
 
+
+class OddPools(nn.Module):
+    """Pools and means of every path of pool_s8.c: channels last in multiples of four and with a
+    tail (6, 7 channels), fewer than four (the general loops), windows over the padding, strides,
+    a global average of 21 x 14 = 294 taps (more than the 256 of one pass of 16-bit sums), a max
+    pool of 2 x 2 windows, a mean over the spatial axes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c6, self.c7, self.c3 = nn.Conv2d(3, 6, 1), nn.Conv2d(3, 7, 1), nn.Conv2d(3, 3, 1)
+        self.c8 = nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        a, b, c, d = self.c6(x), self.c7(x), self.c3(x), self.c8(x)
+        avg = F.avg_pool2d(a, 3, stride=2, padding=1, count_include_pad=False)
+        mx = F.max_pool2d(b, 3, stride=2, padding=1)
+        small = F.max_pool2d(c, 2) + F.avg_pool2d(c, 2)  # 3 channels: the general loops
+        return avg, mx, small, F.adaptive_avg_pool2d(d, 1), F.max_pool2d(d, 2), b.mean((2, 3)), d.mean((2, 3))
+
+
+def test_pools_every_path_every_build(tmp_path):
+    """Every path of the int8 pools and mean (OddPools, channels last) bit for bit the
+    interpreter's in every build."""
+    torch.manual_seed(0)
+    shape = (1, 3, 21, 14)
+    rng = np.random.default_rng(1)
+    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
+    graph = mcuforge.compile(OddPools().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
+                             calibration=calibration, passes="deploy").graph
+    ops = graph.count()
+    assert ops["qavg_pool2d"] >= 2 and ops["max_pool2d"] >= 3 and ops.get("qmean", 0) >= 1, ops
+    assert all(n.attrs.get("layout", "NHWC") == "NHWC" for n in graph.nodes if "pool" in n.op)
+    emit_c(graph, tmp_path / "gcc")
+    for build in BUILDS:
+        if build != "gcc":
+            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
+        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
+        for build in BUILDS:
+            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
