@@ -4,7 +4,7 @@
     python benchmarks/c_speed.py --quick      # tiny_cnn and ds_cnn, fewer runs (what the tests run)
     python benchmarks/c_speed.py --no-qemu    # without the Cortex-M4 column
     python benchmarks/c_speed.py --scheme int16x8   # int16 activations, int8 weights
-    python benchmarks/c_speed.py --per-layer ds_cnn # also each layer's instructions, M4 plain / DSP and M7
+    python benchmarks/c_speed.py --per-layer ds_cnn # also each layer's instructions, M4 plain / DSP, M7, M3
 
 Each model is compiled once (deploy pipeline, int8 or int16x8, calibrated on seeded standard-normal inputs);
 the same graph becomes our C (`make host`: gcc -O2) and our .tflite, which TFLite Micro (the
@@ -17,7 +17,8 @@ plain C build (no DSP) under qemu-system-arm -icount on the MPS2 Cortex-M4 board
 the weights exceed its flash). Goals: TFLM/ours >= 5 and ours/LiteRT <= 2.
 
 --per-layer prints first, per model, every layer's instructions from one QEMU run each of the
-Cortex-M4 plain build, its DSP build (`DSP=1`) and the Cortex-M7 DSP build (mps2-an500), exact
+Cortex-M4 plain build, its DSP build (`DSP=1`), the Cortex-M7 DSP build (mps2-an500) and the
+Cortex-M3 (mps2-an385, no DSP extension: the plain C), exact
 counts between layer markers (`mcuforge.backends.c.bench.qemu_layers`), instructions per MAC,
 the totals by layer type, and the code size of the kernels (arm-none-eabi-size text of the
 kernel files, each build's flags). Its "total" row is the inference from call to return, the
@@ -55,7 +56,8 @@ PEER_COLUMNS = ["model", "M4 plain", "M4 DSP", "M7 DSP", "CMSIS-NN M4", "DSP/CMS
                 "CMSIS-NN", "ratio", f"<= {TARGET:g}x"]
 GOAL_TFLM, GOAL_LITERT = 5.0, 2.0
 COLUMNS = ["model", "MACs", "ours us", "TFLM us", "TFLM/ours", "LiteRT us", "ours/LiteRT", "M4 instr.", "goals"]
-BUILDS = [("M4 plain", "mps2-an386", False), ("M4 DSP", "mps2-an386", True), ("M7 DSP", "mps2-an500", True)]
+BUILDS = [("M4 plain", "mps2-an386", False), ("M4 DSP", "mps2-an386", True), ("M7 DSP", "mps2-an500", True),
+          ("M3", "mps2-an385", False)]  # the M3: no DSP extension, the plain C
 LAYER_COLUMNS = ["#", "layer", "op", "kind", "MACs", *(b for b, _, _ in BUILDS), "plain/MAC", "DSP/MAC"]
 KIND_COLUMNS = ["kind", "layers", "MACs", *(b for b, _, _ in BUILDS), "plain/MAC", "DSP/MAC", "DSP share"]
 
@@ -98,7 +100,7 @@ def per_mac(instructions: int, n_macs: int) -> str:
 def peer_row(name: str, profiles) -> list[str]:
     """`name`'s whole-inference counts per build against CMSIS-NN's (where measured), and its
     slowest depthwise layer on the M4 DSP build against CMSIS-NN's count for that layer."""
-    plain, dsp, m7 = (p.whole for p in profiles)
+    plain, dsp, m7 = (p.whole for p in profiles[:3])
     depthwise = max((layer.instructions for layer in profiles[1].layers if layer.kind == "depthwise conv"), default=0)
     peer, peer_dw = CMSIS_NN.get(name), CMSIS_NN_DEPTHWISE.get(name)
     ratios = [dsp / peer] if peer else []
@@ -128,7 +130,8 @@ def layer_report(name: str, graph, directory: Path, x: np.ndarray, whole_plain: 
     kinds = [[kind, str(n), f"{m:,}", *(f"{c:,}" for c in counts), per_mac(counts[0], m), per_mac(counts[1], m),
               f"{counts[1] / profiles[1].whole:.1%}"] for kind, (n, m, counts) in by_kind.items() if n]
     sizes = ", ".join(f"{b} {kernel_text(directory, BOARDS[board], dsp):,} B" for b, board, dsp in BUILDS)
-    return [f"{name}: instructions per layer, one QEMU -icount run per build (M4: mps2-an386, M7: mps2-an500); "
+    return [f"{name}: instructions per layer, one QEMU -icount run per build (M4: mps2-an386, M7: mps2-an500, "
+            "M3: mps2-an385); "
             f"M4 plain SysTick count {whole_plain}", *table(LAYER_COLUMNS, rows, left=4), "",
             *table(KIND_COLUMNS, kinds), "", f"kernel code (arm-none-eabi-size text of kernels/*.c): {sizes}",
             ""], peer_row(name, profiles)

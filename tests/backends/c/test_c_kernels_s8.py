@@ -1,6 +1,7 @@
 """The int8 GEMM (1x1 and kxk convs, fully connected layers) and the int8 add / sub / mul kernels
 on odd shapes, bit for bit against the reference interpreter: on the host (gcc and clang) and
-under QEMU on the Cortex-M4 (plain C and the DSP build) and the Cortex-M7 (DSP build).
+under QEMU on the Cortex-M4 (plain C and the DSP build), the Cortex-M7 (DSP build) and the
+Cortex-M3 (plain C, no DSP extension).
 
 The shapes reach every branch of the DSP GEMM (mcuforge_gemm_dsp_s8): depths below 4, with an odd
 number of 4-value steps and with a tail, one output channel, odd channel counts and counts that
@@ -10,7 +11,7 @@ requantization (large weights, a relu6 clamp); and of the element-wise kernels: 
 broadcasting along the last axis (a stride 0) and along outer axes, add, sub and mul. Weights
 quantized per channel and per tensor. Also the add / sub / mul arithmetic on its own, every pair
 of int8 inputs for thousands of random parameter sets (ties and powers of two included), against
-the general kernels.
+the general kernels, on every build.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import mcuforge
-from mcuforge.backends.c.emit import emit_c
+from mcuforge.backends.c.emit import _ENV, emit_c
 from mcuforge.ir.interpreter import run
 
 KERNELS = Path(mcuforge.__file__).parent / "backends" / "c" / "kernels"
@@ -35,7 +36,8 @@ KERNELS = Path(mcuforge.__file__).parent / "backends" / "c" / "kernels"
 BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], None),
           "m4": ("cortex-m", ["TARGET=mps2-an386"], "mps2-an386"),
           "m4_dsp": ("cortex-m", ["TARGET=mps2-an386", "DSP=1"], "mps2-an386"),
-          "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500")}
+          "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500"),
+          "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385")}
 
 
 class OddShapes(nn.Module):
@@ -174,12 +176,17 @@ def test_depthwise_every_path_every_build(tmp_path):
             assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
 
 
-def test_binary_arithmetic_exhaustive(tmp_path):
-    """mcuforge_add_s8 / mcuforge_mul_s8's one multiply-add per rounding pair against the general
-    kernels (MCUFORGE_QADD / MCUFORGE_QMUL, mcuforge_mbqm) on all 65536 input pairs, per random
-    parameter set (zero points, multipliers including 2^30 and ones with many trailing zero bits,
-    every shift), add, sub and mul, host gcc -O2."""
-    (tmp_path / "check.c").write_text(r'''
+@pytest.mark.parametrize("build", list(BUILDS))
+def test_binary_arithmetic_exhaustive(tmp_path, build):
+    """mcuforge_add_s8 / mcuforge_mul_s8's fast paths (the converter's add / sub with one input
+    multiplier exactly 1/2, in SMMLAR's form, four lanes a word on the DSP builds; the other
+    parameters' one multiply-add per rounding pair) against the general kernels (MCUFORGE_QADD /
+    MCUFORGE_QMUL, mcuforge_mbqm) on all 65536 input pairs, lengths 65533 to 65536 (the tails of
+    the four-lane loops, a guard byte past the end), per random parameter set (zero points,
+    multipliers including 2^30 and ones with many trailing zero bits, every shift, clamps), add,
+    sub and mul: 3000 sets on the hosts (-O2), 120 per QEMU build."""
+    goal, args, board = BUILDS[build]
+    (tmp_path / "check.c").write_text(r"""
 #include "eltwise_s8.c"
 #include <stdio.h>
 static uint64_t st = 88172645463325252u;
@@ -192,30 +199,96 @@ static int32_t multiplier(void) {
     default: return (int32_t)m;
     }
 }
+void SysTick_Handler(void) {}
 int main(void) {
-    static int8_t a[65536], b[65536], y1[65536], y2[65536];
+    static int8_t a[65536], b[65536], y1[65537], y2[65537];
     mcuforge_bcast p = {1, 1, {65536}, {1}, {1}};
     int32_t i, t, bad = 0;
     for (i = 0; i < 65536; ++i) a[i] = (int8_t)(i & 255), b[i] = (int8_t)(i >> 8);
-    for (t = 0; t < 3000; ++t) {
+    for (t = 0; t < SETS; ++t) {
         mcuforge_qadd q;
-        const int32_t op = t % 3;
+        const int32_t op = t % 3, n = 65536 - (int32_t)(rnd() % 4);
+        p.shape[0] = n;
         q.a_zp = (int32_t)(rnd() % 256) - 128, q.b_zp = (int32_t)(rnd() % 256) - 128;
         q.out_zp = (int32_t)(rnd() % 256) - 128, q.left_shift = 20;
         q.a_multiplier = multiplier(), q.b_multiplier = multiplier(), q.multiplier = multiplier();
         q.a_shift = -(int32_t)(rnd() % 23), q.b_shift = rnd() % 3 ? -(int32_t)(rnd() % 23) : 0;
+        if (rnd() % 4) { /* the converter's: one input's multiplier 1/2, the other's shift mostly -1..-4 */
+            const int32_t other = -1 - (int32_t)(rnd() % (rnd() % 4 ? 4 : 6));
+            if (rnd() % 2) q.a_multiplier = 1 << 30, q.a_shift = 0, q.b_shift = other;
+            else q.b_multiplier = 1 << 30, q.b_shift = 0, q.a_shift = other;
+        }
         q.shift = op == 2 ? 2 - (int32_t)(rnd() % 30) : -16 - (int32_t)(rnd() % 11);
         q.act_min = rnd() % 2 ? -128 : q.out_zp, q.act_max = rnd() % 4 ? 127 : 100;
         q.subtract = op == 1;
+        y1[n] = y2[n] = 7;
         if (op == 2) mcuforge_mul_s8(&p, &q, a, b, y1), mcuforge_mul_s8_any(&p, &q, a, b, y2);
         else mcuforge_add_s8(&p, &q, a, b, y1), mcuforge_add_s8_any(&p, &q, a, b, y2);
-        bad += memcmp(y1, y2, sizeof y1) != 0;
+        bad += memcmp(y1, y2, (size_t)n + 1) != 0;
     }
     printf("%d\n", (int)bad);
     return bad != 0;
 }
-''')
-    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{KERNELS}",
-                    "check.c", "-o", "check"], cwd=tmp_path, check=True)
-    r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout
+""")
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{KERNELS}", "check.c", "-o", "check"]
+    if board is None:
+        subprocess.run([build, "-DSETS=3000", *flags], cwd=tmp_path, check=True)
+        r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
+    else:  # the startup code and memory map of the generated projects
+        for name, template in (("startup.c", "startup_mps2.c.j2"), ("mps2.ld", "mps2.ld.j2")):
+            (tmp_path / name).write_text(_ENV.get_template(template).render(version="test", weight_bytes=0))
+        cpu = {"mps2-an386": "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard",
+               "mps2-an500": "-mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard",
+               "mps2-an385": "-mcpu=cortex-m3 -mfloat-abi=soft"}[board].split()
+        subprocess.run(["arm-none-eabi-gcc", *cpu, "-mthumb", *(["-DMCUFORGE_USE_DSP"] if "DSP=1" in args else []),
+                        "-DSETS=120", "-T", "mps2.ld", "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs",
+                        "startup.c", *flags], cwd=tmp_path, check=True)
+        r = subprocess.run(["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none",
+                            "-semihosting-config", "enable=on,target=native", "-kernel", "check"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "0", r.stdout + r.stderr
+
+
+class OddPools(nn.Module):
+    """Pools and means of every path of pool_s8.c: channels last in multiples of four and with a
+    tail (6, 7 channels), fewer than four (the general loops), windows over the padding, strides,
+    a global average of 21 x 14 = 294 taps (more than the 256 of one pass of 16-bit sums), a max
+    pool of 2 x 2 windows, a mean over the spatial axes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c6, self.c7, self.c3 = nn.Conv2d(3, 6, 1), nn.Conv2d(3, 7, 1), nn.Conv2d(3, 3, 1)
+        self.c8 = nn.Conv2d(3, 8, 1)
+
+    def forward(self, x):
+        a, b, c, d = self.c6(x), self.c7(x), self.c3(x), self.c8(x)
+        avg = F.avg_pool2d(a, 3, stride=2, padding=1, count_include_pad=False)
+        mx = F.max_pool2d(b, 3, stride=2, padding=1)
+        small = F.max_pool2d(c, 2) + F.avg_pool2d(c, 2)  # 3 channels: the general loops
+        return avg, mx, small, F.adaptive_avg_pool2d(d, 1), F.max_pool2d(d, 2), b.mean((2, 3)), d.mean((2, 3))
+
+
+def test_pools_every_path_every_build(tmp_path):
+    """Every path of the int8 pools and mean (OddPools, channels last) bit for bit the
+    interpreter's in every build."""
+    torch.manual_seed(0)
+    shape = (1, 3, 21, 14)
+    rng = np.random.default_rng(1)
+    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
+    graph = mcuforge.compile(OddPools().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
+                             calibration=calibration, passes="deploy").graph
+    ops = graph.count()
+    assert ops["qavg_pool2d"] >= 2 and ops["max_pool2d"] >= 3 and ops.get("qmean", 0) >= 1, ops
+    assert all(n.attrs.get("layout", "NHWC") == "NHWC" for n in graph.nodes if "pool" in n.op)
+    emit_c(graph, tmp_path / "gcc")
+    for build in BUILDS:
+        if build != "gcc":
+            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
+        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
+        for build in BUILDS:
+            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build

@@ -1,7 +1,8 @@
 """C backend on Cortex-M: `make cortex-m` builds an ELF for QEMU's MPS2 boards with
 arm-none-eabi-gcc, our startup code and linker script and newlib semihosting; `make qemu` runs
 it under qemu-system-arm, reading input.bin and writing output.bin. Here: int8 models on the M4,
-the M4 with the DSP build and the Cortex-M7 board, bit for bit against the reference interpreter
+the M4 with the DSP build, the Cortex-M7 board and the Cortex-M3 (mps2-an385: no DSP extension, no
+FPU), bit for bit against the reference interpreter
 (every zoo model, float and int8, runs on the M4 in test_c_qemu_zoo.py).
 
 Also checked with arm-none-eabi-size: the RAM of the model's own objects (data + bss) is its
@@ -29,7 +30,7 @@ from mcuforge.ir.interpreter import run
 MODELS = [("ds_cnn", None), ("resnet8", None), ("mobilenet_v1", "float,to-nhwc")]
 # (build name, make arguments)
 BUILDS = {"m4": ["TARGET=mps2-an386"], "m4_dsp": ["TARGET=mps2-an386", "DSP=1"],
-          "m7_dsp": ["TARGET=mps2-an500", "DSP=1"]}
+          "m7_dsp": ["TARGET=mps2-an500", "DSP=1"], "m3": ["TARGET=mps2-an385"]}
 ARM = ["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2",
        "-ffunction-sections", "-fdata-sections", "-Ikernels", "-c"]
 
@@ -47,7 +48,7 @@ def _model_sizes(directory) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("name,passes", MODELS, ids=[m[0] for m in MODELS])
-def testqemu_run(tmp_path, name, passes):
+def test_qemu(tmp_path, name, passes):
     model, example = zoo.get(name)
     rng = np.random.default_rng(1)
     graph = mcuforge.compile(model, example, emit=(), passes=passes, quantize="int8",
@@ -64,7 +65,7 @@ def testqemu_run(tmp_path, name, passes):
     xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
     (want,) = run(graph, *xs)
     for build in BUILDS:
-        out, log = qemu_run(tmp_path / build, xs, "mps2-an500" if build.startswith("m7") else "mps2-an386")
+        out, log = qemu_run(tmp_path / build, xs, BUILDS[build][0].removeprefix("TARGET="))
         assert out == want.tobytes(), build
         instructions = int(re.search(r"\((\d+) instructions", log).group(1))
         print(f"\n{name} [{build}]: {instructions:,} instructions per inference")

@@ -55,7 +55,8 @@ CYCLES_PER_INSTRUCTION = {
     # published CoreMark/MHz, Cortex-M4 3.42 to Cortex-M7 5.01.
     "cortex-m7": 0.85,
 }
-BOARDS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7"}  # QEMU's MPS2 boards the Makefile builds for
+# QEMU's MPS2 boards the Makefile builds for (the M3: plain C only, no DSP extension)
+BOARDS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7", "mps2-an385": "cortex-m3"}
 _NUMPY = {"int8_t": np.int8, "uint8_t": np.uint8, "int16_t": np.int16, "int32_t": np.int32, "float": np.float32}
 
 
@@ -135,6 +136,8 @@ def _build_goals(board: str, dsp: bool) -> list[str]:
     """make arguments for `board`, plain or DSP; -B because the ELF's name does not say which."""
     if board not in BOARDS:
         raise UsageError(f"unknown QEMU board '{board}'", f"one of {', '.join(BOARDS)}")
+    if dsp and BOARDS[board] == "cortex-m3":
+        raise UsageError(f"{board} is a Cortex-M3: it has no DSP extension", "build it plain (dsp=False)")
     return ["-B", f"TARGET={board}", *(["DSP=1"] if dsp else [])]
 
 
@@ -150,8 +153,8 @@ def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = Fals
 
 
 def qemu_instructions(directory, inputs, board: str = "mps2-an386", dsp: bool = False) -> int:
-    """Instructions of one inference on QEMU's `board` (mps2-an386: Cortex-M4, mps2-an500: M7),
-    the kernels built plain or (`dsp`) with the DSP instructions; SysTick's count (see the module
+    """Instructions of one inference on QEMU's `board` (mps2-an386: Cortex-M4, mps2-an500: M7,
+    mps2-an385: M3), the kernels built plain or (`dsp`) with the DSP instructions; SysTick's count (see the module
     docstring)."""
     directory = Path(directory).resolve()
     make(directory, "cortex-m", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")

@@ -67,7 +67,7 @@ KERNEL_FILES = {k: f for f, ks in {
 # pulls in included, rounded up): the code part of the fit check's flash estimate.
 CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 5000, "pool_f32.c": 1900, "norm_f32.c": 2500,
               "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 5300, "fc_s8.c": 2000,
-              "eltwise_s8.c": 3700, "pool_s8.c": 1400, "softmax_s8.c": 700, "packed_s8.c": 3000,
+              "eltwise_s8.c": 6200, "pool_s8.c": 3100, "softmax_s8.c": 700, "packed_s8.c": 3000,
               "log_softmax_s8.c": 2400, "prelu_s8.c": 400, "conv_s16.c": 5200, "fc_s16.c": 1200, "eltwise_s16.c": 1800,
               "pool_s16.c": 1500, "sigmoid_s16.c": 300, "softmax_s16.c": 800}
 MAX_RANK = 6  # MCUFORGE_MAX_RANK: axes of a strided copy or broadcast after collapsing

@@ -28,8 +28,9 @@ from ...errors import UsageError
 from ...ir.cost import human_bytes
 from .bench import prefix_of
 
-# Core -> arm-none-eabi-gcc flags (hard float where the core has an FPU; the M0+ has none).
+# Core -> arm-none-eabi-gcc flags (hard float where the core has an FPU; the M0+ and M3 have none).
 CORES = {"cortex-m0plus": ["-mcpu=cortex-m0plus", "-mfloat-abi=soft"],
+         "cortex-m3": ["-mcpu=cortex-m3", "-mfloat-abi=soft"],
          "cortex-m33": ["-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"],
          "cortex-m4": ["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
          "cortex-m7": ["-mcpu=cortex-m7", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"],  # single precision: F7s have no more

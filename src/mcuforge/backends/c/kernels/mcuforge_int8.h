@@ -583,4 +583,19 @@ static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t pixels, const in
         }                                                                                          \
     }
 
+/* ---- helpers of the element-wise and pooling kernels (eltwise_s8.c, pool_s8.c) ---- */
+
+#if defined(__ARM_FEATURE_SAT) && !defined(MCUFORGE_USE_DSP)
+#include <arm_acle.h>
+#endif
+
+/* v saturated to int8 (SSAT where the core has it: gcc does not make one of the compares) */
+static inline int32_t mcuforge_ssat8(int32_t v) {
+#if defined(__ARM_FEATURE_SAT)
+    return __ssat(v, 8);
+#else
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
+}
+
 #endif /* MCUFORGE_INT8_H */
