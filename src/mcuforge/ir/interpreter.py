@@ -265,6 +265,27 @@ def gelu(x, *, approximate):
     return (0.5 * x * (1 + _erf(x * math.sqrt(0.5)))).astype(x.dtype)
 
 
+@impl("elu")
+def elu(x, *, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+@impl("softplus")
+def softplus(x):
+    return np.logaddexp(np.zeros((), x.dtype), x)
+
+
+_MATH = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
+         "maximum": np.maximum, "minimum": np.minimum, "pow": np.power}
+for _op, _fn in _MATH.items():
+    IMPLS[_op] = lambda *xs, fn=_fn: _quiet(fn, *xs)
+
+
+def _quiet(fn, *xs):
+    with np.errstate(all="ignore"):  # inf and nan are the IEEE results, as in torch
+        return fn(*xs)
+
+
 @impl("identity")
 def identity(x):
     return x
@@ -350,6 +371,11 @@ def mean(x, *, axes, keepdims):
     return x.mean(tuple(axes), keepdims=keepdims)
 
 
+@impl("reduce")
+def reduce(x, *, axes, keepdims, mode):
+    return {"sum": np.sum, "max": np.max, "min": np.min}[mode](x, tuple(axes), keepdims=keepdims)
+
+
 # ---------------------------------------------------------------- data movement
 
 @impl("reshape")
@@ -383,6 +409,11 @@ def slice_(x, *, axes, starts, ends, steps):
 @impl("pad")
 def pad(x, *, pads, value):
     return _pad(x, pads[:x.ndim], pads[x.ndim:], value)
+
+
+@impl("tile")
+def tile(x, *, repeats):
+    return np.tile(x, repeats)
 
 
 @impl("resize")
