@@ -122,7 +122,10 @@ def _conv(x, w, stride, pads, dilation, groups):
     win = win.reshape(n, groups, c // groups, *win.shape[2:])
     cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
     cols = cols.reshape(groups, n * math.prod(out), -1)
-    y = cols @ w.reshape(groups, o // groups, -1).transpose(0, 2, 1)  # (G, N*out, O/G)
+    # float64 sums, so that every output channel rounds alike: BLAS's blocking sums channels in
+    # different orders, which a softmax of large logits turns into visibly different classes
+    acc = np.float64 if x.dtype == np.float32 else x.dtype
+    y = (cols.astype(acc) @ w.astype(acc).reshape(groups, o // groups, -1).transpose(0, 2, 1)).astype(x.dtype)
     y = y.reshape(groups, n, *out, o // groups)
     return np.moveaxis(y, 0, -2).reshape(n, *out, o).transpose(0, nd + 1, *range(1, nd + 1))
 
