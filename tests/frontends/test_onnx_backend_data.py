@@ -6,8 +6,8 @@ Every model whose inputs and outputs are float32 tensors counts: pytorch-convert
 pytorch-operator (torch modules and operators, exported by an old torch), simple (hand-written
 graphs), light (real architectures at 224x224 with constant weights; their input is the onnx
 runner's arange(n) / n; interpreter only, they are big). A model either matches or is refused with an
-UnsupportedOpError naming its ops; REFUSED lists the refusals (ops a microcontroller graph cannot
-have). Each folder prints its counts (pytest -s shows them)."""
+UnsupportedOpError naming its ops; REFUSED lists the refusals (training graphs, which a
+microcontroller inference graph cannot be). Each folder prints its counts (pytest -s shows them)."""
 import glob
 import os
 
@@ -25,9 +25,8 @@ from mcuforge.ir.interpreter import run
 
 DATA = os.path.join(os.path.dirname(onnx.backend.test.__file__), "data")
 FOLDERS = ("pytorch-converted", "pytorch-operator", "simple", "light")
-# model -> what its refusal names: training graphs and ONNX sequences
-REFUSED = {"test_gradient_of_add": "Gradient", "test_gradient_of_add_and_mul": "Gradient",
-           **{f"test_sequence_model{i}": "Sequence" for i in range(1, 6)}}
+# model -> what its refusal names: training graphs
+REFUSED = {"test_gradient_of_add": "Gradient", "test_gradient_of_add_and_mul": "Gradient"}
 C_LIMIT = 20_000  # input elements of the models also built in C
 
 

@@ -8,6 +8,9 @@ constants, and any Shape (shapes are static), is folded to a constant by onnx's 
 evaluator, so the Shape -> Gather -> Concat -> Reshape chains exporters write disappear. IR values
 are named after the ONNX nodes (op_type + index when unnamed). Exporter idioms that are one IR op
 become it: MatMul + Add of a bias (linear), x * Sigmoid(x) (silu), x * HardSigmoid(x) (hardswish).
+Composite ONNX ops become IR ops where that is exact up to float32 rounding (3-D convolutions and
+pools over depth taps, LRN, InstanceNormalization, reflect/edge Pad, DepthToSpace, ...); a
+sequence (positions constant) is a tuple of Values while importing.
 
 Ops without a converter, or used in a way a converter refuses, are collected and reported in one
 `UnsupportedOpError`; their results become placeholders of the types shape inference gives them,
@@ -653,12 +656,47 @@ def _resize(ctx, n):
     raise _Unsupported(f"mode={mode}, coordinate_transformation_mode={ctm}, nearest_mode={nearest}")
 
 
+# ---------------------------------------------------------------- sequences: tuples of Values at import
+
+def _position(ctx, i: int, seq: tuple, insert=False) -> int:
+    pos = int(ctx.const(i, len(seq) if insert else -1))
+    if not -len(seq) <= pos < len(seq) + insert:
+        raise ShapeError(None, f"position {pos} is outside a sequence of {len(seq)} tensors")
+    return pos + len(seq) if pos < 0 else pos  # -1 is the last tensor, for an insertion too
+
+
+IMPORTS["SequenceEmpty"] = lambda ctx, n: ()
+IMPORTS["SequenceConstruct"] = lambda ctx, n: tuple(ctx.x(i) for i in range(len(n.input)))
+IMPORTS["SequenceAt"] = lambda ctx, n: ctx.op("identity", [ctx.x(0)[_position(ctx, 1, ctx.x(0))]])
+IMPORTS["SequenceLength"] = lambda ctx, n: ctx.g.const(np.array(len(ctx.x(0)), np.int64), name=ctx.name)
+
+
+@imports("SequenceInsert", "SequenceErase")
+def _sequence_edit(ctx, n):
+    seq = list(ctx.x(0))
+    if n.op_type == "SequenceErase":
+        del seq[_position(ctx, 1, ctx.x(0))]
+    else:
+        seq.insert(_position(ctx, 2, ctx.x(0), insert=True), ctx.x(1))
+    return tuple(seq)
+
+
+@imports("ConcatFromSequence")
+def _concat_from_sequence(ctx, n):
+    seq, axis = ctx.x(0), ctx.attr("axis")
+    if ctx.attr("new_axis", 0):
+        axis = norm_axis(axis, seq[0].type.rank + 1)
+        seq = [ctx.op("reshape", [v], shape=[*v.shape[:axis], 1, *v.shape[axis:]]) for v in seq]
+    return ctx.op("concat", list(seq), axis=axis)
+
+
 # ---------------------------------------------------------------- loading
 
 def _convert(ctx, n, op_type) -> list[Value]:
     """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
     sizes = [math.prod(ctx.known[o]) for o in n.output if ctx.known.get(o) is not None]
-    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i) and sum(sizes) <= FOLD_LIMIT:
+    if n.op_type == "Shape" or all(getattr(ctx.env[i], "is_const", False) for i in n.input if i) and \
+            sum(sizes) <= FOLD_LIMIT:
         try:
             arrays = _fold(ctx, n)
             # a result of another shape than ONNX infers: the evaluator broadcast operands the op refuses
@@ -825,7 +863,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
             raise ModelLoadError(f"{where} is inconsistent at node {ctx.name} ({op_type}): {e.reason}",
                                  "the file is corrupt or written by a broken exporter; export it again") from None
         for o, v in zip(n.output, results):
-            if o and known.get(o) not in (None, v.shape):
+            if o and known.get(o) is not None and known[o] != v.shape:
                 raise ShapeError(ctx.name, f"the converter of {op_type} made shape {v.shape} for {o}, ONNX "
                                            f"infers {known[o]}", hint="this is a bug in mcuforge's ONNX frontend; "
                                                                       "please report it with the model")
