@@ -236,6 +236,41 @@ FORMS = {
     "opset9-upsample-and-softmax-converted": (
         [node("Upsample", ["x", "s"], "u", mode="nearest"), node("Softmax", ["u"], "y", axis=1)],
         {"x": [1, 2, 3, 4]}, dict(s=np.array([1, 1, 2, 2], np.float32)), {"resize": 1, "softmax": 1}),
+    # composites of IR ops
+    "neg-reciprocal-softsign-selu-elu": (
+        [node("Neg", ["x"], "n"), node("Reciprocal", ["n"], "r"), node("Softsign", ["r"], "s"),
+         node("Selu", ["s"], "e", alpha=1.5, gamma=0.8), node("Elu", ["e"], "y", alpha=0.3)],
+        {"x": [2, 5]}, {}, {"mul": 2, "div": 2, "elu": 2}),
+    "variadic-sum-max-min": ([node("Sum", ["x", "w", "x"], "s"), node("Max", ["s", "w", "x"], "m"),
+                              node("Min", ["m", "w"], "y")], {"x": [2, 3, 4]}, dict(w=rnd(3, 1)),
+                             {"add": 2, "maximum": 2, "minimum": 1}),
+    "reducesum-reducemax-reducemin": ([node("ReduceSum", ["x", "ax"], "s", keepdims=0), node("ReduceMax", ["s"], "y"),
+                                       node("ReduceMin", ["x"], "z", axes=[0, 2], keepdims=0)],
+                                      {"x": [2, 3, 4]}, dict(ax=I64(-1)), {"reduce": 3}),
+    "shrink-soft": ([node("Shrink", ["x"], "y", lambd=0.7, bias=0.7)], {"x": [3, 4]}, {}, {"clamp": 1, "sub": 1}),
+    "tile-expand": ([node("Tile", ["x", "r"], "t"), node("Expand", ["t", "s"], "y")], {"x": [2, 1, 3]},
+                    dict(r=I64(1, 2, 2), s=I64(4, 1, 2, 1)), {"tile": 2, "reshape": 1}),
+    "pad-reflect-edge": ([node("Pad", ["x", "p"], "r", mode="reflect"), node("Pad", ["r", "p"], "y", mode="edge")],
+                         {"x": [1, 2, 4, 5]}, dict(p=I64(0, 1, 3, 2, 0, 0, 1, 4)), {"concat": 6}),
+    "depth-to-space-dcr-crd-space-to-depth": (
+        [node("DepthToSpace", ["x"], "d", blocksize=2), node("DepthToSpace", ["x"], "c", blocksize=2, mode="CRD"),
+         node("SpaceToDepth", ["d"], "a", blocksize=2), node("Add", ["d", "c"], "y")],
+        {"x": [1, 8, 2, 3]}, {}, {"transpose": 3}),
+    "gather-constant-indices": (
+        [node("Gather", ["x", "i"], "a", axis=1), node("Gather", ["x", "j"], "b", axis=-1),
+         node("Gather", ["x", "k"], "y", axis=0)],
+        {"x": [3, 5, 4]}, dict(i=I64(1, 3), j=np.array([[3, 0], [-1, 1]], np.int64), k=I64(2)), {"slice": 6}),
+    "instance-norm-and-lrn": ([node("InstanceNormalization", ["x", "s", "b"], "n", epsilon=1e-3),
+                               node("LRN", ["n"], "y", size=3, alpha=0.01, beta=0.6, bias=2.0)],
+                              {"x": [2, 4, 3, 5]}, dict(s=rnd(4), b=rnd(4)), {"layer_norm": 1, "pow": 1}),
+    "conv3d-groups-pads-strides-dilation": (
+        [node("Conv", ["x", "w", "b"], "y", group=2, pads=[1, 0, 1, 2, 1, 0], strides=[2, 1, 2], dilations=[2, 1, 1])],
+        {"x": [2, 4, 6, 5, 6]}, dict(w=rnd(6, 2, 2, 3, 2), b=rnd(6)), {"conv2d": 1}),
+    "maxpool3d-avgpool3d": (
+        [node("MaxPool", ["x"], "y", kernel_shape=[2, 3, 2], strides=[2, 1, 2], pads=[1, 1, 0, 1, 1, 1]),
+         node("AveragePool", ["x"], "z", kernel_shape=[3, 2, 2], strides=[2, 2, 1], pads=[1, 0, 1, 0, 1, 1]),
+         node("AveragePool", ["x"], "a", kernel_shape=[3, 2, 2], pads=[1, 1, 0, 1, 0, 1], count_include_pad=1)],
+        {"x": [1, 2, 5, 4, 5]}, {}, {"max_pool2d": 1, "avg_pool2d": 2}),
 }
 
 
@@ -246,6 +281,18 @@ def test_onnx_form_matches_onnxruntime(name):
     outs = [o for n in nodes for o in n.output if o in ("y", "z", "a", "b")]
     g = check_vs_ort(make(nodes, inputs, outs, inits, opset))
     assert {k: v for k, v in g.count().items() if k in counts} == counts
+
+
+def test_opset6_prelu_slope_is_per_channel_and_big_constants_are_made_not_folded():
+    x, slope = rnd(2, 3, 4), np.float32([0.1, -2, 3])
+    model = make([node("PRelu", ["x", "s"], "y")], {"x": [2, 3, 4], "s": [3]}, ["y"], opset=6)
+    np.testing.assert_allclose(interpreter.run(load_onnx(model), x, slope)[0],
+                               np.where(x >= 0, x, x * slope.reshape(3, 1)), rtol=1e-6)
+    value = onnx.numpy_helper.from_array(np.float32([0.5]))
+    big = make([node("ConstantOfShape", ["s"], "c", value=value), node("Gemm", ["x", "c"], "y")], {"x": [1, 4096]},
+               ["y"], dict(s=I64(4096, 4097)))
+    g = check_vs_ort(big)
+    assert g.count() == {"linear": 1}
 
 
 def test_dynamic_dims_need_input_shapes_and_shape_chains_fold():
@@ -268,17 +315,17 @@ def test_dynamic_dims_need_input_shapes_and_shape_chains_fold():
 # ---------------------------------------------------------------- errors
 
 def test_unsupported_ops_are_listed_together_with_node_names():
-    nodes = [node("Expand", ["x", "shape"], "e", name="expand_it"), node("Relu", ["e"], "r"),
+    nodes = [node("CumSum", ["x", "axis"], "e", name="cumsum_it"), node("Relu", ["e"], "r"),
              node("Resize", ["r", "", "s"], "u", name="cubic", mode="cubic"),
              helper.make_node("Frob", ["x"], ["f"], name="custom", domain="my.ops"), node("Add", ["u", "f"], "y")]
-    inits = dict(shape=I64(1, 3, 2, 2), s=np.array([1, 1, 2, 2], np.float32))
-    model = make(nodes, {"x": [1, 1, 2, 2]}, {"y": [1, 3, 4, 4]}, inits)
+    inits = dict(axis=I64(1), s=np.array([1, 1, 2, 2], np.float32))
+    model = make(nodes, {"x": [1, 1, 2, 2]}, {"y": [1, 1, 4, 4]}, inits)
     model.opset_import.append(helper.make_opsetid("my.ops", 1))
     with pytest.raises(UnsupportedOpError) as err:
         load_onnx(model)
     items = [(i.op.split(" ")[0], i.node) for i in err.value.items]
-    assert items == [("Expand", "expand_it"), ("Resize", "cubic"), ("my.ops.Frob", "custom")]  # all at once
-    assert "Expand" in str(err.value) and "custom" in str(err.value)
+    assert items == [("CumSum", "cumsum_it"), ("Resize", "cubic"), ("my.ops.Frob", "custom")]  # all at once
+    assert "CumSum" in str(err.value) and "custom" in str(err.value)
     model.graph.node[0].CopyFrom(node("Identity", ["x"], "e"))  # now the cubic Resize is reached
     with pytest.raises(UnsupportedOpError, match=r"Resize \(mode=cubic.*cubic"):
         load_onnx(model)

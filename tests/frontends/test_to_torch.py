@@ -22,7 +22,7 @@ FLOAT_OPS = {n for n, d in ops.OPS.items() if not d.tags & {"integer", "quant"}}
 
 
 def close(actual, expected, rtol=1e-5):
-    scale = max(float(np.abs(expected).max()), 1.0)
+    scale = max(float(np.nanmax(np.abs(expected), initial=0)), 1.0)  # log and sqrt of negatives: NaN in both
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
 
 
@@ -60,6 +60,11 @@ CASES = {
     "layer_norm-2d": ("layer_norm", [(2, 3, 4)], dict(axis=-2), []),
     **{op: (op, [(2, 3, 4, 4)], {}, []) for op in ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid",
                                                     "silu", "identity", "dropout")},
+    **{op: (op, [(2, 3, 4)], {}, []) for op in ("softplus", "exp", "log", "sqrt", "abs", "sign")},
+    "elu": ("elu", [(2, 3, 4)], dict(alpha=0.5), []),
+    **{op: (op, [(2, 3, 4)], {}, [np.abs(w(3, 4)) + 0.5]) for op in ("maximum", "minimum", "pow")},
+    **{f"reduce-{m}": ("reduce", [(2, 3, 4)], dict(axes=[0, 2], keepdims=True, mode=m), []) for m in ("sum", "max", "min")},
+    "tile": ("tile", [(2, 1, 3)], dict(repeats=[1, 2, 2]), []),
     "leaky_relu": ("leaky_relu", [(2, 3, 4)], dict(alpha=0.2), []),
     "prelu": ("prelu", [(2, 3, 4)], {}, [w(3, 1)]),
     "prelu-last-axis": ("prelu", [(2, 3, 4)], {}, [w(4)]),

@@ -173,6 +173,8 @@ UNARY = [
     ("softmax", {"axis": -2}, lambda t: F.softmax(t, -2)),
     ("log_softmax", {}, lambda t: F.log_softmax(t, -1)),
     ("log_softmax", {"axis": 1}, lambda t: F.log_softmax(t, 1)),
+    ("elu", {}, F.elu), ("elu", {"alpha": 0.3}, lambda t: F.elu(t, 0.3)), ("softplus", {}, F.softplus),
+    *((op, {}, getattr(torch, op)) for op in ("exp", "log", "sqrt", "abs", "sign")),  # NaN where torch's is
 ]
 
 
@@ -192,8 +194,9 @@ def test_prelu(alpha):
 
 
 BINARY = [("add", "none"), ("add", "relu"), ("sub", "relu6"), ("sub", "none"), ("mul", "relu"),
-          ("mul", "none"), ("div", None)]
-TORCH_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
+          ("mul", "none"), ("div", None), ("maximum", None), ("minimum", None), ("pow", None)]
+TORCH_BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "maximum": torch.maximum,
+                "minimum": torch.minimum, "pow": torch.pow}
 
 
 @pytest.mark.parametrize("a,b", [((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)),
@@ -285,6 +288,18 @@ def test_adaptive_avg_pool(size, layout):
     check("adaptive_avg_pool", expected, x, output_size=list(size), layout=layout)
 
 
+@pytest.mark.parametrize("mode,fn", [("sum", torch.sum), ("max", torch.amax), ("min", torch.amin)])
+@pytest.mark.parametrize("axes,keepdims", [([2, 3], True), ([-1], False), ([0, 2], False)])
+def test_reduce(mode, fn, axes, keepdims):
+    x = randn(2, 3, 4, 5)
+    check("reduce", fn(x, axes, keepdims), x, axes=axes, keepdims=keepdims, mode=mode)
+
+
+def test_tile():
+    x = randn(2, 1, 3)
+    check("tile", x.tile(3, 2, 1), x, repeats=[3, 2, 1])
+
+
 @pytest.mark.parametrize("layout", ["NCW", "NWC"])
 def test_adaptive_avg_pool1d(layout):
     x = randn(2, 3, 10)
@@ -359,7 +374,7 @@ def test_resize1d_nearest(layout):
 CHECKED_ABOVE = {op for op, _, _ in UNARY} | {op for op, _ in BINARY} | {
     "conv1d", "conv2d", "conv_transpose2d", "linear", "matmul", "batch_norm", "layer_norm", "max_pool1d",
     "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool", "mean", "reshape", "transpose", "concat",
-    "split", "slice", "pad", "resize", "quantize", "dequantize", "prelu"}
+    "split", "slice", "pad", "resize", "quantize", "dequantize", "prelu", "reduce", "tile"}
 
 
 @pytest.mark.parametrize("per_channel", [False, True])

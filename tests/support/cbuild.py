@@ -108,3 +108,17 @@ def check_host(directory, graph, compilers=CC, seed=0):
     for binary in binaries:
         out = subprocess.run([binary], input=b"".join(x.tobytes() for x in xs), capture_output=True, check=True).stdout
         assert out == want, binary
+
+
+def host_run(directory, graph, inputs, cc="gcc") -> list[np.ndarray]:
+    """Emit `graph` into `directory`, build it for the host with `cc`, run it on `inputs`: its outputs."""
+    emit_c(graph, directory)
+    out = subprocess.run([host_make(directory, cc)], input=b"".join(np.ascontiguousarray(x).tobytes() for x in inputs),
+                         capture_output=True, check=True).stdout
+    got, at = [], 0
+    for v in graph.outputs:
+        n = v.type.numel * v.dtype.itemsize
+        got.append(np.frombuffer(out[at:at + n], v.dtype.np).reshape(v.shape))
+        at += n
+    assert at == len(out), f"{len(out)} bytes of output, the graph's outputs have {at}"
+    return got

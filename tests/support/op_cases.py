@@ -152,9 +152,28 @@ SIMPLE = [  # case name, input shapes, op, attributes, torch reference[, opset]
      lambda x: x[:, 1:3, -6:100:2]),
     ("pad", [(1, 2, 3, 4)], "pad", dict(pads=[0, 0, 1, 2, 0, 0, 3, 0], value=0.5),
      lambda x: F.pad(x, (2, 0, 1, 3), value=0.5)),
+    ("elu", X, "elu", dict(alpha=0.5), lambda x: F.elu(x, 0.5)), ("softplus", X, "softplus", {}, F.softplus),
+    ("exp", X, "exp", {}, torch.exp), ("abs", X, "abs", {}, torch.abs), ("sign", X, "sign", {}, torch.sign),
+    *((op, [(2, 3, 4), (3, 1)], op, {}, getattr(torch, op)) for op in ("maximum", "minimum")),
+    # ReduceSum takes axes as an input from opset 13, ReduceMax and ReduceMin from 18
+    *((f"reduce-{m}-opset{o}", [(2, 3, 4, 5)], "reduce", dict(axes=[1, -2], keepdims=o == 17, mode=m),
+       lambda x, f=f, o=o: f(x, (1, -2), keepdim=o == 17), o)
+      for m, f in (("sum", torch.sum), ("max", torch.amax), ("min", torch.amin)) for o in (17, 18)),
+    ("tile", [(2, 1, 3)], "tile", dict(repeats=[2, 3, 1]), lambda x: x.tile(2, 3, 1)),
 ]
 for _case in SIMPLE:
     simple(*_case)
+
+
+for _op in ("log", "sqrt"):  # of |x|: torch and the backends agree on NaN, but the comparison scales by the output
+    @case(_op, (2, 3, 5))
+    def _(g, x, cl, op=_op):
+        return g.op(op, [g.op("abs", [x])]), lambda x: getattr(torch, op)(x.abs())
+
+
+@case("pow", (2, 3, 4), (3, 1))
+def _(g, a, b, cl):
+    return g.op("pow", [g.op("abs", [a]), b]), lambda a, b: torch.pow(a.abs(), b)
 
 
 @case("prelu", (1, 3, 4, 5), layouts=True)  # one slope per channel, torch's nn.PReLU(3)

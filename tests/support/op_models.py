@@ -61,4 +61,15 @@ class Ops1d(nn.Module):
         return torch.softmax(h @ h.transpose(1, 2), -1) @ h, torch.tanh(h).mean(1)
 
 
-OPS = {"ops2d": (Ops2d, (1, 3, 12, 12)), "ops1d": (Ops1d, (1, 4, 32))}
+class OpsMath(nn.Module):
+    """The math the ONNX test models use: exp, log, sqrt, pow, abs, sign, elu, softplus, maximum and
+    minimum, sums, maxima and minima over axes, tiles."""
+
+    def forward(self, x):
+        a = torch.log(x.abs() + 0.5) + torch.sqrt(x.abs()) - torch.pow(x.abs() + 0.1, torch.tanh(x))
+        b = torch.maximum(F.elu(x, 0.7), F.softplus(x)) - torch.minimum(torch.exp(x), torch.sign(x))
+        s = a.sum((1, 2), keepdim=True) + b.amax(1, keepdim=True).tile(1, 3, 1, 1) - b.amin(-1, keepdim=True)
+        return s, x.repeat(1, 1, 2, 1)
+
+
+OPS = {"ops2d": (Ops2d, (1, 3, 12, 12)), "ops1d": (Ops1d, (1, 4, 32)), "opsmath": (OpsMath, (1, 3, 4, 5))}

@@ -240,6 +240,8 @@ for _op, _keys in {
     "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid),
     "silu": (nn.SiLU, F.silu),
     "identity": (nn.Identity,),
+    "exp": (torch.exp, "exp"), "log": (torch.log, "log"), "sqrt": (torch.sqrt, "sqrt"),
+    "abs": (torch.abs, operator.abs, "abs"), "sign": (torch.sign, "sign"),
 }.items():
     _maps(*_keys)(_simple(_op))
 
@@ -284,6 +286,20 @@ def _prelu(ctx, n, args, kwargs):
         shape = [w.type.numel] + [1] * (len(x.shape) - 2)
         w = ctx.g.const(w.data.reshape(shape), name=w.name) if w.is_const else ctx.op("reshape", [w], shape=shape)
     return ctx.op("prelu", [x, w])
+
+
+@_maps(nn.ELU, F.elu)
+def _elu(ctx, n, args, kwargs):
+    alpha = ctx.module.alpha if n.op == "call_module" else _get(args, kwargs, 1, "alpha", 1.0)
+    return ctx.op("elu", [args[0]], alpha=float(alpha))
+
+
+@_maps(nn.Softplus, F.softplus)
+def _softplus(ctx, n, args, kwargs):
+    beta = ctx.module.beta if n.op == "call_module" else _get(args, kwargs, 1, "beta", 1.0)
+    if beta != 1:  # torch's threshold (20) changes no float32 result when beta is 1
+        raise _Unsupported(f"beta={beta}")
+    return ctx.op("softplus", [args[0]])
 
 
 @_maps(nn.GELU, F.gelu)
@@ -436,6 +452,9 @@ _maps(operator.add, torch.add, "add")(_binary("add"))
 _maps(operator.sub, torch.sub, "sub")(_binary("sub"))
 _maps(operator.mul, torch.mul, "mul")(_binary("mul"))
 _maps(operator.truediv, torch.div, "div")(_binary("div"))
+_maps(torch.maximum, "maximum")(_binary("maximum"))
+_maps(torch.minimum, "minimum")(_binary("minimum"))
+_maps(operator.pow, torch.pow, "pow")(_binary("pow"))
 
 
 @_maps(operator.neg, torch.neg, "neg")
@@ -448,11 +467,23 @@ def _matmul(ctx, n, args, kwargs):
     return ctx.op("matmul", [args[0], _get(args, kwargs, 1, "other", kwargs.get("mat2"))])
 
 
-@_maps(torch.mean, "mean")
+@_maps(torch.mean, "mean", torch.sum, "sum", torch.amax, "amax", torch.amin, "amin")
 def _mean(ctx, n, args, kwargs):
     x, dim = args[0], _get(args, kwargs, 1, "dim")
     axes = list(range(len(x.shape))) if dim is None else _tup(dim, 1)
-    return ctx.op("mean", [x], axes=axes, keepdims=bool(_get(args, kwargs, 2, "keepdim", False)))
+    keep = bool(_get(args, kwargs, 2, "keepdim", False))
+    if n.target in (torch.mean, "mean"):
+        return ctx.op("mean", [x], axes=axes, keepdims=keep)
+    return ctx.op("reduce", [x], axes=axes, keepdims=keep, mode=getattr(n.target, "__name__", n.target)[-3:])
+
+
+@_maps(torch.tile, "tile", "repeat")
+def _tile(ctx, n, args, kwargs):
+    x, reps = args[0], args[1:] or [kwargs.get("dims", kwargs.get("repeats"))]
+    reps = _tup(reps[0] if len(reps) == 1 else reps, 1)  # tile((2, 3)) or repeat(2, 3)
+    if len(reps) > len(x.shape):  # torch prepends axes of size 1
+        x = ctx.op("reshape", [x], shape=[1] * (len(reps) - len(x.shape)) + list(x.shape))
+    return ctx.op("tile", [x], repeats=[1] * (len(x.shape) - len(reps)) + reps)
 
 
 # ---------------------------------------------------------------- shape manipulation

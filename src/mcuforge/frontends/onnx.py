@@ -8,6 +8,9 @@ constants, and any Shape (shapes are static), is folded to a constant by onnx's 
 evaluator, so the Shape -> Gather -> Concat -> Reshape chains exporters write disappear. IR values
 are named after the ONNX nodes (op_type + index when unnamed). Exporter idioms that are one IR op
 become it: MatMul + Add of a bias (linear), x * Sigmoid(x) (silu), x * HardSigmoid(x) (hardswish).
+Composite ONNX ops become IR ops where that is exact up to float32 rounding (3-D convolutions and
+pools over depth taps, LRN, InstanceNormalization, reflect/edge Pad, DepthToSpace, ...); a
+sequence (positions constant) is a tuple of Values while importing.
 
 Ops without a converter, or used in a way a converter refuses, are collected and reported in one
 `UnsupportedOpError`; their results become placeholders of the types shape inference gives them,
@@ -50,6 +53,7 @@ class _Ctx:
 
     def __init__(self, g: Graph, opset: int, uses: Counter):
         self.g, self.opset, self.uses = g, opset, uses
+        self.source_opset = opset  # the model's own, before the conversion to MIN_OPSET
         self.known: dict[str, tuple | None] = {}  # the static shapes ONNX's shape inference gives
         self.env: dict[str, object] = {}
         self.node: onnx.NodeProto | None = None
@@ -128,12 +132,42 @@ def _pads(ctx, sizes, kernel, strides, dilations) -> list[int]:
 def _conv(ctx, n):
     x, w = ctx.x(0), ctx.x(1)
     nd = w.type.rank - 2
-    if nd not in (1, 2):
+    if nd not in (1, 2, 3):
         raise _Unsupported(f"{nd}-D convolution")
     strides, dil = _ints(ctx.attr("strides", [1] * nd)), _ints(ctx.attr("dilations", [1] * nd))
     pads = _pads(ctx, x.shape[2:], w.shape[2:], strides, dil)
-    return ctx.op(f"conv{nd}d", [ctx.x(i) for i in range(3) if ctx.has(i)], stride=strides, pads=pads,
-                  dilation=dil, groups=ctx.attr("group", 1))
+    attrs = dict(stride=strides, pads=pads, dilation=dil, groups=ctx.attr("group", 1))
+    if nd == 3:
+        return _conv3d(ctx, x, w, ctx.x(2) if ctx.has(2) else None, **attrs)
+    return ctx.op(f"conv{nd}d", [ctx.x(i) for i in range(3) if ctx.has(i)], **attrs)
+
+
+def _depth_taps(ctx, x, k, stride, dil, pads, fill):
+    """The `k` views of channel-first 5-D `x` (padded in depth with `fill`) that a window of `k`
+    taps along the depth axis reads at each output depth: tap i is x[:, :, i * dil :: stride]."""
+    if pads[0] or pads[3]:
+        x = ctx.op("pad", [x], pads=[0, 0, pads[0], 0, 0, 0, 0, pads[3], 0, 0], value=fill)
+    out = (x.shape[2] - dil * (k - 1) - 1) // stride + 1
+    if out < 1:
+        raise ShapeError(None, f"a depth window of {dil * (k - 1) + 1} is larger than the padded depth {x.shape[2]}")
+    return [ctx.op("slice", [x], axes=[2], starts=[i * dil], ends=[i * dil + (out - 1) * stride + 1], steps=[stride])
+            for i in range(k)], out
+
+
+def _conv3d(ctx, x, w, b, stride, pads, dilation, groups):
+    """A 3-D convolution as one 2-D convolution over (batch x output depth) images whose channels
+    are (input channel, depth tap): the weight (O, C/g, kD, kH, kW) is then (O, C/g * kD, kH, kW)."""
+    if not w.is_const:
+        raise _Unsupported("a computed 3-D convolution weight")
+    (nn, c), (o, cg, kd, kh, kw) = x.shape[:2], w.shape
+    taps, d = _depth_taps(ctx, x, kd, stride[0], dilation[0], pads, 0.0)
+    taps = [ctx.op("reshape", [t], shape=[nn, c, 1, d, *x.shape[3:]]) for t in taps]
+    t = ctx.op("transpose", [ctx.op("concat", taps, axis=2)], perm=[0, 3, 1, 2, 4, 5])
+    t = ctx.op("reshape", [t], shape=[nn * d, c * kd, *x.shape[3:]])
+    y = ctx.op("conv2d", [t, ctx.c(w.data.reshape(o, cg * kd, kh, kw)), *([b] if b is not None else [])],
+               stride=stride[1:], pads=[pads[1], pads[2], pads[4], pads[5]], dilation=dilation[1:], groups=groups)
+    y = ctx.op("reshape", [y], shape=[nn, d, o, *y.shape[2:]])
+    return ctx.op("transpose", [y], perm=[0, 2, 1, 3, 4])
 
 
 @imports("ConvTranspose")
@@ -195,6 +229,37 @@ def _layer_norm(ctx, n):
                   axis=ctx.attr("axis", -1))
 
 
+def _per_channel(ctx, v: Value, rank: int) -> Value:
+    """A vector of one value per channel, shaped to broadcast against a channel-first tensor."""
+    return ctx.op("reshape", [v], shape=[v.type.numel, *[1] * (rank - 2)])
+
+
+@imports("InstanceNormalization")
+def _instance_norm(ctx, n):
+    """layer_norm over the spatial axes, then the per-channel scale and bias."""
+    x = ctx.x(0)
+    y = ctx.op("layer_norm", [x], eps=ctx.attr("epsilon", 1e-5), axis=2)
+    y = ctx.op("mul", [y, _per_channel(ctx, ctx.x(1), x.type.rank)])
+    return ctx.op("add", [y, _per_channel(ctx, ctx.x(2), x.type.rank)])
+
+
+@imports("LRN")
+def _lrn(ctx, n):
+    """x / (bias + alpha / size * (sum of x^2 over `size` neighbouring channels))^beta, the sum an
+    average pool (which counts the padding, so divides by `size`) over the channel axis."""
+    x, size = ctx.x(0), ctx.attr("size")
+    if x.type.rank != 4:
+        raise _Unsupported(f"rank-{x.type.rank} input")
+    nn, c, h, w = x.shape
+    sq = ctx.op("reshape", [ctx.op("mul", [x, x])], shape=[nn, 1, c, h * w])
+    lo = (size - 1) // 2
+    avg = ctx.op("avg_pool2d", [sq], kernel=[size, 1], stride=[1, 1], pads=[lo, 0, size - 1 - lo, 0],
+                 count_include_pad=True)
+    t = ctx.op("add", [ctx.op("mul", [ctx.op("reshape", [avg], shape=list(x.shape)), ctx.c(ctx.attr("alpha", 1e-4))]),
+                       ctx.c(ctx.attr("bias", 1.0))])
+    return ctx.op("div", [x, ctx.op("pow", [t, ctx.c(ctx.attr("beta", 0.75))])])
+
+
 # ---------------------------------------------------------------- activations and elementwise
 
 def _unary(op):
@@ -202,8 +267,34 @@ def _unary(op):
 
 
 for _t, _op in [("Relu", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("HardSwish", "hardswish"),
-                ("Identity", "identity")]:
+                ("Identity", "identity"), ("Exp", "exp"), ("Log", "log"), ("Sqrt", "sqrt"), ("Abs", "abs"),
+                ("Sign", "sign"), ("Softplus", "softplus")]:
     IMPORTS[_t] = _unary(_op)
+# composites of IR ops, exact up to float32 rounding
+IMPORTS["Neg"] = lambda ctx, n: ctx.op("mul", [ctx.x(0), ctx.c(-1.0)])
+IMPORTS["Reciprocal"] = lambda ctx, n: ctx.op("div", [ctx.c(1.0), ctx.x(0)])
+IMPORTS["Softsign"] = lambda ctx, n: ctx.op("div", [ctx.x(0), ctx.op("add", [ctx.op("abs", [ctx.x(0)]), ctx.c(1.0)])])
+IMPORTS["Elu"] = lambda ctx, n: ctx.op("elu", [ctx.x(0)], alpha=ctx.attr("alpha", 1.0))
+IMPORTS["Selu"] = lambda ctx, n: ctx.op("mul", [ctx.op("elu", [ctx.x(0)], alpha=ctx.attr("alpha", 1.67326319217681884765625)),
+                                                ctx.c(ctx.attr("gamma", 1.05070102214813232421875))])
+IMPORTS["Pow"] = lambda ctx, n: ctx.op("pow", [ctx.x(0), ctx.x(1)])
+
+
+@imports("Sum", "Max", "Min")
+def _variadic(ctx, n):
+    op = {"Sum": "add", "Max": "maximum", "Min": "minimum"}[n.op_type]
+    y = ctx.x(0)
+    for i in range(1, len(n.input)):
+        y = ctx.op(op, [y, ctx.x(i)])
+    return y if len(n.input) > 1 else ctx.op("identity", [y])
+
+
+@imports("Shrink")
+def _shrink(ctx, n):
+    lambd, bias = ctx.attr("lambd", 0.5), ctx.attr("bias", 0.0)
+    if lambd != bias:
+        raise _Unsupported(f"bias {bias} other than lambd {lambd} (only softshrink)")
+    return ctx.op("sub", [ctx.x(0), ctx.op("clamp", [ctx.x(0)], min=-lambd, max=lambd)])
 
 
 @imports("Clip")
@@ -234,7 +325,10 @@ def _leaky_relu(ctx, n):
 
 @imports("PRelu")
 def _prelu(ctx, n):
-    return ctx.op("prelu", [ctx.x(0), ctx.x(1)])
+    x, slope = ctx.x(0), ctx.x(1)
+    if ctx.source_opset < 7 and slope.type.rank == 1 and x.type.rank > 2 and not _fits(slope.shape, x.shape):
+        slope = _per_channel(ctx, slope, x.type.rank)  # before opset 7, one slope per channel
+    return ctx.op("prelu", [x, slope])
 
 
 @imports("HardSigmoid")
@@ -289,12 +383,14 @@ _LAYOUTS = {3: "NCW", 4: "NCHW"}  # ONNX is channel-first
 def _pool(ctx, n, op):
     x = ctx.x(0)
     nd = x.type.rank - 2
-    if nd not in (1, 2):
+    if nd not in (1, 2, 3):
         raise _Unsupported(f"{nd}-D pooling")
     kernel, strides = _ints(ctx.attr("kernel_shape")), _ints(ctx.attr("strides", [1] * nd))
     dil = _ints(ctx.attr("dilations", [1] * nd))
     pads = _pads(ctx, x.shape[2:], kernel, strides, dil)
     ceil = bool(ctx.attr("ceil_mode", 0))
+    if nd == 3:
+        return _pool3d(ctx, x, op, kernel, strides, dil, pads, ceil)
     for i in range(nd):  # ONNX's ceil mode keeps a last window that starts in the end padding, torch's does not
         span = x.shape[2 + i] + pads[i] + pads[nd + i] - dil[i] * (kernel[i] - 1) - 1
         if ceil and -(-span // strides[i]) * strides[i] >= x.shape[2 + i] + pads[i]:
@@ -305,6 +401,30 @@ def _pool(ctx, n, op):
     if dil != [1] * nd:
         raise _Unsupported("dilated average pooling")
     return ctx.op(f"avg_pool{nd}d", [x], count_include_pad=bool(ctx.attr("count_include_pad", 0)), **attrs)
+
+
+def _pool3d(ctx, x, op, kernel, strides, dil, pads, ceil):
+    """Pooling is separable: the depth window first (a maximum, or a sum divided by the taps that
+    count), then a 2-D pool over (channel x output depth) images."""
+    if ceil:
+        raise _Unsupported("3-D pooling with ceil_mode")
+    cip = bool(ctx.attr("count_include_pad", 0))
+    taps, d = _depth_taps(ctx, x, kernel[0], strides[0], dil[0], pads, -math.inf if op == "max_pool" else 0.0)
+    y = taps[0]
+    for t in taps[1:]:
+        y = ctx.op("maximum" if op == "max_pool" else "add", [y, t])
+    if op == "avg_pool":
+        if dil[0] != 1:
+            raise _Unsupported("dilated average pooling")
+        start = np.arange(d) * strides[0] - pads[0]
+        count = np.minimum(start + kernel[0], x.shape[2] + (pads[3] if cip else 0)) - np.maximum(start, -pads[0] * cip)
+        y = ctx.op("mul", [y, ctx.c((1 / count).reshape(d, 1, 1))])
+    (nn, c), hw = x.shape[:2], [pads[1], pads[2], pads[4], pads[5]]
+    y = ctx.op("reshape", [y], shape=[nn, c * d, *x.shape[3:]])
+    attrs = dict(kernel=kernel[1:], stride=strides[1:], pads=hw)
+    y = ctx.op("max_pool2d", [y], dilation=dil[1:], **attrs) if op == "max_pool" else \
+        ctx.op("avg_pool2d", [y], count_include_pad=cip, **attrs)
+    return ctx.op("reshape", [y], shape=[nn, c, d, *y.shape[2:]])
 
 
 @imports("MaxPool")
@@ -326,14 +446,17 @@ def _global_avg_pool(ctx, n):
     return ctx.op("adaptive_avg_pool", [x], output_size=[1] * (x.type.rank - 2), layout=_LAYOUTS[x.type.rank])
 
 
-@imports("ReduceMean")
-def _reduce_mean(ctx, n):
+@imports("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin")
+def _reduce(ctx, n):
     x, axes = ctx.x(0), _axes(ctx, 1)
     if not axes:
         if ctx.attr("noop_with_empty_axes", 0):
             return ctx.op("identity", [x])
         axes = list(range(x.type.rank))
-    return ctx.op("mean", [x], axes=axes, keepdims=bool(ctx.attr("keepdims", 1)))
+    keep = bool(ctx.attr("keepdims", 1))
+    if n.op_type == "ReduceMean":
+        return ctx.op("mean", [x], axes=axes, keepdims=keep)
+    return ctx.op("reduce", [x], axes=axes, keepdims=keep, mode=n.op_type[6:].lower())
 
 
 # ---------------------------------------------------------------- shapes and data movement
@@ -404,9 +527,9 @@ def _slice(ctx, n):
 @imports("Pad")
 def _pad(ctx, n):
     x = ctx.x(0)
-    r = x.type.rank
-    if ctx.attr("mode", "constant") != "constant":
-        raise _Unsupported(f"mode={ctx.attr('mode')}")
+    r, mode = x.type.rank, ctx.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise _Unsupported(f"mode={mode}")
     pads = _ints(ctx.const(1))
     if ctx.has(3):  # opset 18: pads for the listed axes only
         full = [0] * 2 * r
@@ -415,8 +538,91 @@ def _pad(ctx, n):
         pads = full
     if any(p < 0 for p in pads):
         raise _Unsupported("negative pads (cropping)")
+    if mode != "constant":
+        return _pad_from_slices(ctx, x, pads, mode)
     value = ctx.const(2, np.zeros(()))
     return ctx.op("pad", [x], pads=pads, value=float(value) if value.size else 0.0)
+
+
+def _pad_from_slices(ctx, x, pads, mode):
+    """Reflect and edge padding as concatenated slices of x (an edge row tiled), axis by axis."""
+    r = x.type.rank
+    for ax in range(r):
+        b, e, size = pads[ax], pads[r + ax], x.shape[ax]
+        if not b and not e:
+            continue
+        if mode == "reflect" and max(b, e) >= size:
+            raise _Unsupported(f"reflect padding {max(b, e)} not smaller than the axis size {size}")
+
+        def row(i, count=1):
+            s = ctx.op("slice", [x], axes=[ax], starts=[i], ends=[i + 1], steps=[1])
+            return ctx.op("tile", [s], repeats=[count if a == ax else 1 for a in range(r)]) if count > 1 else s
+        if mode == "edge":
+            parts = [row(0, b)] * bool(b) + [x] + [row(size - 1, e)] * bool(e)
+        else:
+            parts = [row(i) for i in range(b, 0, -1)] + [x] + [row(size - 2 - i) for i in range(e)]
+        x = ctx.op("concat", parts, axis=ax)
+    return x
+
+
+@imports("Tile")
+def _tile(ctx, n):
+    return ctx.op("tile", [ctx.x(0)], repeats=_ints(ctx.const(1)))
+
+
+@imports("Expand")
+def _expand(ctx, n):
+    x, shape = ctx.x(0), _ints(ctx.const(1))
+    out = np.broadcast_shapes(x.shape, tuple(shape))
+    if len(out) > x.type.rank:
+        x = ctx.op("reshape", [x], shape=[1] * (len(out) - x.type.rank) + list(x.shape))
+    if out == x.shape:
+        return ctx.op("identity", [x])
+    return ctx.op("tile", [x], repeats=[o // d for o, d in zip(out, x.shape)])
+
+
+@imports("ConstantOfShape")
+def _constant_of_shape(ctx, n):
+    """Only the ones too big to fold (whole layers' weights in the onnx test models)."""
+    shape, value = _ints(ctx.const(0)), ctx.attr("value")
+    value = onnx.numpy_helper.to_array(value).reshape(()) if value is not None else np.float32(0)
+    if math.prod(shape) > 16 * FOLD_LIMIT:
+        raise _Unsupported(f"a constant of shape {shape}: more than {16 * FOLD_LIMIT} elements")
+    return ctx.g.const(np.full(shape, value, value.dtype), name=ctx.name)
+
+
+@imports("DepthToSpace", "SpaceToDepth")
+def _depth_to_space(ctx, n):
+    """The reshape, transpose, reshape that the ONNX operator definitions spell out."""
+    x, b = ctx.x(0), ctx.attr("blocksize")
+    if x.type.rank != 4:
+        raise _Unsupported(f"rank-{x.type.rank} input")
+    nn, c, h, w = x.shape
+    if n.op_type == "SpaceToDepth":
+        t = ctx.op("reshape", [x], shape=[nn, c, h // b, b, w // b, b])
+        t = ctx.op("transpose", [t], perm=[0, 3, 5, 1, 2, 4])
+        return ctx.op("reshape", [t], shape=[nn, c * b * b, h // b, w // b])
+    crd = ctx.attr("mode", "DCR") == "CRD"
+    t = ctx.op("reshape", [x], shape=[nn, c // (b * b), b, b, h, w] if crd else [nn, b, b, c // (b * b), h, w])
+    t = ctx.op("transpose", [t], perm=[0, 1, 4, 2, 5, 3] if crd else [0, 3, 4, 1, 5, 2])
+    return ctx.op("reshape", [t], shape=[nn, c // (b * b), h * b, w * b])
+
+
+@imports("Gather")
+def _gather(ctx, n):
+    """Constant indices: one slice for an evenly spaced run, else a concatenation of slices."""
+    x, idx = ctx.x(0), np.asarray(ctx.const(1))
+    ax = norm_axis(ctx.attr("axis", 0), x.type.rank)
+    flat = [int(i) % x.shape[ax] for i in idx.reshape(-1)]
+    step = flat[1] - flat[0] if len(flat) > 1 else 1
+    if flat and step > 0 and flat == list(range(flat[0], flat[0] + step * len(flat), step)):
+        y = ctx.op("slice", [x], axes=[ax], starts=[flat[0]], ends=[flat[-1] + 1], steps=[step])
+    elif flat:
+        y = ctx.op("concat", [ctx.op("slice", [x], axes=[ax], starts=[i], ends=[i + 1], steps=[1]) for i in flat],
+                   axis=ax)
+    else:
+        raise _Unsupported("no indices")
+    return ctx.op("reshape", [y], shape=[*x.shape[:ax], *idx.shape, *x.shape[ax + 1:]])
 
 
 @imports("Resize")
@@ -450,12 +656,47 @@ def _resize(ctx, n):
     raise _Unsupported(f"mode={mode}, coordinate_transformation_mode={ctm}, nearest_mode={nearest}")
 
 
+# ---------------------------------------------------------------- sequences: tuples of Values at import
+
+def _position(ctx, i: int, seq: tuple, insert=False) -> int:
+    pos = int(ctx.const(i, len(seq) if insert else -1))
+    if not -len(seq) <= pos < len(seq) + insert:
+        raise ShapeError(None, f"position {pos} is outside a sequence of {len(seq)} tensors")
+    return pos + len(seq) if pos < 0 else pos  # -1 is the last tensor, for an insertion too
+
+
+IMPORTS["SequenceEmpty"] = lambda ctx, n: ()
+IMPORTS["SequenceConstruct"] = lambda ctx, n: tuple(ctx.x(i) for i in range(len(n.input)))
+IMPORTS["SequenceAt"] = lambda ctx, n: ctx.op("identity", [ctx.x(0)[_position(ctx, 1, ctx.x(0))]])
+IMPORTS["SequenceLength"] = lambda ctx, n: ctx.g.const(np.array(len(ctx.x(0)), np.int64), name=ctx.name)
+
+
+@imports("SequenceInsert", "SequenceErase")
+def _sequence_edit(ctx, n):
+    seq = list(ctx.x(0))
+    if n.op_type == "SequenceErase":
+        del seq[_position(ctx, 1, ctx.x(0))]
+    else:
+        seq.insert(_position(ctx, 2, ctx.x(0), insert=True), ctx.x(1))
+    return tuple(seq)
+
+
+@imports("ConcatFromSequence")
+def _concat_from_sequence(ctx, n):
+    seq, axis = ctx.x(0), ctx.attr("axis")
+    if ctx.attr("new_axis", 0):
+        axis = norm_axis(axis, seq[0].type.rank + 1)
+        seq = [ctx.op("reshape", [v], shape=[*v.shape[:axis], 1, *v.shape[axis:]]) for v in seq]
+    return ctx.op("concat", list(seq), axis=axis)
+
+
 # ---------------------------------------------------------------- loading
 
 def _convert(ctx, n, op_type) -> list[Value]:
     """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
     sizes = [math.prod(ctx.known[o]) for o in n.output if ctx.known.get(o) is not None]
-    if n.op_type == "Shape" or all(ctx.env[i].is_const for i in n.input if i) and sum(sizes) <= FOLD_LIMIT:
+    if n.op_type == "Shape" or all(getattr(ctx.env[i], "is_const", False) for i in n.input if i) and \
+            sum(sizes) <= FOLD_LIMIT:
         try:
             arrays = _fold(ctx, n)
             # a result of another shape than ONNX infers: the evaluator broadcast operands the op refuses
@@ -570,7 +811,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     except Exception as e:
         raise ModelLoadError(f"{where} fails onnx.checker: {str(e).strip()}",
                              "the file may be truncated or written by a broken exporter; export it again") from None
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    opset = source_opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     if opset < MIN_OPSET:  # older forms (Upsample, attribute operands) are rewritten by onnx
         try:
             model, opset = version_converter.convert_version(model, MIN_OPSET), MIN_OPSET
@@ -590,6 +831,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
     uses = Counter(i for n in graph.node for i in n.input) + Counter(o.name for o in graph.output)
     g = Graph(name or graph.name or "main")
     ctx = _Ctx(g, opset, uses)
+    ctx.source_opset = source_opset
     ctx.known = known
     missing: list[UnsupportedItem] = []  # unsupported element types, then ops: reported together
     for t in graph.initializer:
@@ -621,7 +863,7 @@ def load_onnx(path_or_model, *, input_shapes: dict | None = None, name: str | No
             raise ModelLoadError(f"{where} is inconsistent at node {ctx.name} ({op_type}): {e.reason}",
                                  "the file is corrupt or written by a broken exporter; export it again") from None
         for o, v in zip(n.output, results):
-            if o and known.get(o) not in (None, v.shape):
+            if o and known.get(o) is not None and known[o] != v.shape:
                 raise ShapeError(ctx.name, f"the converter of {op_type} made shape {v.shape} for {o}, ONNX "
                                            f"infers {known[o]}", hint="this is a bug in mcuforge's ONNX frontend; "
                                                                       "please report it with the model")

@@ -250,12 +250,17 @@ def _dropout(s, x):
 
 for _name, _fn in {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
                    "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid, "silu": F.silu,
-                   "identity": lambda x: x}.items():
+                   "identity": lambda x: x, "softplus": F.softplus, "exp": torch.exp, "log": torch.log,
+                   "sqrt": torch.sqrt, "abs": torch.abs, "sign": torch.sign}.items():
     IMPLS[_name] = lambda s, x, fn=_fn: fn(x)
 for _name, _fn in {"add": torch.add, "sub": torch.sub, "mul": torch.mul}.items():
     IMPLS[_name] = lambda s, a, b, fn=_fn: _act(fn(a, b), s.attrs["act"])
+for _name, _fn in {"maximum": torch.maximum, "minimum": torch.minimum, "pow": torch.pow}.items():
+    IMPLS[_name] = lambda s, a, b, fn=_fn: fn(a, b)
 IMPLS.update({
     "leaky_relu": lambda s, x: F.leaky_relu(x, s.attrs["alpha"]),
+    "elu": lambda s, x: F.elu(x, s.attrs["alpha"]),
+    "tile": lambda s, x: torch.tile(x, s.attrs["repeats"]),
     "clamp": lambda s, x: torch.clamp(x, s.attrs["min"], s.attrs["max"]),
     "gelu": lambda s, x: F.gelu(x, approximate=s.attrs["approximate"]),
     "softmax": lambda s, x: F.softmax(x, s.attrs["axis"]),
@@ -309,6 +314,8 @@ def _adaptive_avg_pool(s, x):
 
 
 IMPLS["mean"] = lambda s, x: torch.mean(x, s.attrs["axes"], s.attrs["keepdims"])
+IMPLS["reduce"] = lambda s, x: {"sum": torch.sum, "max": torch.amax, "min": torch.amin}[s.attrs["mode"]](
+    x, s.attrs["axes"], s.attrs["keepdims"])
 
 
 # ---------------------------------------------------------------- data movement

@@ -122,7 +122,10 @@ def _conv(x, w, stride, pads, dilation, groups):
     win = win.reshape(n, groups, c // groups, *win.shape[2:])
     cols = win.transpose(1, 0, *range(3, 3 + nd), 2, *range(3 + nd, 3 + 2 * nd))
     cols = cols.reshape(groups, n * math.prod(out), -1)
-    y = cols @ w.reshape(groups, o // groups, -1).transpose(0, 2, 1)  # (G, N*out, O/G)
+    # float64 sums, so that every output channel rounds alike: BLAS's blocking sums channels in
+    # different orders, which a softmax of large logits turns into visibly different classes
+    acc = np.float64 if x.dtype == np.float32 else x.dtype
+    y = (cols.astype(acc) @ w.astype(acc).reshape(groups, o // groups, -1).transpose(0, 2, 1)).astype(x.dtype)
     y = y.reshape(groups, n, *out, o // groups)
     return np.moveaxis(y, 0, -2).reshape(n, *out, o).transpose(0, nd + 1, *range(1, nd + 1))
 
@@ -265,6 +268,27 @@ def gelu(x, *, approximate):
     return (0.5 * x * (1 + _erf(x * math.sqrt(0.5)))).astype(x.dtype)
 
 
+@impl("elu")
+def elu(x, *, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+@impl("softplus")
+def softplus(x):
+    return np.logaddexp(np.zeros((), x.dtype), x)
+
+
+_MATH = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
+         "maximum": np.maximum, "minimum": np.minimum, "pow": np.power}
+for _op, _fn in _MATH.items():
+    IMPLS[_op] = lambda *xs, fn=_fn: _quiet(fn, *xs)
+
+
+def _quiet(fn, *xs):
+    with np.errstate(all="ignore"):  # inf and nan are the IEEE results, as in torch
+        return fn(*xs)
+
+
 @impl("identity")
 def identity(x):
     return x
@@ -350,6 +374,11 @@ def mean(x, *, axes, keepdims):
     return x.mean(tuple(axes), keepdims=keepdims)
 
 
+@impl("reduce")
+def reduce(x, *, axes, keepdims, mode):
+    return {"sum": np.sum, "max": np.max, "min": np.min}[mode](x, tuple(axes), keepdims=keepdims)
+
+
 # ---------------------------------------------------------------- data movement
 
 @impl("reshape")
@@ -383,6 +412,11 @@ def slice_(x, *, axes, starts, ends, steps):
 @impl("pad")
 def pad(x, *, pads, value):
     return _pad(x, pads[:x.ndim], pads[x.ndim:], value)
+
+
+@impl("tile")
+def tile(x, *, repeats):
+    return np.tile(x, repeats)
 
 
 @impl("resize")

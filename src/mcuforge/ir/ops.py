@@ -317,6 +317,12 @@ def _pad_shape(s, a):
     return [tuple(d + p[i] + p[i + len(x)] for i, d in enumerate(x))]
 
 
+def _tile_shape(s, a):
+    _check(len(a["repeats"]) == len(s[0]) and min(a["repeats"], default=1) >= 1,
+           f"tile needs one positive repeat count per axis of {tuple(s[0])}, got {a['repeats']}")
+    return [tuple(d * r for d, r in zip(s[0], a["repeats"]))]
+
+
 def _per_axis(s, a):
     """quantize / dequantize: a zero point per scale, and per-axis scales one per element of the axis."""
     n, axis = len(a["scale"]), a["axis"]
@@ -368,6 +374,9 @@ _DEFS = [
     OpDef("silu", ("x",), {}, _same, tags=ACTIVATION),
     OpDef("gelu", ("x",), dict(approximate="none"), _same, tags=ACTIVATION,
           choices={"approximate": ("none", "tanh")}),
+    OpDef("elu", ("x",), dict(alpha=1.0), _same, tags=ACTIVATION),
+    OpDef("softplus", ("x",), {}, _same, tags=ACTIVATION),  # log(1 + exp(x))
+    *(OpDef(f, ("x",), {}, _same, tags=ELEMENTWISE) for f in ("exp", "log", "sqrt", "abs", "sign")),
     OpDef("identity", ("x",), {}, _same, tags=ELEMENTWISE),
     OpDef("dropout", ("x",), dict(p=0.5), _same, tags=ELEMENTWISE),
     OpDef("softmax", ("x",), dict(axis=-1), _axis_same),
@@ -378,6 +387,7 @@ _DEFS = [
     OpDef("mul", ("a", "b"), dict(act="none"), _broadcast, tags=BINARY),
     OpDef("div", ("a", "b"), {}, _broadcast, tags=BINARY),
     OpDef("prelu", ("x", "alpha"), {}, _prelu_shape, tags=BINARY),  # x if x >= 0 else alpha * x
+    *(OpDef(f, ("a", "b"), {}, _broadcast, tags=BINARY) for f in ("maximum", "minimum", "pow")),
 
     OpDef("max_pool1d", ("x",), dict(_POOL_ATTRS, dilation=[1], layout="NCW"), _pool_shape, tags=frozenset({"pool", "layout"}),
           choices=_LAYOUT_1D),
@@ -390,6 +400,8 @@ _DEFS = [
     OpDef("adaptive_avg_pool", ("x",), dict(output_size=REQUIRED, layout="NCHW"), _spatial_from("output_size"),
           tags=frozenset({"pool", "layout"}), choices={"layout": ("NCW", "NWC", "NCHW", "NHWC")}),
     OpDef("mean", ("x",), dict(axes=REQUIRED, keepdims=False), _mean_shape),
+    OpDef("reduce", ("x",), dict(axes=REQUIRED, keepdims=False, mode=REQUIRED), _mean_shape,
+          choices={"mode": ("sum", "max", "min")}),
 
     OpDef("reshape", ("x",), dict(shape=REQUIRED), _reshape_shape, tags=frozenset({"view"})),
     OpDef("transpose", ("x",), dict(perm=REQUIRED), _transpose_shape),
@@ -398,6 +410,7 @@ _DEFS = [
           num_outputs=lambda a: len(a["sizes"])),
     OpDef("slice", ("x",), dict(axes=REQUIRED, starts=REQUIRED, ends=REQUIRED, steps=REQUIRED), _slice_shape),
     OpDef("pad", ("x",), dict(pads=REQUIRED, value=0.0), _pad_shape),
+    OpDef("tile", ("x",), dict(repeats=REQUIRED), _tile_shape),  # numpy's tile, one repeat count per axis
 
     # Affine quantization (DESIGN.md "Numeric semantics"): q = clamp(round_half_away(x / scale) + zp)
     # and x = (q - zp) * scale; one scale/zero point, or one per index of `axis`.

@@ -8,7 +8,7 @@ from ..ir.types import QuantParams, TensorType
 
 LAYOUT = ops.with_tag("layout")
 AXIS = {"softmax", "log_softmax", "qsoftmax", "batch_norm", "concat", "split", "quantize", "dequantize"}  # `axis`
-MEANS = {"mean", "qmean"}  # `axes` and `keepdims`
+MEANS = {"mean", "qmean", "reduce"}  # `axes` and `keepdims`
 
 
 def _ident(rank: int) -> tuple:
@@ -88,6 +88,8 @@ def _rule(n: Node, perms: list[tuple]):
         return [p], {**a, "axes": [p.index(ops.norm_axis(ax, rank)) for ax in a["axes"]]}, out
     if n.op == "pad":
         return [p], {**a, "pads": [a["pads"][ax] for ax in p] + [a["pads"][rank + ax] for ax in p]}, out
+    if n.op == "tile":
+        return [p], {**a, "repeats": [a["repeats"][ax] for ax in p]}, out
     if n.op in MEANS:
         axes = {ops.norm_axis(ax, rank) for ax in a["axes"]}
         kept = [ax for ax in p if ax not in axes]

@@ -48,7 +48,8 @@ def test_zoo_int8_bit_exact(tmp_path, name):
 
 INTEGER_OPS = {"ops2d": {"qconv2d", "qconv_transpose2d", "qavg_pool2d", "qsoftmax", "qlogistic", "qtanh", "qhardswish",
                          "qleaky_relu", "qprelu", "qmean", "qmul", "qsub", "requantize", "quantize", "dequantize"},
-               "ops1d": {"qconv1d", "qlinear", "qtanh", "qmul", "qsub", "qmean", "qsoftmax"}}
+               "ops1d": {"qconv1d", "qlinear", "qtanh", "qmul", "qsub", "qmean", "qsoftmax"},
+               "opsmath": {"qadd", "qsub", "qtanh", "quantize", "dequantize"}}
 VARIANTS = [f"{m}_{q}_{layout}" for m in OPS for q in ("float", "int8") for layout in ("nchw", "nhwc")]
 
 

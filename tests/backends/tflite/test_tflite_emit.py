@@ -30,7 +30,8 @@ from mcuforge.passes.pipelines import resolve
 OP_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
 # TFLite Micro has no kernel for these (LiteRT has): loading fails, which the test checks
 TFLM_LACKS = {"gelu-opset17": "GELU", "gelu-tanh-opset17": "GELU",
-              "dequantize-per-axis": "QUANTIZE with per-channel parameters"}
+              "dequantize-per-axis": "QUANTIZE with per-channel parameters", "sign": "SIGN", "tile": "TILE",
+              "pow": "POW"}
 INT8_CASES = [n for n in FLOAT_CASES if not n.startswith(("quantize", "dequantize"))]  # those are quantized already
 # integer forms TFLite has no builtin for: grouped transposed convolution; average pooling over
 # padding that is not SAME (TFLite's integer kernel cannot be told to skip other pads)

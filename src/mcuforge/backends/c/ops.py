@@ -41,7 +41,7 @@ KERNEL_FILES = {k: f for f, ks in {
     "fc_f32.c": ["mcuforge_linear_f32", "mcuforge_matmul_f32"],
     "eltwise_f32.c": ["mcuforge_binary_f32", "mcuforge_unary_f32", "mcuforge_affine_f32"],
     "pool_f32.c": ["mcuforge_max_pool_f32", "mcuforge_avg_pool_f32", "mcuforge_adaptive_avg_pool_f32",
-                   "mcuforge_mean_f32"],
+                   "mcuforge_mean_f32", "mcuforge_reduce_f32"],
     "norm_f32.c": ["mcuforge_softmax_f32", "mcuforge_layer_norm_f32"],
     "resize_f32.c": ["mcuforge_resize_bilinear_f32"],
     "quant_f32.c": ["mcuforge_quantize_f32", "mcuforge_dequantize_f32"],
@@ -65,7 +65,7 @@ KERNEL_FILES = {k: f for f, ks in {
 
 # Flash bytes of each kernel file for a Cortex-M4 (arm-none-eabi-gcc 12 -O2, libm functions it
 # pulls in included, rounded up): the code part of the fit check's flash estimate.
-CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 5000, "pool_f32.c": 1900, "norm_f32.c": 2500,
+CODE_BYTES = {"conv_f32.c": 3600, "fc_f32.c": 700, "eltwise_f32.c": 9300, "pool_f32.c": 2200, "norm_f32.c": 2500,
               "resize_f32.c": 500, "quant_f32.c": 800, "copy.c": 800, "conv_s8.c": 5300, "fc_s8.c": 2000,
               "eltwise_s8.c": 6200, "pool_s8.c": 3100, "softmax_s8.c": 700, "packed_s8.c": 3000,
               "log_softmax_s8.c": 2400, "prelu_s8.c": 400, "conv_s16.c": 5200, "fc_s16.c": 1200, "eltwise_s16.c": 1800,
@@ -411,7 +411,7 @@ def _matmul(e, n):
                                            b_batch_stride=bb[0]), e.ptr(a), e.ptr(b), e.ptr(n.output))
 
 
-@lowers("add", "sub", "mul", "div", "prelu")
+@lowers("add", "sub", "mul", "div", "prelu", "maximum", "minimum", "pow")
 def _binary(e, n):
     a, b = n.inputs
     e.call("mcuforge_binary_f32", f"MCUFORGE_{n.op.upper()}", e.struct("mcuforge_bcast", **_bcast(n, a, b)),
@@ -439,7 +439,8 @@ def _qprelu(e, n):
 
 
 _UNARY = {"relu": (0, 0), "relu6": (0, 0), "leaky_relu": ("alpha", 0), "clamp": ("min", "max"), "sigmoid": (0, 0),
-          "tanh": (0, 0), "hardswish": (0, 0), "hardsigmoid": (0, 0), "silu": (0, 0), "gelu": (0, 0)}
+          "tanh": (0, 0), "hardswish": (0, 0), "hardsigmoid": (0, 0), "silu": (0, 0), "gelu": (0, 0),
+          "elu": ("alpha", 0), **{f: (0, 0) for f in ("softplus", "exp", "log", "sqrt", "abs", "sign")}}
 
 
 @lowers(*_UNARY)
@@ -550,6 +551,15 @@ def _mean(e, n):
     e.call("mcuforge_mean_f32", e.ptr(x), e.ptr(n.output), *_split_axes(n, x.shape, n.attrs["axes"]))
 
 
+@lowers("reduce")
+def _reduce(e, n):
+    x = n.inputs[0]
+    if x.dtype != DType.f32:
+        unsupported(n, f"no {x.dtype.value} kernel")
+    e.call("mcuforge_reduce_f32", f"MCUFORGE_REDUCE_{n.attrs['mode'].upper()}", e.ptr(x), e.ptr(n.output),
+           *_split_axes(n, x.shape, n.attrs["axes"]))
+
+
 @lowers("qmean")
 def _qmean(e, n):
     x, a = n.inputs[0], n.attrs
@@ -622,6 +632,18 @@ def _slice(e, n):
         step[ax] = xs[ax] * sp
     copy(e, n, e.ptr(x, offset * x.dtype.itemsize), e.ptr(n.output), n.output.shape, step, _strides(n.output.shape),
          x.dtype.itemsize)
+
+
+@lowers("tile")
+def _tile(e, n):
+    """One strided copy: output axis i as (repeat, input index), reading the input with stride 0
+    across repeats."""
+    x, reps = n.inputs[0], n.attrs["repeats"]
+    xs, ys = _strides(x.shape), _strides(n.output.shape)
+    shape = [v for r, d in zip(reps, x.shape) for v in (r, d)]
+    src = [v for s in xs for v in (0, s)]
+    dst = [v for d, s in zip(x.shape, ys) for v in (d * s, s)]
+    copy(e, n, e.ptr(x), e.ptr(n.output), shape, src, dst, x.dtype.itemsize)
 
 
 @lowers("pad")

@@ -210,8 +210,13 @@ def _simple(op_type, **fixed):
 
 for _op, _onnx in [("matmul", "MatMul"), ("relu", "Relu"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh"),
                    ("identity", "Identity"), ("dropout", "Identity"), ("add", "Add"), ("sub", "Sub"),
-                   ("mul", "Mul"), ("div", "Div"), ("prelu", "PRelu")]:
+                   ("mul", "Mul"), ("div", "Div"), ("prelu", "PRelu"), ("softplus", "Softplus"), ("exp", "Exp"),
+                   ("log", "Log"), ("sqrt", "Sqrt"), ("abs", "Abs"), ("sign", "Sign"), ("maximum", "Max"),
+                   ("minimum", "Min"), ("pow", "Pow")]:
     LOWERINGS[_op] = _simple(_onnx)
+LOWERINGS["elu"] = lambda e, n: e.emit("Elu", [e.name(n.inputs[0])], e.out(n.output), alpha=n.attrs["alpha"])
+LOWERINGS["tile"] = lambda e, n: e.emit("Tile", [e.name(n.inputs[0]), e.ints(n.attrs["repeats"], "repeats")],
+                                        e.out(n.output))
 LOWERINGS["hardsigmoid"] = _simple("HardSigmoid", alpha=1 / 6, beta=0.5)  # torch's relu6(x + 3) / 6
 
 
@@ -311,6 +316,14 @@ def _adaptive_avg_pool(e, n):
 @lowers("mean")
 def _mean(e, n):
     e.reduce_mean(e.name(n.inputs[0]), n.attrs["axes"], n.attrs["keepdims"], e.out(n.output))
+
+
+@lowers("reduce")
+def _reduce(e, n):
+    x, a, op = e.name(n.inputs[0]), n.attrs, f"Reduce{n.attrs['mode'].capitalize()}"
+    if e.opset >= (13 if a["mode"] == "sum" else 18):  # axes became an operand
+        return e.emit(op, [x, e.ints(a["axes"], "axes")], e.out(n.output), keepdims=int(a["keepdims"]))
+    e.emit(op, [x], e.out(n.output), axes=list(a["axes"]), keepdims=int(a["keepdims"]))
 
 
 @lowers("reshape")

@@ -238,8 +238,12 @@ def _simple(code, options=None):
 for _op, _code in [("relu", OP.RELU), ("relu6", OP.RELU6), ("sigmoid", OP.LOGISTIC), ("tanh", OP.TANH),
                    ("hardswish", OP.HARD_SWISH), ("qlogistic", OP.LOGISTIC), ("qtanh", OP.TANH),
                    ("qhardswish", OP.HARD_SWISH), ("quantize", OP.QUANTIZE), ("dequantize", OP.DEQUANTIZE),
-                   ("requantize", OP.QUANTIZE), ("prelu", OP.PRELU), ("qprelu", OP.PRELU)]:
+                   ("requantize", OP.QUANTIZE), ("prelu", OP.PRELU), ("qprelu", OP.PRELU), ("exp", OP.EXP),
+                   ("log", OP.LOG), ("sqrt", OP.SQRT), ("abs", OP.ABS), ("sign", OP.SIGN), ("maximum", OP.MAXIMUM),
+                   ("minimum", OP.MINIMUM), ("pow", OP.POW)]:
     LOWERINGS[_op] = _simple(_code)
+LOWERINGS["tile"] = lambda e, n: e.op(OP.TILE, [e.tensor(n.inputs[0]), e.ints(n.attrs["repeats"], "repeats")],
+                                      [e.tensor(n.output)])
 LOWERINGS["div"] = _simple(OP.DIV, fb.DivOptionsT)
 
 
@@ -283,6 +287,33 @@ def _hardsigmoid(e, n):
     t = e.op(OP.ADD, [e.tensor(x), e.const(np.float32(3), "three")], [e.temp(x, x.shape)],
              fb.AddOptionsT(fusedActivationFunction=ACTS["relu6"]))
     e.op(OP.MUL, [t, e.const(np.float32(1 / 6), "sixth")], [e.tensor(n.output)], fb.MulOptionsT())
+
+
+def _exp_minus_one(e, x: Value, t: int) -> int:
+    """exp(t) - 1 for a tensor t of x's shape."""
+    return e.op(OP.SUB, [e.unary(OP.EXP, t, x, x.shape), e.const(np.float32(1), "one")], [e.temp(x, x.shape)],
+                fb.SubOptionsT())
+
+
+@lowers("elu")
+def _elu(e, n):
+    """relu(x) + alpha * (exp(min(x, 0)) - 1)"""
+    x = n.inputs[0]
+    neg = e.op(OP.MINIMUM, [e.tensor(x), e.const(np.float32(0), "zero")], [e.temp(x, x.shape)])
+    t = e.op(OP.MUL, [_exp_minus_one(e, x, neg), e.const(np.float32(n.attrs["alpha"]), "alpha")],
+             [e.temp(x, x.shape)], fb.MulOptionsT())
+    e.op(OP.ADD, [e.unary(OP.RELU, e.tensor(x), x, x.shape), t], [e.tensor(n.output)], fb.AddOptionsT())
+
+
+@lowers("softplus")
+def _softplus(e, n):
+    """relu(x) + log(1 + exp(-|x|)), which does not overflow"""
+    x = n.inputs[0]
+    t = e.unary(OP.NEG, e.unary(OP.ABS, e.tensor(x), x, x.shape), x, x.shape)
+    t = e.op(OP.ADD, [e.unary(OP.EXP, t, x, x.shape), e.const(np.float32(1), "one")], [e.temp(x, x.shape)],
+             fb.AddOptionsT())
+    e.op(OP.ADD, [e.unary(OP.RELU, e.tensor(x), x, x.shape), e.unary(OP.LOG, t, x, x.shape)], [e.tensor(n.output)],
+         fb.AddOptionsT())
 
 
 @lowers("silu")
@@ -408,6 +439,14 @@ def _mean(e, n):
     axes = sorted(norm_axis(a, x.type.rank) for a in n.attrs["axes"])
     e.op(OP.MEAN, [e.tensor(x), e.ints(axes, "axes")], [e.tensor(n.output)],
          fb.ReducerOptionsT(keepDims=n.attrs["keepdims"]))
+
+
+@lowers("reduce")
+def _reduce(e, n):
+    x = n.inputs[0]
+    code = {"sum": OP.SUM, "max": OP.REDUCE_MAX, "min": OP.REDUCE_MIN}[n.attrs["mode"]]
+    e.op(code, [e.tensor(x), e.ints(sorted(norm_axis(a, x.type.rank) for a in n.attrs["axes"]), "axes")],
+         [e.tensor(n.output)], fb.ReducerOptionsT(keepDims=n.attrs["keepdims"]))
 
 
 @lowers("reshape")

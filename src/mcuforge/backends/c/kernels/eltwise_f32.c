@@ -17,6 +17,9 @@ void mcuforge_binary_f32(int32_t op, const mcuforge_bcast *p, const float *a, co
         case MCUFORGE_PRELU:
             for (i = 0; i < n; ++i) y[i] = ar[i * sa] >= 0.0f ? ar[i * sa] : ar[i * sa] * br[i * sb];
             break;
+        case MCUFORGE_MAXIMUM: for (i = 0; i < n; ++i) y[i] = fmaxf(ar[i * sa], br[i * sb]); break;
+        case MCUFORGE_MINIMUM: for (i = 0; i < n; ++i) y[i] = fminf(ar[i * sa], br[i * sb]); break;
+        case MCUFORGE_POW: for (i = 0; i < n; ++i) y[i] = powf(ar[i * sa], br[i * sb]); break;
         default: for (i = 0; i < n; ++i) y[i] = ar[i * sa] / br[i * sb]; break;
         }
         for (i = 0; i < n; ++i) y[i] = mcuforge_clampf(y[i], act_min, act_max);
@@ -44,6 +47,13 @@ void mcuforge_unary_f32(int32_t op, const float *x, float *y, int32_t n, float a
         case MCUFORGE_HARDSIGMOID: r = mcuforge_clampf(v + 3.0f, 0.0f, 6.0f) / 6.0f; break;
         case MCUFORGE_SILU: r = v * sigmoidf(v); break;
         case MCUFORGE_GELU: r = 0.5f * v * (1.0f + erff(v * 0.70710678f)); break;
+        case MCUFORGE_ELU: r = v > 0.0f ? v : alpha * expm1f(v); break;
+        case MCUFORGE_SOFTPLUS: r = (v > 0.0f ? v : 0.0f) + log1pf(expf(-fabsf(v))); break;
+        case MCUFORGE_EXP: r = expf(v); break;
+        case MCUFORGE_LOG: r = logf(v); break;
+        case MCUFORGE_SQRT: r = sqrtf(v); break;
+        case MCUFORGE_ABS: r = fabsf(v); break;
+        case MCUFORGE_SIGN: r = (float)((v > 0.0f) - (v < 0.0f)); break;
         default: /* MCUFORGE_GELU_TANH */
             r = 0.5f * v * (1.0f + tanhf(0.79788456f * (v + 0.044715f * v * v * v)));
             break;

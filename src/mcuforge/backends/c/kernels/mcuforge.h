@@ -90,11 +90,16 @@ typedef struct {
 enum {
     MCUFORGE_RELU, MCUFORGE_RELU6, MCUFORGE_CLAMP, MCUFORGE_LEAKY_RELU, MCUFORGE_SIGMOID,
     MCUFORGE_TANH, MCUFORGE_HARDSWISH, MCUFORGE_HARDSIGMOID, MCUFORGE_SILU, MCUFORGE_GELU,
-    MCUFORGE_GELU_TANH
+    MCUFORGE_GELU_TANH, MCUFORGE_ELU, MCUFORGE_SOFTPLUS, MCUFORGE_EXP, MCUFORGE_LOG, MCUFORGE_SQRT,
+    MCUFORGE_ABS, MCUFORGE_SIGN
 };
 
 /* Binary float ops (mcuforge_binary_f32); PRELU: a if a >= 0, else a * b. */
-enum { MCUFORGE_ADD, MCUFORGE_SUB, MCUFORGE_MUL, MCUFORGE_DIV, MCUFORGE_PRELU };
+enum { MCUFORGE_ADD, MCUFORGE_SUB, MCUFORGE_MUL, MCUFORGE_DIV, MCUFORGE_PRELU, MCUFORGE_MAXIMUM, MCUFORGE_MINIMUM,
+       MCUFORGE_POW };
+
+/* Reductions of mcuforge_reduce_f32. */
+enum { MCUFORGE_REDUCE_SUM, MCUFORGE_REDUCE_MAX, MCUFORGE_REDUCE_MIN };
 
 /* Element types of quantize / dequantize / requantize. */
 enum { MCUFORGE_I8, MCUFORGE_U8, MCUFORGE_I16, MCUFORGE_I32 };
@@ -204,6 +209,8 @@ void mcuforge_avg_pool_f32(const mcuforge_pool *p, const float *x, float *y);
 void mcuforge_adaptive_avg_pool_f32(const mcuforge_pool *p, const float *x, float *y);
 /* y[outer][inner] = mean over r of x[outer][r][inner] */
 void mcuforge_mean_f32(const float *x, float *y, int32_t outer, int32_t r, int32_t inner);
+/* y[outer][inner] = sum, max or min (MCUFORGE_REDUCE_*) over r of x[outer][r][inner] */
+void mcuforge_reduce_f32(int32_t op, const float *x, float *y, int32_t outer, int32_t r, int32_t inner);
 void mcuforge_softmax_f32(const float *x, float *y, int32_t outer, int32_t n, int32_t inner, int32_t log);
 /* scale / bias may be NULL */
 void mcuforge_layer_norm_f32(const float *x, const float *scale, const float *bias, float *y, int32_t outer,

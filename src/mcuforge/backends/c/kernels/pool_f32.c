@@ -61,3 +61,15 @@ void mcuforge_mean_f32(const float *x, float *y, int32_t outer, int32_t r, int32
         for (i = 0; i < inner; ++i) y[i] /= (float)r;
     }
 }
+
+void mcuforge_reduce_f32(int32_t op, const float *x, float *y, int32_t outer, int32_t r, int32_t inner) {
+    int32_t o, k, i;
+    for (o = 0; o < outer; ++o, x += r * inner, y += inner) {
+        for (i = 0; i < inner; ++i) y[i] = op == MCUFORGE_REDUCE_SUM ? 0.0f : x[i];
+        for (k = op == MCUFORGE_REDUCE_SUM ? 0 : 1; k < r; ++k)
+            for (i = 0; i < inner; ++i) {
+                const float v = x[k * inner + i];
+                y[i] = op == MCUFORGE_REDUCE_SUM ? y[i] + v : op == MCUFORGE_REDUCE_MAX ? fmaxf(y[i], v) : fminf(y[i], v);
+            }
+    }
+}
