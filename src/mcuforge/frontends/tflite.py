@@ -437,6 +437,43 @@ def _unary(name: str, qname: str | None = None):
 IMPORTS[OP.LOGISTIC] = _unary("sigmoid", "qlogistic")
 IMPORTS[OP.TANH] = _unary("tanh", "qtanh")
 IMPORTS[OP.HARD_SWISH] = _unary("hardswish", "qhardswish")
+for _code, _name in ((OP.EXP, "exp"), (OP.LOG, "log"), (OP.SQRT, "sqrt"), (OP.ABS, "abs"), (OP.SIGN, "sign")):
+    IMPORTS[_code] = _unary(_name)
+
+
+def _float_only(ctx, op, n: int = 1) -> list[Value]:
+    """The first `n` inputs, which must be float tensors (the ops imported only in float)."""
+    xs = [ctx.value(i) for i in op.inputs[:n]]
+    if any(x.dtype != DType.f32 for x in xs):
+        raise _Unsupported("only on float tensors")
+    return xs
+
+
+@imports(OP.NEG)
+def _neg(ctx, op):
+    (x,) = _float_only(ctx, op)
+    return ctx.op("mul", [x, ctx.g.const(np.float32(-1), "minus_one")], out=op.outputs[0])
+
+
+@imports(OP.POW)
+def _pow(ctx, op):
+    return ctx.op("pow", _float_only(ctx, op, 2), out=op.outputs[0])
+
+
+@imports(OP.SUM, OP.REDUCE_MAX, OP.REDUCE_MIN)
+def _reduce(ctx, op):
+    x = _float_only(ctx, op)[0]
+    axes = sorted(int(a) % x.type.rank for a in np.atleast_1d(ctx.const(op.inputs[1])))
+    mode = {OP.SUM: "sum", OP.REDUCE_MAX: "max", OP.REDUCE_MIN: "min"}[ctx.code]
+    return ctx.op("reduce", [x], dict(axes=axes, keepdims=bool(op.builtinOptions.keepDims), mode=mode),
+                  out=op.outputs[0])
+
+
+@imports(OP.TILE)
+def _tile(ctx, op):
+    x = _float_only(ctx, op)[0]
+    return ctx.op("tile", [x], {"repeats": [int(r) for r in np.atleast_1d(ctx.const(op.inputs[1]))]},
+                  out=op.outputs[0])
 
 
 @imports(OP.RELU, OP.RELU6, OP.RELU_N1_TO_1)
@@ -481,10 +518,13 @@ def _gelu(ctx, op):
 
 @imports(OP.MAXIMUM, OP.MINIMUM)
 def _min_max(ctx, op):
-    """Against a constant scalar of the same type: a one-sided clamp (how the emitter writes clamp)."""
+    """Against a constant scalar of the same type: a one-sided clamp (how the emitter writes clamp);
+    between float tensors: maximum / minimum."""
     x, c = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
     if not c.is_const or c.type.numel != 1 or c.type.quant != x.type.quant:
-        raise _Unsupported("only against a constant scalar of the input's type")
+        if x.dtype == c.dtype == DType.f32:
+            return ctx.op("maximum" if ctx.code == OP.MAXIMUM else "minimum", [x, c], out=op.outputs[0])
+        raise _Unsupported("on integer tensors only against a constant scalar of the input's type")
     inf = np.inf if x.dtype == DType.f32 else int(np.iinfo(x.dtype.np).max)
     bounds = {"min": c.data.item(), "max": inf} if ctx.code == OP.MAXIMUM else {"min": -inf, "max": c.data.item()}
     return ctx.op("clamp", [x], bounds, out=op.outputs[0])
