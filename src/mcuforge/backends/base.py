@@ -60,6 +60,15 @@ def umask() -> int:
     return mask
 
 
+def write_files(directory, files: dict[str, bytes]) -> Path:
+    """Write `files` (relative name -> content) under `directory`, creating folders; returns it."""
+    directory = Path(directory)
+    for name, data in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_bytes(data)
+    return directory
+
+
 def write_atomic(path, data: bytes) -> str:
     """Write `data` to `path` through a temporary file beside it, so a failure leaves nothing.
     The file gets the permissions the umask gives a new file (mkstemp's would be 0600)."""

@@ -379,7 +379,7 @@ def cmd_bench(args, console: Console) -> int:
         status.update(f"{args.model}: make host, {args.runs} latency samples")
         seconds = sorted(bench.host_latency(c_dir, xs, args.runs))
         target = _target(args)
-        instructions, board = None, "mps2-an500" if getattr(target, "core", "") == "cortex-m7" else "mps2-an386"
+        instructions, board = None, bench.board_for(target)
         dsp, profile, node_macs = bool(getattr(target, "dsp", False)), None, None
         if args.qemu:
             status.update(f"{args.model}: make cortex-m, one inference on qemu-system-arm {board}")

@@ -149,13 +149,14 @@ def validate(model, data, *, labels=None, example_inputs=None, on: str = "host",
     original and the C on the samples in `data` (an .npz, an array or input tuples, as calibration
     data), compare them per output, and check the thresholds (see the module docstring)."""
     from ..analysis.calibrate import load_samples
+    from ..backends.c.bench import board_for
     from .api import compile as compile_model
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "out"
         art = compile_model(model, example_inputs, emit=("c",), out_dir=out, **compile_options)
         float_graph = compile_model(model, example_inputs, passes="none", emit=()).graph
         samples = load_samples(data, float_graph)
-        board = "mps2-an500" if getattr(art.target, "core", "") == "cortex-m7" else "mps2-an386"
+        board = board_for(art.target)
         got = c_outputs(art.files["c"], art.graph, samples, on, board)
     want = reference_outputs(model, samples, example_inputs)
     labels = None if labels is None else np.asarray(np.load(labels) if isinstance(labels, (str, Path)) else labels)

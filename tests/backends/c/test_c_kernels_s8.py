@@ -87,6 +87,23 @@ def _run(directory: Path, build: str, data: bytes) -> bytes:
     return (directory / "output.bin").read_bytes()
 
 
+def every_build_matches(directory: Path, graph) -> None:
+    """Emit `graph` once, build it in every build of BUILDS (in parallel), run each on two seeded
+    int8 inputs: their output bytes must be the interpreter's."""
+    emit_c(graph, directory / "gcc")
+    for build in BUILDS:
+        if build != "gcc":
+            shutil.copytree(directory / "gcc", directory / build, copy_function=os.link)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(_build, [directory / b for b in BUILDS], BUILDS))
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
+        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
+        for build in BUILDS:
+            assert _run(directory / build, build, b"".join(x.tobytes() for x in xs)) == want, build
+
+
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
 def test_odd_shapes_every_build(tmp_path, per_channel):
     torch.manual_seed(0)
@@ -99,18 +116,7 @@ def test_odd_shapes_every_build(tmp_path, per_channel):
     assert ops["qconv2d"] == 8 and ops["qlinear"] == 2 and {"qadd", "qsub", "qmul", "qprelu"} <= set(ops)
     shifts = [s for n in graph.nodes if n.op == "qconv2d" for s in n.attrs["shift"]]
     assert max(shifts) > -2  # some channel takes the general requantization
-    emit_c(graph, tmp_path / "gcc")
-    for build in BUILDS:
-        if build != "gcc":
-            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
-    for seed in (0, 1):
-        rng = np.random.default_rng(seed)
-        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
-        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
-        for build in BUILDS:
-            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
+    every_build_matches(tmp_path, graph)
 
 
 class OddDepthwise(nn.Module):
@@ -162,18 +168,7 @@ def test_depthwise_every_path_every_build(tmp_path):
     assert max(dw["big"].attrs["shift"]) > -2 and max(dw["dw1"].attrs["shift"]) <= -2
     assert dw["dw1"].attrs["act_min"] == -128 and dw["small.nhwc"].attrs["act_max"] == 127
     dw["dw1"].attrs["act_min"], dw["small.nhwc"].attrs["act_max"] = -100, 100
-    emit_c(graph, tmp_path / "gcc")
-    for build in BUILDS:
-        if build != "gcc":
-            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
-    for seed in (0, 1):
-        rng = np.random.default_rng(seed)
-        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
-        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
-        for build in BUILDS:
-            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
+    every_build_matches(tmp_path, graph)
 
 
 @pytest.mark.parametrize("build", list(BUILDS))
@@ -280,15 +275,4 @@ def test_pools_every_path_every_build(tmp_path):
     ops = graph.count()
     assert ops["qavg_pool2d"] >= 2 and ops["max_pool2d"] >= 3 and ops.get("qmean", 0) >= 1, ops
     assert all(n.attrs.get("layout", "NHWC") == "NHWC" for n in graph.nodes if "pool" in n.op)
-    emit_c(graph, tmp_path / "gcc")
-    for build in BUILDS:
-        if build != "gcc":
-            shutil.copytree(tmp_path / "gcc", tmp_path / build, copy_function=os.link)
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(_build, [tmp_path / b for b in BUILDS], BUILDS))
-    for seed in (0, 1):
-        rng = np.random.default_rng(seed)
-        xs = [rng.integers(-128, 128, v.shape).astype(np.int8) for v in graph.inputs]
-        want = b"".join(np.ascontiguousarray(y).tobytes() for y in run(graph, *xs))
-        for build in BUILDS:
-            assert _run(tmp_path / build, build, b"".join(x.tobytes() for x in xs)) == want, build
+    every_build_matches(tmp_path, graph)

@@ -57,6 +57,11 @@ CYCLES_PER_INSTRUCTION = {
 }
 # QEMU's MPS2 boards the Makefile builds for (the M3: plain C only, no DSP extension)
 BOARDS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7", "mps2-an385": "cortex-m3"}
+
+
+def board_for(target) -> str:
+    """The QEMU MPS2 board with `target`'s core (None, or a core without one: the Cortex-M4's)."""
+    return next((b for b, core in BOARDS.items() if core == getattr(target, "core", None)), "mps2-an386")
 _NUMPY = {"int8_t": np.int8, "uint8_t": np.uint8, "int16_t": np.int16, "int32_t": np.int32, "float": np.float32}
 
 
@@ -262,10 +267,9 @@ class Latency:
 
 def estimate_latency(graph, plan, exits, target) -> Latency:
     """`graph`'s C with layer markers, run once under QEMU on seeded inputs (qemu_layers), as the
-    Latency of `target` (M7 parts on mps2-an500, the others on the Cortex-M4 mps2-an386; the DSP
-    build where the target has the extension)."""
+    Latency of `target` (on `board_for(target)`; the DSP build where the target has the extension)."""
     from .emit import emit_c
-    board = "mps2-an500" if target.core == "cortex-m7" else "mps2-an386"
+    board = board_for(target)
     with tempfile.TemporaryDirectory() as tmp:
         c_dir = emit_c(graph, Path(tmp) / "c", plan=plan, exits=exits, profile=True, fit_check=False)
         profile = qemu_layers(c_dir, random_inputs(c_dir, seed=0), board, target.dsp)

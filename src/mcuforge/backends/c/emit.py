@@ -45,7 +45,7 @@ from ...errors import UnsupportedItem, UnsupportedOpError, UsageError
 from ...ir.graph import Graph, Node, Value
 from ...ir.types import DType
 from ...version import __version__
-from ..base import plan_for
+from ..base import plan_for, write_files
 from . import ops, packed
 
 KERNELS_DIR = Path(__file__).with_name("kernels")
@@ -275,8 +275,4 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "model", target=None, plan: M
     """Write the C project for `graph` into `out_dir` (created); returns the directory. Everything
     is rendered (and the fit checked) before the first file is written."""
     files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, profile=profile, fit_check=fit_check)
-    out = Path(out_dir)
-    for name, data in files.items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_bytes(data)
-    return out
+    return write_files(out_dir, files)

@@ -27,7 +27,7 @@ from ...errors import UsageError
 from ...ir.interpreter import run
 from ...ir.types import DType
 from ...version import __version__
-from ..base import Backend
+from ..base import Backend, write_files
 from ..c import ops
 from ..c.emit import RUNTIME_RAM, render_c
 from ..c.size import CORES
@@ -104,11 +104,7 @@ def write(graph, out: Path, ctx, options: ProjectOptions, prefix: str) -> Path:
     options = options or ProjectOptions()
     files = render_project(graph, ctx.target, prefix=prefix, plan=ctx.plan, exits=ctx.exits,
                            fit_check=options.fit_check, seed=options.seed)
-    root = out / "project"
-    for name, data in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-    return root
+    return write_files(out / "project", files)
 
 
 BACKEND = Backend("project", write, scratch=ops.scratch_bytes, options=ProjectOptions, overlap=ops.overlap_lag)
