@@ -36,7 +36,7 @@ _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_nam
                           undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
                           lstrip_blocks=True)
 STACK_BYTES = RUNTIME_RAM  # what the linker keeps free for the stack above .bss: the fit check's budget
-_DWT = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")  # cores with the DWT cycle counter
+_DWT = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")  # cores with the DWT cycle counter
 
 
 @dataclass(frozen=True)
