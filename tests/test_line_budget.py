@@ -7,11 +7,16 @@ The numbers: 13,700 lines of Python and 2,400 of C kernels and templates when th
 (about 15% of the Python; the C's for the specialized Cortex-M kernels under way) is for the op
 coverage, RNNs and streaming state the open issues ask for; past it, code goes before new code
 comes, or the budget is raised here in a reviewed change that says why.
+
+Raised once (December 2026, at 15,500 and 3,900): three frontends' op coverage had used the
+headroom, and what is still open needs new rooms, not new branches in old ones: RNN cells and
+streaming state through every layer (about 1,500 lines of Python), QAT and sparse weight formats
+(about 1,000), Helium kernels and sparse kernels for the Cortex-M (about 800 lines of C).
 """
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mcuforge"
-BUDGETS = {"*.py": 16_000, "C kernels and templates": 4_000}  # lines, comments and docstrings included
+BUDGETS = {"*.py": 18_500, "C kernels and templates": 4_800}  # lines, comments and docstrings included
 
 
 def count(paths) -> tuple[int, str]:
