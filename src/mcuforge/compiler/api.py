@@ -82,7 +82,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False) -> Artifact:
+            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False,
+            optimize="balanced") -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -117,6 +118,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     `latency=True` (with a target) runs the model's C once under QEMU with markers between layers
     and adds each layer's estimated cycles and milliseconds at the target's clock to the report
     (`backends.c.bench.estimate_latency`: an estimate, instructions times a per-core factor).
+    `optimize` ("size", "balanced", "speed") trades the C code's flash for speed: which layers run
+    kernels specialized with their constants (`backends.c.tune`; measured by `mcuforge bench --tune`).
     """
     from ..backends import get as backend
     from ..backends.onnx import OnnxOptions
@@ -127,12 +130,14 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     from .html_report import render_html
     from .report import Report
 
+    from ..backends.c.tune import check as check_optimize
+    check_optimize(optimize)
     emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
     backends = {name: backend(name) for name in emit}
     options = {"onnx": OnnxOptions(format=onnx)}
     for name in ("c", "project"):
         if name in backends:
-            options[name] = backends[name].options(fit_check=fit_check)
+            options[name] = backends[name].options(fit_check=fit_check, optimize=optimize)
     if "tflite" in backends:
         options["tflite"] = backends["tflite"].options(offline_plan=tflite_offline_plan)
     if emit and out_dir is None:

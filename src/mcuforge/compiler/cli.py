@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--print-after", action="append", metavar="PASS", help="print the IR after PASS ('all' for every pass)")
     c.add_argument("--print-changed", action="store_true", help="with --print-after: only when the pass changed the IR")
     c.add_argument("--time-passes", action="store_true", help="print the time each pass took")
+    c.add_argument("--optimize", choices=("size", "balanced", "speed"), default="balanced",
+                   help="the C code's flash against speed: which layers run kernels specialized with their "
+                   "constants (balanced: where the gain per byte is large; measured by `bench --tune`)")
     c.add_argument("--latency", action="store_true", help="add each layer's estimated cycles and ms on --target to "
                    "the report (one QEMU run of the model's C)")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -131,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--qemu", action="store_true", help="also count the instructions of one inference on QEMU's "
                    "Cortex-M4 (mps2-an386; a cortex-m7 target: mps2-an500; DSP build when the target has DSP), "
                    "layer by layer, with estimated cycles and ms at the target's clock")
+    b.add_argument("--optimize", choices=("size", "balanced", "speed"), default="balanced",
+                   help="the C code's flash against speed: which layers run kernels specialized with their "
+                   "constants (balanced: where the gain per byte is large; measured by `bench --tune`)")
+    b.add_argument("--tune", action="store_true", help="measure every layer's kernel shared and specialized on "
+                   "QEMU (the target's core and build) and cache it: --optimize chooses from these counts from then on")
     b.add_argument("--data", metavar="FILE.npz", help="with --exit: inputs (as for --calibration) over which to "
                    "report the average MACs when inference stops at the first confident exit")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress, only the table")
@@ -210,7 +218,8 @@ def _options(args) -> dict:
                 prefix=getattr(args, "prefix", "model"), weights=getattr(args, "weights", None),
                 tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
                 onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
-                fit_check=not args.no_fit_check, prune=args.prune, latency=getattr(args, "latency", False))
+                fit_check=not args.no_fit_check, prune=args.prune, latency=getattr(args, "latency", False),
+                optimize=getattr(args, "optimize", "balanced"))
 
 
 def _compile(args, emit, out, instrumentations=()):
@@ -360,6 +369,8 @@ def cmd_bench(args, console: Console) -> int:
         raise UsageError(f"--runs {args.runs} is not a positive number", "e.g. --runs 20")
     if args.data and not args.exits:
         raise UsageError("--data measures early exits, but no --exit was given", "e.g. --exit 0=0.9 --exit 1")
+    if args.tune:
+        return _tune(args, console)
     with tempfile.TemporaryDirectory(prefix="mcuforge-bench-") as tmp, \
             StatusHook(console, args.model, quiet=args.quiet or args.json, lazy=bool(args.quantize)) as status:
         given, exits = Path(args.model), None
@@ -431,6 +442,49 @@ def cmd_bench(args, console: Console) -> int:
         console.print(f"early exits over {len(exits.exits)} samples of {args.data}: average "
                       f"{exits.average_macs:,.0f} MACs of {exits.full_macs:,} "
                       f"({exits.average_macs / exits.full_macs:.1%}); taken per exit: {exits.taken}")
+    return 0
+
+
+def _tune(args, console: Console) -> int:
+    """`bench --tune`: every candidate layer measured shared and specialized (bench.tune_layers),
+    the table, and what each --optimize then chooses."""
+    import tempfile
+    from pathlib import Path
+
+    from ..backends.c import bench, tune
+    if Path(args.model).is_dir():
+        raise UsageError("--tune compiles the model: give MODEL as for compile, not a directory of generated C",
+                         "e.g. mcuforge bench zoo:ds_cnn --quantize int8 --tune")
+    with tempfile.TemporaryDirectory(prefix="mcuforge-tune-") as tmp, \
+            StatusHook(console, args.model, quiet=args.quiet or args.json, lazy=bool(args.quantize)) as status:
+        art = _compile(args, ["c"], Path(tmp) / "compiled", [status])  # the C backend's pipeline
+        status.update(f"{args.model}: every layer shared and specialized, two QEMU runs with layer markers")
+        t = bench.tune_layers(art.graph, art.plan, art.target, tmp, exits=art.ctx.exits)
+    modes = {m: t.choice(m) for m in tune.OPTIMIZE}
+    if args.json:
+        print(json.dumps({"model": args.model, "qemu_board": t.board, "qemu_dsp": t.dsp, "cache": str(t.cache),
+                          "layers": [dict(zip(("index", "name", "op", "kind", "shared", "specialized", "code_bytes"),
+                                              r)) for r in t.rows],
+                          "optimize": {m: dict(zip(("layers", "instructions", "code_bytes"), v))
+                                       for m, v in modes.items()}}, indent=2))
+        return 0
+    from rich.table import Table
+    lt = Table(title=f"{args.model}: instructions per layer, shared and specialized kernel (QEMU {t.board}, "
+                     f"{'DSP' if t.dsp else 'plain'} build)")
+    for col in ("#", "layer", "kind", "shared", "specialized", "saved", "code B", "balanced", "speed"):
+        lt.add_column(col, justify="left" if col in ("layer", "kind") else "right", no_wrap=col == "layer")
+    for i, name, _, kind, a, b, size in t.rows:
+        v = tune.Variant(a - b, size, True)
+        lt.add_row(str(i), name, kind, f"{a:,}", f"{b:,}", f"{(a - b) / max(a, 1):.1%}", f"{size:,}",
+                   *("yes" if tune.pays(v, m) else "" for m in ("balanced", "speed")))
+    console.print(lt)
+    mt = Table(title=f"{args.model}: each --optimize on these counts")
+    for col in ("optimize", "layers specialized", "instructions", "vs size", "code added"):
+        mt.add_column(col, justify="left" if col == "optimize" else "right")
+    for m, (n, instructions, size) in modes.items():
+        mt.add_row(m, str(n), f"{instructions:,}", f"{instructions / modes['size'][1]:.3f}x", f"{size:,} B")
+    console.print(mt)
+    console.print(f"cached in {t.cache}: compile --emit c (this model, this target) now chooses from these counts")
     return 0
 
 

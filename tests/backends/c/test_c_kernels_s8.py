@@ -32,12 +32,14 @@ from mcuforge.backends.c.emit import _ENV, emit_c
 from mcuforge.ir.interpreter import run
 
 KERNELS = Path(mcuforge.__file__).parent / "backends" / "c" / "kernels"
-# build -> (make goal, make arguments, QEMU board or None for the host)
+# build -> (make goal, make arguments, QEMU board or None for the host); "+special": every layer
+# runs specialized (backends/c/tune.py: the kernels inlined with the layer's constants)
 BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], None),
           "m4": ("cortex-m", ["TARGET=mps2-an386"], "mps2-an386"),
           "m4_dsp": ("cortex-m", ["TARGET=mps2-an386", "DSP=1"], "mps2-an386"),
           "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500"),
           "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385")}
+BUILDS |= {f"{b}+special": BUILDS[b] for b in ("gcc", "clang", "m4_dsp", "m3")}
 
 
 class OddShapes(nn.Module):
@@ -88,12 +90,15 @@ def _run(directory: Path, build: str, data: bytes) -> bytes:
 
 
 def every_build_matches(directory: Path, graph) -> None:
-    """Emit `graph` once, build it in every build of BUILDS (in parallel), run each on two seeded
-    int8 inputs: their output bytes must be the interpreter's."""
-    emit_c(graph, directory / "gcc")
+    """Emit `graph` once shared and once specialized, build it in every build of BUILDS (in
+    parallel), run each on two seeded int8 inputs: their output bytes must be the interpreter's."""
+    emit_c(graph, directory / "gcc", optimize="size")
+    emit_c(graph, directory / "gcc+special", specialized=[n.name for n in graph.nodes])
+    assert "_special(" in (directory / "gcc+special" / "model.c").read_text()
     for build in BUILDS:
-        if build != "gcc":
-            shutil.copytree(directory / "gcc", directory / build, copy_function=os.link)
+        if build not in ("gcc", "gcc+special"):
+            source = "gcc+special" if build.endswith("+special") else "gcc"
+            shutil.copytree(directory / source, directory / build, copy_function=os.link)
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(_build, [directory / b for b in BUILDS], BUILDS))
     for seed in (0, 1):
@@ -171,7 +176,7 @@ def test_depthwise_every_path_every_build(tmp_path):
     every_build_matches(tmp_path, graph)
 
 
-@pytest.mark.parametrize("build", list(BUILDS))
+@pytest.mark.parametrize("build", [b for b in BUILDS if not b.endswith("+special")])
 def test_binary_arithmetic_exhaustive(tmp_path, build):
     """mcuforge_add_s8 / mcuforge_mul_s8's fast paths (the converter's add / sub with one input
     multiplier exactly 1/2, in SMMLAR's form, four lanes a word on the DSP builds; the other

@@ -14,11 +14,12 @@ from .ops import overlap_lag, scratch_bytes
 @dataclass(frozen=True)
 class COptions:
     fit_check: bool = True  # refuse a model that exceeds the target's SRAM or flash (DoesNotFitError)
+    optimize: str = "balanced"  # which layers run specialized kernels: size, balanced, speed (tune.py)
 
 
 def write(graph, out: Path, ctx, options: COptions, prefix: str) -> Path:
     return emit_c(graph, out / "c", prefix=prefix, target=ctx.target, plan=ctx.plan, exits=ctx.exits,
-                  fit_check=options.fit_check)
+                  fit_check=options.fit_check, optimize=options.optimize)
 
 
 BACKEND = Backend("c", write, scratch=scratch_bytes, options=COptions, overlap=overlap_lag)

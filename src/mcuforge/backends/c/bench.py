@@ -20,6 +20,10 @@ of one inference on a Cortex-M under QEMU.
   difference of consecutive counts includes one marker call (a `bl`), subtracted, so the rows add
   up to the inference from call to return and a layer without code counts 0 (on the M7 build it
   may count 1: the compiler's scheduling can put a neighbour's argument set-up between markers).
+- `tune_layers(graph, plan, target, work)`: `mcuforge bench --tune`: every layer that may run
+  specialized (tune.py) measured both ways, from two `qemu_layers` runs (all shared, all
+  specialized) and the sizes of the specialized layers' functions in the ELF; the result is
+  cached, and the C backend's `optimize` choice reads it from then on.
 - `layer_rows(profile, core, clock_mhz, macs)`: a profile as table cells, with estimated cycles
   (instructions x the core's CYCLES_PER_INSTRUCTION: an estimate, QEMU counts instructions, not
   cycles) and milliseconds at a target's clock; `latency_basis` says which apply and why.
@@ -40,7 +44,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ...errors import UsageError
-from .emit import LAYER_KINDS
+from . import tune
+from .emit import LAYER_KINDS, CEmitter, emit_c, resolve_plan, tune_key
 
 SAMPLE_SECONDS = 0.02
 # Core clock cycles per executed instruction of the generated int8 code, with zero-wait-state
@@ -225,6 +230,59 @@ def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False)
                    for i, name, op, kind in rows)
     entry_exit = steps[0] + (steps[-1] if full else 0)
     return LayerProfile(board, dsp, layers, entry_exit, sum(steps))
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What `tune_layers` measured: per candidate layer (index, name, op, kind, instructions
+    shared, specialized, bytes of its specialized function), the inference's instructions with
+    every layer shared, and the cache file the choice now reads."""
+
+    board: str
+    dsp: bool
+    rows: tuple[tuple[int, str, str, str, int, int, int], ...]
+    whole: int
+    cache: Path
+
+    def choice(self, optimize: str) -> tuple[int, int, int]:
+        """(layers specialized, instructions of the inference, bytes of code added) under `optimize`."""
+        chosen = [r for r in self.rows if tune.pays(tune.Variant(r[4] - r[5], r[6], True), optimize)]
+        return len(chosen), self.whole - sum(r[4] - r[5] for r in chosen), sum(r[6] for r in chosen)
+
+
+def tune_layers(graph, plan, target, work, exits=None) -> Tuning:
+    """Measure every layer that may run specialized, shared and specialized, on `target`'s QEMU
+    board and build (see the module docstring); cache the result for `optimize`. The code a
+    layer's specialization adds is the growth of the ELF's text with that layer alone specialized
+    (its function and the clones of helpers the compiler made for its constants). `work`: a
+    directory for the builds."""
+    board, dsp = board_for(target), bool(getattr(target, "dsp", False))
+    goals = _build_goals(board, dsp)
+
+    def build(variant: str, layers, profile: bool = True) -> Path:
+        return emit_c(graph, Path(work) / variant, target=target, plan=plan, exits=exits, profile=profile,
+                      fit_check=False, specialized=layers)
+
+    def text(directory: Path) -> int:
+        make(directory, "cortex-m", *goals, tool="arm-none-eabi-gcc")
+        out = subprocess.run(["arm-none-eabi-size", f"{prefix_of(directory)}.elf"], cwd=directory, capture_output=True,
+                             text=True, check=True).stdout
+        return int(out.splitlines()[1].split()[0])
+
+    shared_dir, special_dir = build("shared", ()), build("specialized", [n.name for n in graph.nodes])
+    xs = random_inputs(shared_dir)
+    shared, special = (qemu_layers(d, xs, board, dsp) for d in (shared_dir, special_dir))
+    prefix, base = prefix_of(special_dir), text(shared_dir)
+    symbols = subprocess.run(["arm-none-eabi-nm", f"{prefix}_profile.elf"], cwd=special_dir, capture_output=True,
+                             text=True, check=True).stdout
+    candidates = {int(i) for i in re.findall(rf" [tT] {prefix}_layer(\d+)$", symbols, re.MULTILINE)}
+    rows = tuple((i, a.name, a.op, a.kind, a.instructions, b.instructions, text(build("one", [a.name], False)) - base)
+                 for i, (a, b) in enumerate(zip(shared.layers, special.layers))
+                 if i in candidates and a.instructions is not None and b.instructions is not None)
+    e = CEmitter(graph, resolve_plan(graph, plan))
+    e.lower_all()
+    cache = tune.store(tune_key(e, target), {r[1]: tune.Variant(r[4] - r[5], r[6], True) for r in rows})
+    return Tuning(board, dsp, rows, shared.whole, cache)
 
 
 def latency_basis(core: str, target) -> tuple[float | None, str]:

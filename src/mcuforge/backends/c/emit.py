@@ -46,7 +46,7 @@ from ...ir.graph import Graph, Node, Value
 from ...ir.types import DType
 from ...version import __version__
 from ..base import plan_for, write_files
-from . import ops, packed
+from . import ops, packed, tune
 
 KERNELS_DIR = Path(__file__).with_name("kernels")
 ALIGNMENT = 16  # arena and weight offsets; what the planner aligns to
@@ -67,6 +67,7 @@ class NodeCode:
     structs: list[tuple[str, str, str]] = field(default_factory=list)  # (C type, name, initializer)
     calls: list[str] = field(default_factory=list)
     exit: dict | None = None  # an early exit's test after this node (exits.py)
+    special: bool = False  # its own function, its kernel specialized (tune.py)
 
 
 class Blob:
@@ -196,6 +197,32 @@ def layer_kind(n: Node) -> str:
     return "other"
 
 
+def tune_key(e: CEmitter, target) -> str:
+    """The key of this model's `bench --tune` measurements for `target`'s core and build (tune.py)."""
+    code = "\n".join(f"{c.comment}\n{c.structs}\n{c.calls}" for c in e.nodes)
+    return tune.cache_key(code, getattr(target, "core", "cortex-m4"), bool(getattr(target, "dsp", False)))
+
+
+def specialize(e: CEmitter, optimize: str, target, layers=None) -> tuple[str, int]:
+    """Marks the layers that `optimize` runs specialized (tune.py), or the candidates among
+    `layers` if given, their calls renamed to the kernels' inline copies; returns what the choice
+    rests on and the bytes of code it adds."""
+    tune.check(optimize)
+    order = {n.name: n for n in e.graph.nodes}
+    measured, added = tune.load(tune_key(e, target)), 0
+    for name, c in zip(e.plan.schedule, e.nodes):
+        if not c.calls or any(call.split("(")[0] not in tune.SPECIALIZABLE for call in c.calls):
+            continue
+        n = order[name]
+        v = (measured or {}).get(name) or tune.estimate(n, layer_kind(n))
+        if name in layers if layers is not None else tune.pays(v, optimize):
+            c.special, c.calls = True, [call.replace("(", "_special(", 1) for call in c.calls]
+            added += v.code_bytes
+    if layers is not None:
+        return "the caller", added
+    return "measurements of `mcuforge bench --tune`" if measured else "the cost model", added
+
+
 def _c_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "{" + ", ".join(str(int(x)) for x in v) + "}"
@@ -229,20 +256,23 @@ def _io(e: CEmitter, v: Value, i: int) -> dict:
 
 
 def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
-             exits=None, profile: bool = False, fit_check: bool = True) -> dict[str, bytes]:
-    """File name -> content of the C project for `graph` (see the module docstring)."""
+             exits=None, profile: bool = False, fit_check: bool = True, optimize: str = "balanced",
+             specialized=None) -> dict[str, bytes]:
+    """File name -> content of the C project for `graph` (see the module docstring); `optimize`
+    picks the layers that run specialized (tune.py), `specialized` (node names) overrides it."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise UsageError(f"C prefix '{prefix}' is not a C identifier", "use letters, digits and _, e.g. --prefix kws")
     plan = resolve_plan(graph, plan)
     e = CEmitter(graph, plan)
     e.lower_all()
+    basis, special_code = specialize(e, optimize, target, specialized)
     from .exits import add_exit_checks
     exit_records, exit_helpers = add_exit_checks(e, graph, exits or [])
     inputs = [_io(e, v, i) for i, v in enumerate(graph.inputs)]
     outputs = [_io(e, v, i) for i, v in enumerate(graph.outputs)]
     files = sorted({ops.KERNEL_FILES[k] for k in e.kernels})
     if target is not None and fit_check:
-        code = RUNTIME_CODE + sum(ops.CODE_BYTES[f] for f in files) + ops.CALL_BYTES * e.n_calls
+        code = RUNTIME_CODE + sum(ops.CODE_BYTES[f] for f in files) + ops.CALL_BYTES * e.n_calls + special_code
         is_float = any(v.dtype == DType.f32 for n in graph.nodes for v in n.outputs)
         check_fit(target, plan, len(e.blob.data), code_bytes=code, runtime_ram=RUNTIME_RAM, is_float=is_float)
     int16 = any(f.endswith("_s16.c") for f in files)  # the int16 kernels use mcuforge_int8.h's arithmetic too
@@ -252,7 +282,9 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
                PREFIX=prefix.upper(), inputs=inputs, outputs=outputs, plan=plan, nodes=e.nodes,
                weight_rows=e.blob.rows(), row_bytes=ROW, weight_bytes=len(e.blob.data), weights=e.blob.entries,
                kernel_files=files, arena_bytes=max(plan.arena_bytes, 1), exits=exit_records,
-               exit_helpers=exit_helpers, profile=profile)
+               exit_helpers=exit_helpers, profile=profile, optimize=optimize, basis=basis,
+               special_files=sorted({tune.SPECIALIZABLE[c.split("(")[0].removesuffix("_special")]
+                                     for n in e.nodes if n.special for c in n.calls}))
     out = {f"{prefix}.h": "model.h.j2", f"{prefix}.c": "model.c.j2", "Makefile": "Makefile.j2",
            "main_host.c": "main_host.c.j2", "main_qemu.c": "main_qemu.c.j2", "startup_mps2.c": "startup_mps2.c.j2",
            "mps2.ld": "mps2.ld.j2"}
@@ -271,8 +303,10 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
 
 
 def emit_c(graph: Graph, out_dir, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
-           exits=None, profile: bool = False, fit_check: bool = True) -> Path:
+           exits=None, profile: bool = False, fit_check: bool = True, optimize: str = "balanced",
+           specialized=None) -> Path:
     """Write the C project for `graph` into `out_dir` (created); returns the directory. Everything
     is rendered (and the fit checked) before the first file is written."""
-    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, profile=profile, fit_check=fit_check)
+    files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, profile=profile, fit_check=fit_check,
+                     optimize=optimize, specialized=specialized)
     return write_files(out_dir, files)

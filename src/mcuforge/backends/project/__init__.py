@@ -42,6 +42,7 @@ _DWT = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")  # co
 @dataclass(frozen=True)
 class ProjectOptions:
     fit_check: bool = True  # refuse a model that exceeds the target's SRAM or flash (DoesNotFitError)
+    optimize: str = "balanced"  # which layers run specialized kernels (backends/c/tune.py)
     seed: int = 0  # of the test vector's inputs
 
 
@@ -75,10 +76,11 @@ def example_vector(graph, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndar
 
 
 def render_project(graph, target, *, prefix: str = "model", plan=None, exits=None, fit_check: bool = True,
-                   seed: int = 0) -> dict[str, bytes]:
+                   seed: int = 0, optimize: str = "balanced") -> dict[str, bytes]:
     """File name -> content of the firmware project (see the module docstring)."""
     _check_target(target)
-    c_files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, fit_check=fit_check)
+    c_files = render_c(graph, prefix=prefix, target=target, plan=plan, exits=exits, fit_check=fit_check,
+                       optimize=optimize)
     library = {f"src/{Path(name).name}": data for name, data in c_files.items()
                if name.startswith("kernels/") or name in (f"{prefix}.c", f"{prefix}.h")}
     xs, ys = example_vector(graph, seed)
@@ -103,7 +105,7 @@ def render_project(graph, target, *, prefix: str = "model", plan=None, exits=Non
 def write(graph, out: Path, ctx, options: ProjectOptions, prefix: str) -> Path:
     options = options or ProjectOptions()
     files = render_project(graph, ctx.target, prefix=prefix, plan=ctx.plan, exits=ctx.exits,
-                           fit_check=options.fit_check, seed=options.seed)
+                           fit_check=options.fit_check, seed=options.seed, optimize=options.optimize)
     return write_files(out / "project", files)
 
 

@@ -13,9 +13,9 @@ static inline void copy_bytes(int8_t *to, const int8_t *from, int32_t n) {
     for (; n > 0; --n) *to++ = *from++;
 }
 
-void mcuforge_conv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
-                        const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y,
-                        int8_t *scratch) {
+MCUFORGE_KERNEL(mcuforge_conv2d_s8)(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x,
+                                    const int8_t *w, const int32_t *bias, const int32_t *multiplier,
+                                    const int32_t *shift, int8_t *y, int8_t *scratch) {
     /* Padding is read as in_zp (im2col fills it in), so every tap adds x * w - in_zp * w and
      * `bias` already holds the conv's bias minus in_zp * (sum of the channel's weights). One
      * output row at a time: its im2col columns times the group's weights, a GEMM. */
@@ -179,8 +179,8 @@ static __attribute__((noinline)) void dw_window4_dsp(int32_t *acc, const int8_t 
                      "str %[t0], [sp, #4]\n\t"                                                                        \
                      "bne 1b\n\t"                                                                                     \
                      "add sp, sp, #16"                                                                                \
-                     : [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [x] "+r"(x), [w] "+r"(w),     \
-                       [rc] "+r"(rc), [y] "+r"(y), [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3)         \
+                     : [s0] "=&r"(s0), [s1] "=&r"(s1), [s2] "=&r"(s2), [s3] "=&r"(s3), [x] "+&r"(x), [w] "+&r"(w),     \
+                       [rc] "+&r"(rc), [y] "+&r"(y), [t0] "+&r"(t0), [t1] "+&r"(t1), [t2] "+&r"(t2), [t3] "+&r"(t3)         \
                      : [xs] "r"(xs), [ws] "r"(ws)                                                                     \
                      : "cc", "memory")
 static inline void dw3x3_pixel_dsp(const int8_t *x, const int8_t *w, int32_t xs, int32_t ws, int32_t x_row,
@@ -303,8 +303,9 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
 }
 #endif
 
-void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
-                          const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
+MCUFORGE_KERNEL(mcuforge_dwconv2d_s8)(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x,
+                                      const int8_t *w, const int32_t *bias, const int32_t *multiplier,
+                                      const int32_t *shift, int8_t *y) {
     /* Blocks of MCUFORGE_RQ_LANES output channels (int32 sums on the stack), each over every output pixel */
     const int32_t mult = p->out_c / p->in_c;
     int32_t xs[4], ys[4], n, oy, ox, ky, kx, o, o0;
@@ -350,9 +351,9 @@ void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, con
     }
 }
 
-void mcuforge_conv_transpose2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x,
-                                  const int8_t *w, const int32_t *bias, const int32_t *multiplier,
-                                  const int32_t *shift, int8_t *y, int32_t *scratch) {
+MCUFORGE_KERNEL(mcuforge_conv_transpose2d_s8)(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x,
+                                              const int8_t *w, const int32_t *bias, const int32_t *multiplier,
+                                              const int32_t *shift, int8_t *y, int32_t *scratch) {
     /* scratch[oy][ox][o] collects the int32 sums of one image, then is requantized */
     const int32_t cg = p->in_c / p->groups, og = p->out_c / p->groups, size = p->out_h * p->out_w * p->out_c;
     int32_t xs[4], ys[4], n, iy, ix, c, ky, kx, o, o0, i;

@@ -4,7 +4,7 @@
 
 #include "mcuforge.h"
 
-void mcuforge_copy(const mcuforge_copy_shape *p, const void *src, void *dst) {
+MCUFORGE_KERNEL(mcuforge_copy)(const mcuforge_copy_shape *p, const void *src, void *dst) {
     const int32_t last = p->rank - 1, n = p->shape[last], e = p->elem;
     const int32_t ss = p->src_stride[last] * e, ds = p->dst_stride[last] * e;
     const uint8_t *s = (const uint8_t *)src;
@@ -30,13 +30,14 @@ void mcuforge_copy(const mcuforge_copy_shape *p, const void *src, void *dst) {
     }
 }
 
-void mcuforge_fill(void *dst, const void *value, int32_t elem, int32_t count) {
+MCUFORGE_KERNEL(mcuforge_fill)(void *dst, const void *value, int32_t elem, int32_t count) {
     uint8_t *d = (uint8_t *)dst;
     int32_t i;
     for (i = 0; i < count; ++i) memcpy(d + (ptrdiff_t)i * elem, value, (size_t)elem);
 }
 
-void mcuforge_resize_nearest(const mcuforge_resize *p, const void *x, void *y, const int32_t *ys, const int32_t *xs) {
+MCUFORGE_KERNEL(mcuforge_resize_nearest)(const mcuforge_resize *p, const void *x, void *y, const int32_t *ys,
+                                         const int32_t *xs) {
     const uint8_t *src = (const uint8_t *)x;
     uint8_t *dst = (uint8_t *)y;
     int32_t is[4], os[4], n, oy, ox, c;

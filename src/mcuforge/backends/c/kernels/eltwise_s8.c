@@ -175,7 +175,7 @@ static int add_pair_init(pair_stage *f, const mcuforge_qadd *q) {
                      "cmp %[y], %[t1]\n\t"                                                                        \
                      "bne 1b\n\t"                                                                                 \
                      "add sp, sp, #8"                                                                             \
-                     : [h] "+r"(h), [g] "+r"(g), [y] "+r"(y), [wh] "=&r"(wh), [wg] "=&r"(wg), [t1] "+r"(t1),      \
+                     : [h] "+&r"(h), [g] "+&r"(g), [y] "+&r"(y), [wh] "=&r"(wh), [wg] "=&r"(wg), [t1] "+&r"(t1),      \
                        [t2] "=&r"(t2)                                                                             \
                      : [off] "r"(f->off), [gc] "r"(f->gc), [gm] "r"(f->gm), [gr] "r"(f->gr), [m] "r"(f->m),       \
                        [c] "r"(f->c), [r] "r"(f->r)                                                               \
@@ -213,7 +213,7 @@ static void pair_words_dsp(const pair_stage *f, int32_t mul, const int8_t *h, co
                          "cmp %[y], %[t1]\n\t"
                          "bne 1b\n\t"
                          "add sp, sp, #8"
-                         : [a] "+r"(h), [b] "+r"(g), [y] "+r"(y), [wa] "=&r"(wh), [wb] "=&r"(wg), [t1] "+r"(t1),
+                         : [a] "+&r"(h), [b] "+&r"(g), [y] "+&r"(y), [wa] "=&r"(wh), [wb] "=&r"(wg), [t1] "+&r"(t1),
                            [t2] "=&r"(t2), [ea] "=&r"(ea), [eb] "=&r"(eb)
                          : [za] "r"(za | za << 16), [zb] "r"(zb | zb << 16), [m] "r"(f->m), [c] "r"(f->c),
                            [r] "r"(f->r)
@@ -234,7 +234,7 @@ static void pair_words_dsp(const pair_stage *f, int32_t mul, const int8_t *h, co
                     "sel %[w], %[w], %[lo]\n\t"
                     "ssub8 %[t], %[hi], %[w]\n\t"
                     "sel %[w], %[w], %[hi]"
-                    : [w] "+r"(w), [t] "=&r"(t2)
+                    : [w] "+&r"(w), [t] "=&r"(t2)
                     : [lo] "r"(lo), [hi] "r"(hi)
                     : "cc");
             memcpy(y0, &w, 4);
@@ -295,7 +295,8 @@ static void pair_rows(const mcuforge_bcast *p, const pair_stage *f, int32_t mul,
     }
 }
 
-void mcuforge_add_s8(const mcuforge_bcast *p, const mcuforge_qadd *q, const int8_t *a, const int8_t *b, int8_t *y) {
+MCUFORGE_KERNEL(mcuforge_add_s8)(const mcuforge_bcast *p, const mcuforge_qadd *q, const int8_t *a, const int8_t *b,
+                                 int8_t *y) {
     add_input ia, ib;
     out_stage o;
     pair_stage f;
@@ -310,7 +311,8 @@ void mcuforge_add_s8(const mcuforge_bcast *p, const mcuforge_qadd *q, const int8
         mcuforge_add_s8_any(p, q, a, b, y);
 }
 
-void mcuforge_mul_s8(const mcuforge_bcast *p, const mcuforge_qadd *q, const int8_t *a, const int8_t *b, int8_t *y) {
+MCUFORGE_KERNEL(mcuforge_mul_s8)(const mcuforge_bcast *p, const mcuforge_qadd *q, const int8_t *a, const int8_t *b,
+                                 int8_t *y) {
     add_input none = {0, 0, 0, 0, 0};
     out_stage o;
     pair_stage f;
@@ -323,18 +325,18 @@ void mcuforge_mul_s8(const mcuforge_bcast *p, const mcuforge_qadd *q, const int8
         mcuforge_mul_s8_any(p, q, a, b, y);
 }
 
-void mcuforge_lut_s8(const int8_t *x, int8_t *y, int32_t n, const int8_t *table) {
+MCUFORGE_KERNEL(mcuforge_lut_s8)(const int8_t *x, int8_t *y, int32_t n, const int8_t *table) {
     int32_t i;
     for (i = 0; i < n; ++i) y[i] = table[x[i] + 128];
 }
 
-void mcuforge_clamp_s8(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi) {
+MCUFORGE_KERNEL(mcuforge_clamp_s8)(const int8_t *x, int8_t *y, int32_t n, int32_t lo, int32_t hi) {
     int32_t i;
     for (i = 0; i < n; ++i) y[i] = mcuforge_sat8(x[i], lo, hi);
 }
 
-void mcuforge_requantize(const void *x, int32_t in_type, void *y, int32_t out_type, int32_t n, int32_t in_zp,
-                         int32_t out_zp, int32_t multiplier, int32_t shift) {
+MCUFORGE_KERNEL(mcuforge_requantize)(const void *x, int32_t in_type, void *y, int32_t out_type, int32_t n,
+                                     int32_t in_zp, int32_t out_zp, int32_t multiplier, int32_t shift) {
     static const int64_t lo[] = {-128, 0, -32768, INT32_MIN}, hi[] = {127, 255, 32767, INT32_MAX};
     int32_t i;
     for (i = 0; i < n; ++i) {

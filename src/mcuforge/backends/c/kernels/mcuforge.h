@@ -28,6 +28,29 @@
 #define MCUFORGE_ALIGNED(n) /* the arena is then only as aligned as the compiler makes it */
 #endif
 
+/* The definition of a kernel that a layer may run specialized (backends/c/tune.py): the library
+ * function; or, where a model's C defines MCUFORGE_SPECIALIZE and includes the kernel file, a
+ * static always-inline copy, name_special, that each specialized layer's own function calls with
+ * its `static const` parameters, so the compiler folds the layer's shapes, strides and offsets
+ * into constants (unrolled loops, dead branches dropped: more code, fewer instructions). */
+#if !defined(MCUFORGE_SPECIALIZE)
+#define MCUFORGE_KERNEL(name) void name
+#elif defined(__GNUC__) || defined(__clang__)
+#define MCUFORGE_KERNEL(name) static inline __attribute__((always_inline)) void name##_special
+#else
+#define MCUFORGE_KERNEL(name) static inline void name##_special
+#endif
+/* A specialized layer's function is its own (noinline: its code size is measurable) and ends in a
+ * compiler barrier: without it arm-none-eabi-gcc 12.2 (-O1 and above) dropped the call of a
+ * layer holding a specialized strided copy, as if it had no side effects (the every-build tests). */
+#if defined(__GNUC__) || defined(__clang__)
+#define MCUFORGE_NOINLINE __attribute__((noinline))
+#define MCUFORGE_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define MCUFORGE_NOINLINE
+#define MCUFORGE_BARRIER() ((void)0)
+#endif
+
 /* Convolution geometry (conv1d, conv2d, depthwise, transposed). */
 typedef struct {
     int32_t n, in_h, in_w, in_c;

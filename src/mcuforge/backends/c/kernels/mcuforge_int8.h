@@ -247,6 +247,7 @@ static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32
     int32_t s00 = (int32_t)(intptr_t)x, s01 = 0, s10 = 0, s11 = 0, n = 0;
     uintptr_t t0 = (uintptr_t)bias, t1 = (uintptr_t)acc, t2 = (uintptr_t)pairs, t3 = (uintptr_t)quads;
     uintptr_t t4 = (uintptr_t)(2 * depth - 4 * quads), t5 = 0;
+    int32_t st = depth; /* in and out, as every operand, so that no two share a register (equal constants could) */
     const int8_t *xp = x;
     /* volatile: it stores to acc, which no operand says */
     __asm__ volatile("str %[t4], [sp, #-4]!\n\t" /* [sp, #20]: the weights' step to the next pair */
@@ -282,8 +283,8 @@ static inline void mcuforge_pairs2x2_dsp(const int8_t *x, const int8_t *w, int32
                      "add sp, sp, #24"
                      : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11), [x] "+r"(xp),
                        [w] "+r"(w), [n] "+r"(n), [t0] "+r"(t0), [t1] "+r"(t1), [t2] "+r"(t2), [t3] "+r"(t3),
-                       [t4] "+r"(t4), [t5] "+r"(t5)
-                     : [st] "r"(depth), [row] "i"(MCUFORGE_RQ_LANES * 4)
+                       [t4] "+r"(t4), [t5] "+r"(t5), [st] "+r"(st)
+                     : [row] "i"(MCUFORGE_RQ_LANES * 4)
                      : "cc", "memory");
 }
 #undef MCUFORGE_DOT2X2_STEP

@@ -23,7 +23,7 @@ static inline void sum4(const int8_t *x, int32_t rows, int32_t cols, int32_t row
 #define MCUFORGE_SUM4(w)                                   \
     __asm__("sxtab16 %[e], %[e], %[x]\n\t"                 \
             "sxtab16 %[o], %[o], %[x], ror #8"             \
-            : [e] "+r"(even), [o] "+r"(odd)                \
+            : [e] "+&r"(even), [o] "+&r"(odd)                \
             : [x] "r"(w))
 #else
 #define MCUFORGE_SUM4(w) ((w) ^= 0x80808080u, even += (w) & 0x00ff00ffu, odd += (w) >> 8 & 0x00ff00ffu)
@@ -64,7 +64,8 @@ static inline void sum4_window(const int8_t *x, int32_t rows, int32_t cols, int3
                  row_step, col_step, s);
 }
 
-void mcuforge_avg_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y, int32_t act_min, int32_t act_max) {
+MCUFORGE_KERNEL(mcuforge_avg_pool_s8)(const mcuforge_pool *p, const int8_t *x, int8_t *y, int32_t act_min,
+                                      int32_t act_max) {
     const int32_t c = p->c, row = p->in_w * c;
     int32_t n, oy, ox, c0, j, iy, ix;
     if (!p->nhwc || c < 4) {
@@ -96,8 +97,8 @@ void mcuforge_avg_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y, in
     }
 }
 
-void mcuforge_mean_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t r, int32_t inner, int32_t in_zp,
-                      int32_t out_zp, int32_t multiplier, int32_t shift) {
+MCUFORGE_KERNEL(mcuforge_mean_s8)(const int8_t *x, int8_t *y, int32_t outer, int32_t r, int32_t inner, int32_t in_zp,
+                                  int32_t out_zp, int32_t multiplier, int32_t shift) {
     int32_t o, i, j;
     if (inner < 4) {
         mcuforge_mean_s8_any(x, y, outer, r, inner, in_zp, out_zp, multiplier, shift);
@@ -117,12 +118,12 @@ void mcuforge_mean_s8(const int8_t *x, int8_t *y, int32_t outer, int32_t r, int3
         }
 }
 
-#if defined(MCUFORGE_USE_DSP)
 static MCUFORGE_DEFINE_MAX_POOL(int8_t, s8_any, -128)
 
+#if defined(MCUFORGE_USE_DSP)
 /* channels last with the DSP extension: per tap the maxima of four channels at once (SSUB8 sets
  * the GE flags of the bytes where the input is at least the maximum, SEL takes those) */
-void mcuforge_max_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y) {
+MCUFORGE_KERNEL(mcuforge_max_pool_s8)(const mcuforge_pool *p, const int8_t *x, int8_t *y) {
     const int32_t c = p->c;
     int32_t n, oy, ox, ky, kx, c0;
     if (!p->nhwc || c < 4) {
@@ -144,7 +145,7 @@ void mcuforge_max_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y) {
                     memcpy(&w, x + ((n * p->in_h + iy) * p->in_w + ix) * c + at, 4);
                     __asm__("ssub8 %[t], %[w], %[m]\n\t"
                             "sel %[m], %[w], %[m]"
-                            : [m] "+r"(m), [t] "=&r"(t)
+                            : [m] "+&r"(m), [t] "=&r"(t)
                             : [w] "r"(w)
                             : "cc");
                 }
@@ -154,5 +155,7 @@ void mcuforge_max_pool_s8(const mcuforge_pool *p, const int8_t *x, int8_t *y) {
     }
 }
 #else
-MCUFORGE_DEFINE_MAX_POOL(int8_t, s8, -128)
+MCUFORGE_KERNEL(mcuforge_max_pool_s8)(const mcuforge_pool *p, const int8_t *x, int8_t *y) {
+    mcuforge_max_pool_s8_any(p, x, y);
+}
 #endif
