@@ -122,6 +122,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     kernels specialized with their constants (`backends.c.tune`; measured by `mcuforge bench --tune`).
     """
     from ..backends import get as backend
+    from ..backends.c.tune import check as check_optimize
     from ..backends.onnx import OnnxOptions
     from ..frontends.load import load_model
     from ..passes.base import PassContext
@@ -129,8 +130,6 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     from ..passes.pipelines import resolve, with_legalization, with_pruning
     from .html_report import render_html
     from .report import Report
-
-    from ..backends.c.tune import check as check_optimize
     check_optimize(optimize)
     emit = (emit,) if isinstance(emit, str) else tuple(emit or ())
     backends = {name: backend(name) for name in emit}
