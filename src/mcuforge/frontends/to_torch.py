@@ -320,12 +320,16 @@ IMPLS["reduce"] = lambda s, x: {"sum": torch.sum, "max": torch.amax, "min": torc
 
 # ---------------------------------------------------------------- data movement
 
-@_impl("reshape")
-def _reshape(s, x):
-    shape, (x_shape,) = list(s.attrs["shape"]), s.in_shapes
+def batch_free(shape, x_shape) -> list[int]:
+    """A reshape's target `shape` with -1 on the leading axis where it keeps the leading (batch)
+    axis of the input's static `x_shape`, so that any batch size works."""
+    shape = list(shape)
     if shape and x_shape and shape[0] == x_shape[0] and math.prod(shape[1:]) == math.prod(x_shape[1:]):
-        shape[0] = -1  # the batch axis stays: any batch size works
-    return torch.reshape(x, shape)
+        shape[0] = -1
+    return shape
+
+
+IMPLS["reshape"] = lambda s, x: torch.reshape(x, batch_free(s.attrs["shape"], s.in_shapes[0]))
 
 
 @_impl("slice")
