@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import mcuforge
+from mcuforge import zoo
 from mcuforge.ir.early_exit import quantize_input
 from mcuforge.ir.interpreter import dequantize
 from tests.support.cbuild import host_run
@@ -149,3 +150,16 @@ def test_errors():
         mcuforge.qat(net, (torch.zeros(shape),), calibration=np.zeros(shape, np.float32), weights="int3")
     with pytest.raises(mcuforge.UsageError, match="quantized already"):
         mcuforge.compile(q, emit=(), quantize="int8")
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_every_zoo_model_exact(name, float_zoo):
+    graph, (example,) = float_zoo(name)
+    calibration = [np.random.default_rng(i).standard_normal(example.shape).astype(np.float32) for i in range(2)]
+    q = mcuforge.qat(graph, calibration=calibration)
+    x = torch.from_numpy(calibration[0] + 0.1)
+    ys = q(x)
+    ys = ys if isinstance(ys, tuple) else (ys,)
+    art = mcuforge.compile(q, emit=(), io="float")
+    for got, want in zip(ys, art.run(x), strict=True):
+        np.testing.assert_array_equal(got.detach().numpy(), want)
