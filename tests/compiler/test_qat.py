@@ -163,3 +163,16 @@ def test_every_zoo_model_exact(name, float_zoo):
     art = mcuforge.compile(q, emit=(), io="float")
     for got, want in zip(ys, art.run(x), strict=True):
         np.testing.assert_array_equal(got.detach().numpy(), want)
+
+
+def test_onnx_exports(tmp_path):
+    import onnxruntime as ort
+    _, shape, q = _make("residual", weights="int4g32")
+    _train(q, shape)
+    x = torch.randn(*shape)
+    qdq = mcuforge.compile(q, emit=("onnx",), out_dir=tmp_path / "qdq")  # QDQ, as after PTQ: the trained weights
+    assert qdq.ctx.qdq_graph.count("dequantize") and qdq.files["onnx"].is_file()
+    exact = mcuforge.compile(q, emit=("onnx",), onnx="integer", io="float", out_dir=tmp_path / "integer")
+    session = ort.InferenceSession(str(exact.files["onnx"]))
+    (got,) = session.run(None, {exact.graph.inputs[0].name: x.numpy()})
+    np.testing.assert_array_equal(got, q(x).detach().numpy())

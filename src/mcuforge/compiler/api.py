@@ -48,17 +48,19 @@ def distill(teacher, student, data, epochs=1, T=4.0, alpha=0.5, **options) -> li
     return _distill(teacher, student, data, epochs, T, alpha, **options)
 
 
-def _qat_graph(model, io: str, quantize, calibration, weights) -> Graph | None:
-    """The integer graph of a QAT module (None for any other model)."""
+def _qat_graph(model, io: str, quantize, calibration, weights) -> tuple[Graph | None, Graph | None]:
+    """The integer graph of a QAT module and its QDQ form (Nones for any other model)."""
     if "torch" not in sys.modules:  # no torch, no QAT module: an ONNX or TFLite compile stays torch-free
-        return None
+        return None, None
+    from ..passes.base import PassContext
     from .qat import QAT
     if not isinstance(model, QAT):
-        return None
+        return None, None
     if quantize is not None or calibration is not None or weights is not None:
         raise UsageError("a QAT module is quantized already: its scheme, ranges and weight format were chosen by "
                          "mcuforge.qat", "compile it without quantize, calibration and weights")
-    return model.integer_graph(io)
+    ctx = PassContext()
+    return model.integer_graph(io, ctx), ctx.qdq_graph
 
 
 def load_onnx(path_or_model, input_shapes=None) -> Graph:
@@ -170,7 +172,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             h.stage(name)
 
     stage("load")
-    graph = _qat_graph(model, io, quantize, calibration, weights)
+    graph, qdq = _qat_graph(model, io, quantize, calibration, weights)
     graph = graph if graph is not None else load_model(model, example_inputs, input_shapes=input_shapes)
     pipeline = resolve(passes, emit)
     if prune is not None:
@@ -194,7 +196,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     # .tflite file's (TFLite Micro follows it); the other backend checks the plan covers it.
     planned = next((backends[b] for b in PLANNED_FOR if b in backends), None)
     ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch,
-                      overlap=planned and planned.overlap)
+                      overlap=planned and planned.overlap, qdq_graph=qdq)
     ctx = pm.run(graph, ctx)
     report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.quant, plan=ctx.plan)
     if tgt is not None and fit_check and not {"c", "project"} & set(backends):  # theirs adds runtime and code

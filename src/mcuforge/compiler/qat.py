@@ -17,14 +17,16 @@ the surrogate's gradient (`_Exact`). `mcuforge.compile(module, ...)` compiles
 Weight scales follow the weights (max |w| / 127 per channel, or the compressed format's), as after
 post-training quantization, so the module starts as the PTQ model. `learn_scales=True` also trains
 each activation range (lo, hi), LSQ-style: the step size (hi - lo) / 255 (int16: max(-lo, hi) /
-32767) gets the fake quantization's gradient, for every tensor whose parameters come from its own
-range (not those that take their input's, share a concat's, or have a kernel's fixed output scale).
+32767) gets the fake quantization's gradient, scaled by 1 / sqrt(elements x q_max), for every
+tensor whose parameters come from its own range (not those that take their input's, share a
+concat's, or have a kernel's fixed output scale).
 Limits: int8 and int16x8, without keep_float or mixed precision; batch_norm that fold-bn cannot fold
 and dropout are refused; reshapes keep the batch axis free (`to_torch.batch_free`), every other
 shape is the traced graph's. Each parameter update costs one re-quantization of the graph.
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -34,7 +36,7 @@ from torch import nn
 from ..analysis.calibrate import calibrate, load_samples
 from ..errors import UsageError
 from ..frontends.load import load_model
-from ..frontends.to_torch import IMPLS, Step, _torch_layout, batch_free
+from ..frontends.to_torch import IMPLS, Step, batch_free, torch_layout
 from ..ir.graph import Graph, Value
 from ..ir.interpreter import evaluate
 from ..ir.types import DType
@@ -115,7 +117,7 @@ class QAT(nn.Module):
                              "fold batch norms into a conv (fold-bn), remove dropout")
         self.graph, self.dtype, self.weights, self.per_channel = graph, dtype, weights, per_channel
         self.nodes = {n.name: n for n in graph.nodes}
-        trained = {n.inputs[i].name: _torch_layout(n, i) for n in graph.nodes if n.op in WEIGHTED
+        trained = {n.inputs[i].name: torch_layout(n, i) for n in graph.nodes if n.op in WEIGHTED
                    for i in (1, 2) if i < len(n.inputs) and n.inputs[i].is_const}
         self.param_keys, self.perms = _keys(trained), trained
         consts = {v.name: v for v in graph.constants()}
@@ -132,9 +134,10 @@ class QAT(nn.Module):
         lo, hi = (float(x) for x in self.ranges[self.range_keys[name]].detach())
         return min(lo, 0.0), max(hi, 0.0)
 
-    def integer_graph(self, io: str = "int8") -> Graph:
-        """The integer graph of the current parameters (lower-quantized's `io`: "int8" | "float")."""
-        g = self.graph.clone()
+    def integer_graph(self, io: str = "int8", ctx: PassContext | None = None) -> Graph:
+        """The integer graph of the current parameters (lower-quantized's `io`: "int8" | "float");
+        `ctx` gets its QDQ form (ctx.qdq_graph, the ONNX backend's export, as after `quantize`)."""
+        g, ctx = self.graph.clone(), ctx or PassContext()
         for v in g.constants():
             if v.name in self.param_keys:
                 data, perm = self.params[self.param_keys[v.name]].detach().cpu().numpy(), self.perms[v.name]
@@ -145,13 +148,14 @@ class QAT(nn.Module):
                 n.meta["float"] = reason
         insert_qdq(g, {name: self._range(name) for name in self.range_keys}, self.dtype, self.per_channel,
                    lambda n: "float" not in n.meta)
+        ctx.qdq_graph = g.clone()  # compress-weights gives it the compressed weights
         steps = [("lower-quantized", {"io": io})] + [("compress-weights", {"format": self.weights})] * bool(self.weights)
-        PassManager(steps).run(g, PassContext())
+        PassManager(steps).run(g, ctx)
         return g
 
     def _current(self) -> Graph:
         """integer_graph("int8"), made again only after a parameter changed."""
-        version = tuple((id(p), p._version) for p in self.parameters())
+        version = tuple((id(p), p._version) for p in self.parameters())  # counts in-place updates (optimizers)
         if self._cache[0] != version:
             self._cache = (version, self.integer_graph())
         return self._cache[1]
@@ -164,7 +168,9 @@ class QAT(nn.Module):
         if r is None or not r.requires_grad or range_params(*self._range(v.name), v.dtype.value) != v.type.quant:
             return s
         lo, hi = torch.clamp(r[0], max=0.0), torch.clamp(r[1], min=0.0)
-        return ((hi - lo) / 255 if v.dtype == DType.i8 else torch.maximum(-lo, hi) / 32767).float()
+        s = ((hi - lo) / 255 if v.dtype == DType.i8 else torch.maximum(-lo, hi) / 32767).float()
+        g = 1 / math.sqrt(v.type.numel * np.iinfo(v.dtype.np).max)  # LSQ's gradient scale, 1 / sqrt(N q_max)
+        return s * g + (s * (1 - g)).detach()
 
     def _operand(self, f, i: int, v: Value, env: dict):
         """Operand `i` of the float node `f` (None: quantize, requantize, dequantize) for its surrogate."""

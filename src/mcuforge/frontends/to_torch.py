@@ -129,7 +129,7 @@ def to_torch(graph: Graph) -> torch.fx.GraphModule:
     env = {id(v): b.tracer.create_proxy("placeholder", re.sub(r"\W", "_", v.name), (), {}) for v in graph.inputs}
     for n in graph.nodes:  # (a batch_norm gets its constants as such: they go into its submodule)
         args = [env[id(v)] if not v.is_const else v if n.op == "batch_norm"
-                else b.tensor(v, i in _PARAMETERS.get(n.op, ()), _torch_layout(n, i)) for i, v in enumerate(n.inputs)]
+                else b.tensor(v, i in _PARAMETERS.get(n.op, ()), torch_layout(n, i)) for i, v in enumerate(n.inputs)]
         step = Step(n.name, n.attrs, tuple(v.shape for v in n.inputs), tuple(v.shape for v in n.outputs), b)
         out = IMPLS[n.op](step, *args)
         env.update(zip(map(id, n.outputs), out if isinstance(out, tuple) else (out,)))
@@ -140,7 +140,7 @@ def to_torch(graph: Graph) -> torch.fx.GraphModule:
     return module.eval()
 
 
-def _torch_layout(node: Node, slot: int) -> tuple | None:
+def torch_layout(node: Node, slot: int) -> tuple | None:
     """Permutation from the IR layout of a conv weight to torch's, or None if they agree."""
     if slot != 1 or node.op not in ("conv1d", "conv2d", "conv_transpose2d") or node.attrs["layout"][1] == "C":
         return None
