@@ -150,6 +150,9 @@ def test_errors():
         mcuforge.qat(net, (torch.zeros(shape),), calibration=np.zeros(shape, np.float32), weights="int3")
     with pytest.raises(mcuforge.UsageError, match="quantized already"):
         mcuforge.compile(q, emit=(), quantize="int8")
+    unfoldable = nn.Sequential(nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1)).eval()
+    with pytest.raises(mcuforge.UsageError, match="batch_norm"):
+        mcuforge.qat(unfoldable, (torch.zeros(1, 4, 3, 3),), calibration=np.zeros((1, 4, 3, 3), np.float32))
 
 
 @pytest.mark.parametrize("name", zoo.names())

@@ -20,8 +20,8 @@ each activation range (lo, hi), LSQ-style: the step size (hi - lo) / 255 (int16:
 32767) gets the fake quantization's gradient, scaled by 1 / sqrt(elements x q_max), for every
 tensor whose parameters come from its own range (not those that take their input's, share a
 concat's, or have a kernel's fixed output scale).
-Limits: int8 and int16x8, without keep_float or mixed precision; batch_norm that fold-bn cannot fold
-and dropout are refused; reshapes keep the batch axis free (`to_torch.batch_free`), every other
+Limits: int8 and int16x8, without keep_float or mixed precision; a batch norm that fold-bn cannot
+fold is refused; reshapes keep the batch axis free (`to_torch.batch_free`), every other
 shape is the traced graph's. Each parameter update costs one re-quantization of the graph.
 """
 from __future__ import annotations
@@ -111,10 +111,10 @@ class QAT(nn.Module):
     def __init__(self, graph: Graph, ranges: dict, dtype: str, weights: str | None, per_channel: bool,
                  learn_scales: bool):
         super().__init__()
-        bad = [n for n in graph.nodes if n.op not in IMPLS or n.op in ("batch_norm", "dropout")]
+        bad = [n for n in graph.nodes if n.op not in IMPLS or n.op == "batch_norm"]  # (its torch form is a module)
         if bad:
             raise UsageError("QAT cannot train through " + ", ".join(f"%{n.name} ({n.op})" for n in bad),
-                             "fold batch norms into a conv (fold-bn), remove dropout")
+                             "put each batch norm right after a conv or linear layer, where fold-bn folds it")
         self.graph, self.dtype, self.weights, self.per_channel = graph, dtype, weights, per_channel
         self.nodes = {n.name: n for n in graph.nodes}
         trained = {n.inputs[i].name: torch_layout(n, i) for n in graph.nodes if n.op in WEIGHTED
