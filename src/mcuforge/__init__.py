@@ -8,7 +8,18 @@
 This file only re-exports; the code lives in the rooms a model flows through (frontends/, ir/,
 analysis/, passes/, backends/, compiler/; docs/ARCHITECTURE.md).
 """
-from .compiler.api import Artifact, compile, list_targets, load_onnx, load_target, load_tflite, to_torch, trace
+from .compiler.api import (
+                     Artifact,
+                     compile,
+                     distill,
+                     list_targets,
+                     load_onnx,
+                     load_target,
+                     load_tflite,
+                     qat,
+                     to_torch,
+                     trace,
+)
 from .errors import (
                      DoesNotFitError,
                      Error,
@@ -25,7 +36,7 @@ from .ir.parser import parse
 from .ir.printer import print_graph
 from .version import __version__
 
-__all__ = ["__version__", "compile", "trace", "to_torch", "load_onnx", "load_tflite", "load_target", "list_targets", "Artifact", "Graph", "parse",
+__all__ = ["__version__", "compile", "qat", "distill", "trace", "to_torch", "load_onnx", "load_tflite", "load_target", "list_targets", "Artifact", "Graph", "parse",
            "print_graph", "Error", "UnsupportedOpError", "UsageError", "ModelLoadError", "ShapeError",
            "VerifyError", "PassError", "ParseError", "DoesNotFitError"]
 

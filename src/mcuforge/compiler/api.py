@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import stat
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,34 @@ def to_torch(graph: Graph):
     """A float Graph -> torch.fx.GraphModule with real parameters (fine-tune it, trace it again)."""
     from ..frontends.to_torch import to_torch as _to_torch
     return _to_torch(graph)
+
+
+def qat(model, example_inputs=None, *, calibration, scheme="int8", weights=None, **options):
+    """`model` -> a torch module for exact quantization-aware training; `compile` it when trained
+    (see `mcuforge.compiler.qat`)."""
+    from .qat import qat as _qat
+    return _qat(model, example_inputs, calibration=calibration, scheme=scheme, weights=weights, **options)
+
+
+def distill(teacher, student, data, epochs=1, T=4.0, alpha=0.5, **options) -> list[float]:
+    """Fine-tunes `student` against `teacher` on `data` (see `mcuforge.compiler.distill`)."""
+    from .distill import distill as _distill
+    return _distill(teacher, student, data, epochs, T, alpha, **options)
+
+
+def _qat_graph(model, io: str, quantize, calibration, weights) -> tuple[Graph | None, Graph | None]:
+    """The integer graph of a QAT module and its QDQ form (Nones for any other model)."""
+    if "torch" not in sys.modules:  # no torch, no QAT module: an ONNX or TFLite compile stays torch-free
+        return None, None
+    from ..passes.base import PassContext
+    from .qat import QAT
+    if not isinstance(model, QAT):
+        return None, None
+    if quantize is not None or calibration is not None or weights is not None:
+        raise UsageError("a QAT module is quantized already: its scheme, ranges and weight format were chosen by "
+                         "mcuforge.qat", "compile it without quantize, calibration and weights")
+    ctx = PassContext()
+    return model.integer_graph(io, ctx), ctx.qdq_graph
 
 
 def load_onnx(path_or_model, input_shapes=None) -> Graph:
@@ -86,8 +115,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             optimize="balanced") -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
-    `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
-    or `zoo:NAME`. `passes` is a pipeline name ("float"), a textual spec ("fold-bn,fuse") or a
+    `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`,
+    `zoo:NAME`, or a module from `mcuforge.qat` (its integer graph, with its trained parameters). `passes` is a pipeline name ("float"), a textual spec ("fold-bn,fuse") or a
     list; None runs the default pipeline. `emit` names backends; files go to `out_dir`, written
     atomically (on failure nothing is left there). `debug=True` verifies the IR after every pass.
     `quantize="int8"|"int16x8"` adds calibrated quantization after the float passes: it needs
@@ -147,7 +176,8 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             h.stage(name)
 
     stage("load")
-    graph = load_model(model, example_inputs, input_shapes=input_shapes)
+    graph, qdq = _qat_graph(model, io, quantize, calibration, weights)
+    graph = graph if graph is not None else load_model(model, example_inputs, input_shapes=input_shapes)
     pipeline = resolve(passes, emit)
     if prune is not None:
         pipeline = with_pruning(pipeline, prune)
@@ -170,7 +200,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     # .tflite file's (TFLite Micro follows it); the other backend checks the plan covers it.
     planned = next((backends[b] for b in PLANNED_FOR if b in backends), None)
     ctx = PassContext(target=tgt, debug=debug, exits=exits or None, scratch=planned and planned.scratch,
-                      overlap=planned and planned.overlap)
+                      overlap=planned and planned.overlap, qdq_graph=qdq)
     ctx = pm.run(graph, ctx)
     report = Report.build(graph, pm.records, ctx.missed, ctx.stats, quant=ctx.quant, plan=ctx.plan)
     if tgt is not None and fit_check and not {"c", "project"} & set(backends):  # theirs adds runtime and code

@@ -129,7 +129,7 @@ def to_torch(graph: Graph) -> torch.fx.GraphModule:
     env = {id(v): b.tracer.create_proxy("placeholder", re.sub(r"\W", "_", v.name), (), {}) for v in graph.inputs}
     for n in graph.nodes:  # (a batch_norm gets its constants as such: they go into its submodule)
         args = [env[id(v)] if not v.is_const else v if n.op == "batch_norm"
-                else b.tensor(v, i in _PARAMETERS.get(n.op, ()), _torch_layout(n, i)) for i, v in enumerate(n.inputs)]
+                else b.tensor(v, i in _PARAMETERS.get(n.op, ()), torch_layout(n, i)) for i, v in enumerate(n.inputs)]
         step = Step(n.name, n.attrs, tuple(v.shape for v in n.inputs), tuple(v.shape for v in n.outputs), b)
         out = IMPLS[n.op](step, *args)
         env.update(zip(map(id, n.outputs), out if isinstance(out, tuple) else (out,)))
@@ -140,7 +140,7 @@ def to_torch(graph: Graph) -> torch.fx.GraphModule:
     return module.eval()
 
 
-def _torch_layout(node: Node, slot: int) -> tuple | None:
+def torch_layout(node: Node, slot: int) -> tuple | None:
     """Permutation from the IR layout of a conv weight to torch's, or None if they agree."""
     if slot != 1 or node.op not in ("conv1d", "conv2d", "conv_transpose2d") or node.attrs["layout"][1] == "C":
         return None
@@ -320,12 +320,16 @@ IMPLS["reduce"] = lambda s, x: {"sum": torch.sum, "max": torch.amax, "min": torc
 
 # ---------------------------------------------------------------- data movement
 
-@_impl("reshape")
-def _reshape(s, x):
-    shape, (x_shape,) = list(s.attrs["shape"]), s.in_shapes
+def batch_free(shape, x_shape) -> list[int]:
+    """A reshape's target `shape` with -1 on the leading axis where it keeps the leading (batch)
+    axis of the input's static `x_shape`, so that any batch size works."""
+    shape = list(shape)
     if shape and x_shape and shape[0] == x_shape[0] and math.prod(shape[1:]) == math.prod(x_shape[1:]):
-        shape[0] = -1  # the batch axis stays: any batch size works
-    return torch.reshape(x, shape)
+        shape[0] = -1
+    return shape
+
+
+IMPLS["reshape"] = lambda s, x: torch.reshape(x, batch_free(s.attrs["shape"], s.in_shapes[0]))
 
 
 @_impl("slice")
