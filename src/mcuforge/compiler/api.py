@@ -77,6 +77,12 @@ class Artifact:
         arrays = [x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x) for x in inputs]
         return run(self.graph, *arrays)
 
+    def session(self):
+        """An `interpreter.Session` of the compiled graph: call it frame after frame, its states
+        (a streaming model's) carried over; `reset()` starts again."""
+        from ..ir.interpreter import Session
+        return Session(self.graph)
+
 
 def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
