@@ -9,7 +9,6 @@ from mcuforge.errors import UnsupportedOpError
 from mcuforge.frontends.tflite import load_tflite
 from mcuforge.ir.interpreter import Session
 from mcuforge.ir.verify import verify
-from mcuforge.backends.tflite.emit import AlignedBuilder
 from tests.support import wakeword
 
 STATES = {"alexa": 6, "hey_jarvis": 6, "hey_mycroft": 6, "okay_nabu": 6}
@@ -38,9 +37,7 @@ def _edited(edit) -> bytes:
     """alexa.tflite after `edit(model, main subgraph, init subgraph)`."""
     m = fb.ModelT.InitFromPackedBuf(wakeword.model("alexa"), 0)
     edit(m, m.subgraphs[0], m.subgraphs[1])
-    builder = AlignedBuilder(1024)
-    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return wakeword.pack(m)
 
 
 def test_initialisation_that_computes_is_refused():

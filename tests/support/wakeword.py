@@ -60,6 +60,11 @@ def probe(data: bytes) -> bytes:
     extra = [int(o.inputs[1]) for o in sub.operators if code[o.opcodeIndex] == fb.BuiltinOperator.ASSIGN_VARIABLE]
     extra += [int(o.inputs[0]) for o in sub.operators if code[o.opcodeIndex] == fb.BuiltinOperator.LOGISTIC]
     sub.outputs = [int(i) for i in sub.outputs] + extra
+    return pack(m)
+
+
+def pack(m: fb.ModelT) -> bytes:
+    """A model (the schema's object API) as .tflite bytes."""
     builder = AlignedBuilder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
