@@ -88,7 +88,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False) -> Artifact:
+            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False, state=None) -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
     `model` is an nn.Module (with `example_inputs`), a Graph, an `.onnx` path, `file.py:factory`
@@ -123,6 +123,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     `latency=True` (with a target) runs the model's C once under QEMU with markers between layers
     and adds each layer's estimated cycles and milliseconds at the target's clock to the report
     (`backends.c.bench.estimate_latency`: an estimate, instructions times a per-core factor).
+    `state={"h_in": "h_out"}` makes input h_in a state fed back from output h_out (a hidden state
+    the model takes and returns; `frontends.load.with_states`): `art.session()` and the C code
+    carry it from call to call. A .tflite file's resource variables are states without it.
     """
     from ..backends import get as backend
     from ..backends.onnx import OnnxOptions
@@ -149,7 +152,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
             h.stage(name)
 
     stage("load")
-    graph = load_model(model, example_inputs, input_shapes=input_shapes)
+    graph = load_model(model, example_inputs, input_shapes=input_shapes, state=state)
     pipeline = resolve(passes, emit)
     if prune is not None:
         pipeline = with_pruning(pipeline, prune)

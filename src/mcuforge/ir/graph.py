@@ -91,6 +91,14 @@ class State:
     init: np.ndarray
 
 
+def _initial(type: TensorType, init) -> np.ndarray:
+    """A state's read-only initial value: `init`, or real zero (the zero point if quantized)."""
+    zero = type.quant.zero_point[0] if type.quant is not None and type.quant.axis is None else 0
+    init = np.full(type.shape, zero, type.dtype.np) if init is None else np.array(init, type.dtype.np)
+    init.flags.writeable = False
+    return init
+
+
 class Graph:
     def __init__(self, name: str = "main"):
         self.name = name
@@ -141,12 +149,16 @@ class Graph:
     def add_state(self, name: str, type: TensorType, init=None) -> Value:
         """A new state of `type` starting at `init` (None: real zero, the zero point if quantized);
         returns its read Value. Its write is set with `set_state_write`."""
-        zero = type.quant.zero_point[0] if type.quant is not None and type.quant.axis is None else 0
-        init = np.full(type.shape, zero, type.dtype.np) if init is None else np.array(init, type.dtype.np)
-        init.flags.writeable = False
         v = Value(self.unique_name(name), type)
-        self.states.append(State(v, None, init))
+        self.states.append(State(v, None, _initial(type, init)))
         return v
+
+    def feed_back(self, input: Value, output: Value, init=None):
+        """Graph input `input` becomes a state written from graph output `output`, which stops
+        being an output: a hidden state that the model takes and returns, carried by the runtime."""
+        self.inputs.remove(input)
+        self.outputs.remove(output)
+        self.states.append(State(input, output, _initial(input.type, init)))
 
     def state(self, read: Value) -> State | None:
         """The State whose read Value is `read`, or None."""
