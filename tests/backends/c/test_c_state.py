@@ -9,6 +9,7 @@ import pytest
 import mcuforge
 from mcuforge.backends.c.bench import qemu_outputs
 from mcuforge.backends.c.emit import emit_c
+from mcuforge.backends.c.size import measure
 from tests.support import wakeword
 from tests.support.cbuild import host_make
 
@@ -28,6 +29,10 @@ def test_micro_wake_word_in_c_matches_tflite_micro(tmp_path, name):
     assert f"#define MODEL_STATE_SIZE {art.plan.state_bytes}u" in header and "void model_reset(void);" in header
     assert art.plan.state_bytes >= sum(s.read.type.nbytes for s in art.graph.states)
     assert not set(art.plan.offsets) & set(art.plan.state_offsets)  # no state in the arena
+    assert f"state {art.plan.state_bytes:,} B outside the arena" in art.report.plan_summary()
+    size = measure(out)
+    assert size.state == art.plan.state_bytes and f"state {size.state:,} B" in str(size)
+    assert size.ram >= art.plan.arena_bytes + art.plan.state_bytes
 
 
 def test_reset_starts_the_stream_again(tmp_path):
