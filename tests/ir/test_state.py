@@ -73,4 +73,13 @@ def test_states_live_in_their_own_buffer():
     g = running_sum()
     plan = plan_memory(g, alignment=16)
     assert plan.state_offsets == {"s": 0} and plan.state_bytes == 16
-    assert "s" not in plan.offsets and plan.lifetimes["y"] == (0, 1)  # the write lives to the end
+    assert "s" not in plan.offsets and plan.state_commits == {"s": 0}  # copied in right after the add
+
+
+def test_a_write_is_committed_after_the_last_reader_of_the_old_value():
+    g = running_sum()
+    late = g.op("mul", [g.states[0].read, g.states[0].read], name="late")  # reads the old s after the relu
+    g.outputs.append(late)
+    plan = plan_memory(g, alignment=16)
+    assert plan.schedule == ["y", "out", "late"] and plan.state_commits == {"s": 2}
+    assert plan.lifetimes["y"] == (0, 2)  # kept until the copy

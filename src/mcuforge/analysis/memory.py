@@ -20,8 +20,9 @@
 `lower_bound_bytes` is the most bytes live at one step: no placement of these buffers does better.
 States (`Graph.states`) live outside the arena, in a state buffer of their own that persists
 between invocations (`state_offsets`, `state_bytes`: each state's read Value, aligned, in order):
-a read costs no arena bytes; a write lives to the last step like a graph output, and the backend
-copies it into the state buffer after the last step, when no reader of the old value is left.
+a read costs no arena bytes; a write is copied into the state buffer after its commit step
+(`state_commits`): the first step after which it is computed and no node is left to read the old
+value (what TFLite Micro's ASSIGN_VARIABLE does where the file has it), and it lives until then.
 `check_plan` verifies a plan, `format_timeline` draws it. Limits: shapes are static; the alias
 rules are local (no split views; overlaps only between a node's first input and its output).
 """
@@ -68,10 +69,11 @@ class MemoryPlan:
     overlaps: dict[str, tuple[str, int]] = field(default_factory=dict)
     state_offsets: dict[str, int] = field(default_factory=dict)  # state (its read Value) -> offset in the state buffer
     state_bytes: int = 0
+    state_commits: dict[str, int] = field(default_factory=dict)  # state -> the step after which its write is copied in
 
 
 def kept(graph: Graph) -> list[Value]:
-    """The values live to the end of an invocation: graph outputs and state writes (in the arena)."""
+    """The values no op may overwrite in place: graph outputs and state writes (in the arena)."""
     reads = {id(s.read) for s in graph.states}
     return [v for v in [*graph.outputs, *(s.write for s in graph.states)] if not v.is_const and id(v) not in reads]
 
@@ -125,8 +127,13 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
         for v in n.inputs:
             if not v.is_const and v not in reads:
                 last[v] = i
-    for v in kept(graph):
-        last[v] = end
+    for v in graph.outputs:
+        if not v.is_const:
+            last[v] = end
+    commits = _commits(graph, nodes)
+    for st in graph.states:
+        if st.write in first:
+            last[st.write] = max(last[st.write], commits[st.read.name])
     host = static_aliases(graph)
     span: dict[Value, list[int]] = {}  # root -> [first, last] of its group
     for v in first:
@@ -179,7 +186,15 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
                       lower_bound_bytes=lower_bound(buffers), alignment=alignment, algorithm=algorithm,
                       schedule=[n.name for n in nodes], offsets=offsets, sizes=sizes, lifetimes=lifetimes,
                       aliases={v.name: host[v][0].name for v in host if v.name in sizes}, overlaps=overlaps,
-                      state_offsets=state_offsets, state_bytes=state_bytes)
+                      state_offsets=state_offsets, state_bytes=state_bytes, state_commits=commits)
+
+
+def _commits(graph: Graph, nodes: list[Node]) -> dict[str, int]:
+    """Per state, the first step after which its write is computed and its read has no reader left."""
+    step = {id(n): i for i, n in enumerate(nodes)}
+    return {st.read.name: max([step.get(id(st.write.producer), 0),
+                               *(i for i, n in enumerate(nodes) if any(v is st.read for v in n.inputs))])
+            for st in graph.states}
 
 
 def _overlap(nodes, host, span, extent, pinned, overlap, every: bool) -> dict[str, tuple[str, int]]:

@@ -9,8 +9,8 @@ then dumb Jinja2 templates render them into files:
   memory (size and alignment checked), and per tensor its dtype, shape, bytes, arena offset and
   quantization parameters. A model with states (`Graph.states`, a streaming model's) keeps them in
   `<prefix>_state`, a static buffer of `<PREFIX>_STATE_SIZE` bytes outside the arena that persists
-  between calls: the layers read a state there, invoke copies its new value in after the last
-  layer, and `<prefix>_reset()` (called by the first invoke) puts back the initial values.
+  between calls: the layers read a state there, invoke copies its new value in as soon as no
+  layer is left to read the old one (the plan's `state_commits`), and `<prefix>_reset()` (called by the first invoke) puts back the initial values.
 - `<prefix>.c`: the weights as one aligned `const` blob (flash), written as string-literal rows:
   compilers read those ~10x faster than numeric initializer lists, which keeps multi-megabyte
   models buildable in seconds; a table in the comment gives each weight's offset. Then the op
@@ -234,8 +234,8 @@ def _io(e: CEmitter, v: Value, i: int) -> dict:
 
 
 def _states(e: CEmitter, graph: Graph) -> list[dict]:
-    """Per state: where it lives in the state buffer, how reset sets it (a byte to fill it with, or
-    its initial value in the weight blob) and where invoke copies its new value from."""
+    """Per state: where it lives in the state buffer and how reset sets it (a byte to fill it with,
+    or its initial value in the weight blob); the copy of its new value goes after its commit step."""
     records = []
     for s in graph.states:
         if s.write is not s.read and graph.state(s.write) is not None:
@@ -243,10 +243,13 @@ def _states(e: CEmitter, graph: Graph) -> list[dict]:
                                      "write it from a copy", "the C backend cannot emit:")
         raw = np.ascontiguousarray(s.init).view(np.uint8).reshape(-1)
         fill = int(raw[0]) if raw.size and np.all(raw == raw[0]) else None
-        records.append(dict(name=ops.c_text(s.read.name), offset=e.plan.state_offsets[s.read.name],
-                            bytes=s.read.type.nbytes, fill=fill, init=None if fill is not None else e.const(s.init, s.read.name),
-                            src=None if s.write is s.read else e.ptr(s.write), shape=list(s.read.shape),
-                            ctype=ops.CTYPES[s.read.dtype]))
+        offset = e.plan.state_offsets[s.read.name]
+        records.append(dict(name=ops.c_text(s.read.name), offset=offset, bytes=s.read.type.nbytes, fill=fill,
+                            init=None if fill is not None else e.const(s.init, s.read.name),
+                            shape=list(s.read.shape), ctype=ops.CTYPES[s.read.dtype]))
+        if s.write is not s.read and e.nodes:
+            e.nodes[e.plan.state_commits[s.read.name]].calls.append(
+                f"memcpy(STATE(uint8_t, {offset}), {e.ptr(s.write)}, {s.read.type.nbytes}); /* the new {records[-1]['name']} */")
     return records
 
 
