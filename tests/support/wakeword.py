@@ -26,7 +26,8 @@ FRAMES = 60  # 20 ms feature frames: more than every model's receptive field, so
 
 
 @lru_cache(maxsize=None)
-def _wheel() -> Path:
+def wheel() -> Path:
+    """The pymicro-wakeword wheel, fetched at the first call (skips the test without a registry)."""
     wheels = sorted(CACHE.glob("pymicro_wakeword-*.whl"))
     if not wheels:
         CACHE.parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def _wheel() -> Path:
 @lru_cache(maxsize=None)
 def model(name: str) -> bytes:
     """The .tflite bytes of microWakeWord model `name` (one of NAMES)."""
-    with zipfile.ZipFile(_wheel()) as z:
+    with zipfile.ZipFile(wheel()) as z:
         return z.read(f"pymicro_wakeword/models/{name}.tflite")
 
 
