@@ -130,7 +130,7 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
     for v in graph.outputs:
         if not v.is_const:
             last[v] = end
-    commits = _commits(graph, nodes)
+    commits = state_commits(graph, nodes)
     for st in graph.states:
         if st.write in first:
             last[st.write] = max(last[st.write], commits[st.read.name])
@@ -189,7 +189,7 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
                       state_offsets=state_offsets, state_bytes=state_bytes, state_commits=commits)
 
 
-def _commits(graph: Graph, nodes: list[Node]) -> dict[str, int]:
+def state_commits(graph: Graph, nodes: list[Node]) -> dict[str, int]:
     """Per state, the first step after which its write is computed and its read has no reader left."""
     step = {id(n): i for i, n in enumerate(nodes)}
     return {st.read.name: max([step.get(id(st.write.producer), 0),
