@@ -148,3 +148,12 @@ def test_c_speed_per_layer_tables():
     main_table = max(i for i, x in enumerate(lines) if x.startswith("model "))
     assert main_table > peers and lines[main_table + 1].split()[0] == "tiny_cnn"
     assert lines[-1].endswith("1 models meet both")
+
+
+def test_streaming_table():
+    from tests.support import wakeword
+    lines = run_script("streaming.py", "--wheel", str(wakeword.wheel())).splitlines()
+    assert lines[0].split()[:3] == ["model", "states", "state"] and [r.split()[0] for r in lines[1:]] == list(wakeword.NAMES)
+    for cells in (line.replace(",", "").split() for line in lines[1:]):
+        state, arena, ours, tflm = int(cells[2]), int(cells[3]), int(cells[4]), int(cells[6])
+        assert ours == state + arena and tflm > ours  # TFLite Micro's arena holds more than ours with the state

@@ -284,7 +284,9 @@ def _runs(a, v: Value, where: str) -> list[np.ndarray]:
 
 def calibrate(graph: Graph, samples: list[tuple], observer: str = "minmax", *, quiet: bool = False,
               ) -> dict[str, tuple[float, float]]:
-    """Runs float `graph` on every sample; returns the observed (lo, hi) of each float value."""
+    """Runs float `graph` on every sample; returns the observed (lo, hi) of each float value.
+    A graph with states runs the samples as one stream, in order, its states carried; a state's
+    read and write get the union of their ranges (one set of quantization parameters for both)."""
     from rich import get_console
     from rich.progress import Progress
 
@@ -296,11 +298,17 @@ def calibrate(graph: Graph, samples: list[tuple], observer: str = "minmax", *, q
     seen: dict[str, object] = {}
     with Progress(transient=True, disable=quiet or not get_console().is_terminal) as bar:
         task = bar.add_task("calibrating", total=len(samples))
+        state = {s.read.name: s.init for s in graph.states}
         for sample in samples:
-            trace = {v.name: a for v, a in zip(graph.inputs, sample)}
-            run(graph, *sample, trace=trace)
+            trace = {v.name: a for v, a in zip(graph.inputs, sample)} | state
+            run(graph, *sample, trace=trace, state=state)
             for name, a in trace.items():
                 if a.dtype.kind == "f":
                     seen.setdefault(name, make_observer(observer)).update(a)
             bar.advance(task)
-    return {k: o.range() for k, o in seen.items()}
+    ranges = {k: o.range() for k, o in seen.items()}
+    for s in graph.states:
+        if s.read.name in ranges and s.write.name in ranges:
+            (a, b), (c, d) = ranges[s.read.name], ranges[s.write.name]
+            ranges[s.read.name] = ranges[s.write.name] = (min(a, c), max(b, d))
+    return ranges

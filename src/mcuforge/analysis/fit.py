@@ -35,14 +35,15 @@ def peak_tensors(plan: MemoryPlan, top: int = 5) -> tuple[int, str, list[tuple[s
 def check_fit(target, plan: MemoryPlan | None, weight_bytes: int, *, code_bytes: int = 0, runtime_ram: int = 0,
               is_float: bool = False):
     """Raise DoesNotFitError, naming the overflow and the tensors live at the peak, when the arena
-    (plus `runtime_ram`) exceeds the target's SRAM or the weights (plus `code_bytes`) its flash.
-    Without a plan only the flash is checked."""
+    (plus the state buffer and `runtime_ram`) exceeds the target's SRAM or the weights (plus
+    `code_bytes`) its flash. Without a plan only the flash is checked."""
     problems = []
-    if plan is not None and plan.arena_bytes + runtime_ram > target.sram:
-        ram = plan.arena_bytes + runtime_ram
+    if plan is not None and plan.arena_bytes + plan.state_bytes + runtime_ram > target.sram:
+        ram = plan.arena_bytes + plan.state_bytes + runtime_ram
         step, node, tensors = peak_tensors(plan)
         listed = ", ".join(f"{k} ({s:,} B)" for k, s in tensors)
-        parts = f" (arena {plan.arena_bytes:,} + runtime {runtime_ram:,})" if runtime_ram else ""
+        parts = "".join(f" + {what} {n:,}" for what, n in (("state", plan.state_bytes), ("runtime", runtime_ram)) if n)
+        parts = f" (arena {plan.arena_bytes:,}{parts})" if parts else ""
         problems.append(f"SRAM: needs {ram:,} B{parts}, {target.name} has {target.sram:,} B: "
                         f"{ram - target.sram:,} B too many; the peak is at step {step} ({node}), where {listed} are live")
     if weight_bytes + code_bytes > target.flash:

@@ -18,6 +18,11 @@
    they miss the lower bound, a two-ended depth-first search for a plan at the bound; and for
    at most `EXACT_MAX` buffers, a branch and bound over placement orders (exact within budget).
 `lower_bound_bytes` is the most bytes live at one step: no placement of these buffers does better.
+States (`Graph.states`) live outside the arena, in a state buffer of their own that persists
+between invocations (`state_offsets`, `state_bytes`: each state's read Value, aligned, in order):
+a read costs no arena bytes; a write is copied into the state buffer after its commit step
+(`state_commits`): the first step after which it is computed and no node is left to read the old
+value (what TFLite Micro's ASSIGN_VARIABLE does where the file has it), and it lives until then.
 `check_plan` verifies a plan, `format_timeline` draws it. Limits: shapes are static; the alias
 rules are local (no split views; overlaps only between a node's first input and its output).
 """
@@ -62,13 +67,23 @@ class MemoryPlan:
     # input -> (its node's output, the fewest bytes the input starts after it): an input that dies
     # at its node shares a buffer with the output, overlapping it as far as the kernel allows
     overlaps: dict[str, tuple[str, int]] = field(default_factory=dict)
+    state_offsets: dict[str, int] = field(default_factory=dict)  # state (its read Value) -> offset in the state buffer
+    state_bytes: int = 0
+    state_commits: dict[str, int] = field(default_factory=dict)  # state -> the step after which its write is copied in
+
+
+def kept(graph: Graph) -> list[Value]:
+    """The values no op may overwrite in place: graph outputs and state writes (in the arena)."""
+    reads = {id(s.read) for s in graph.states}
+    return [v for v in [*graph.outputs, *(s.write for s in graph.states)] if not v.is_const and id(v) not in reads]
 
 
 def static_aliases(graph: Graph) -> dict[Value, tuple[Value, int]]:
     """Aliases that hold in every schedule: value -> (value it lives in, byte offset there)."""
     host: dict[Value, tuple[Value, int]] = {}
+    ends = {id(v) for v in kept(graph)}
     for n in graph.nodes:
-        if n.op in VIEWS and not n.inputs[0].is_const:
+        if n.op in VIEWS and not n.inputs[0].is_const and graph.state(n.inputs[0]) is None:
             host[n.output] = (n.inputs[0], 0)
         elif n.op == "concat":
             y = n.output
@@ -77,7 +92,7 @@ def static_aliases(graph: Graph) -> dict[Value, tuple[Value, int]]:
             offset = 0
             for v in n.inputs:
                 if (v.producer is not None and v.producer.op not in VIEWS and len(v.users) == 1
-                        and not graph.is_output(v) and v.type.dtype == y.type.dtype and v.type.quant == y.type.quant):
+                        and id(v) not in ends and v.type.dtype == y.type.dtype and v.type.quant == y.type.quant):
                     host[v] = (y, offset)
                 offset += v.type.nbytes
     return host
@@ -103,30 +118,35 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
     """
     nodes = graph.nodes
     end = max(len(nodes) - 1, 0)
+    reads = {s.read for s in graph.states}  # in the state buffer
     first: dict[Value, int] = {v: 0 for v in graph.inputs}
     last: dict[Value, int] = {v: 0 if v.users else end for v in graph.inputs}  # unread inputs stay
     for i, n in enumerate(nodes):
         for v in n.outputs:
             first[v] = last[v] = i
         for v in n.inputs:
-            if not v.is_const:
+            if not v.is_const and v not in reads:
                 last[v] = i
     for v in graph.outputs:
         if not v.is_const:
             last[v] = end
+    commits = state_commits(graph, nodes)
+    for st in graph.states:
+        if st.write in first:
+            last[st.write] = max(last[st.write], commits[st.read.name])
     host = static_aliases(graph)
     span: dict[Value, list[int]] = {}  # root -> [first, last] of its group
     for v in first:
         r = _root(host, v)[0]
         s = span.setdefault(r, [first[v], last[v]])
         s[0], s[1] = min(s[0], first[v]), max(s[1], last[v])
-    pinned = {_root(host, v)[0] for v in graph.outputs if not v.is_const}
+    pinned = {_root(host, v)[0] for v in kept(graph)}
     if inplace:
         for i, n in enumerate(nodes):
             if n.op not in INPLACE or len(n.outputs) != 1 or n.output in host:
                 continue
             o = n.output
-            for v in (v for v in n.inputs if not v.is_const):
+            for v in (v for v in n.inputs if not v.is_const and v not in reads):
                 r, offset = _root(host, v)
                 if offset == 0 and r is not o and r not in pinned and span[r][1] == i and \
                         r.type.nbytes == o.type.nbytes:  # an input of the same size that dies here
@@ -154,6 +174,10 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
     lifetimes = {v.name: (first[v], last[v]) for v in first if v.type.nbytes > 0} | \
         {b.name: (b.first, b.last) for b in scratches}
     algorithm, offsets = best_offsets(buffers, alignment)
+    state_offsets, state_bytes = {}, 0
+    for st in graph.states:
+        state_offsets[st.read.name] = state_bytes = _align(state_bytes, alignment)
+        state_bytes += st.read.type.nbytes
     for v in first:
         if v.type.nbytes > 0 and v.name not in offsets:
             r, offset = _root(host, v)
@@ -161,7 +185,16 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
     return MemoryPlan(arena_bytes=max((offsets[b.name] + b.size for b in buffers), default=0),
                       lower_bound_bytes=lower_bound(buffers), alignment=alignment, algorithm=algorithm,
                       schedule=[n.name for n in nodes], offsets=offsets, sizes=sizes, lifetimes=lifetimes,
-                      aliases={v.name: host[v][0].name for v in host if v.name in sizes}, overlaps=overlaps)
+                      aliases={v.name: host[v][0].name for v in host if v.name in sizes}, overlaps=overlaps,
+                      state_offsets=state_offsets, state_bytes=state_bytes, state_commits=commits)
+
+
+def state_commits(graph: Graph, nodes: list[Node]) -> dict[str, int]:
+    """Per state, the first step after which its write is computed and its read has no reader left."""
+    step = {id(n): i for i, n in enumerate(nodes)}
+    return {st.read.name: max([step.get(id(st.write.producer), 0),
+                               *(i for i, n in enumerate(nodes) if any(v is st.read for v in n.inputs))])
+            for st in graph.states}
 
 
 def _overlap(nodes, host, span, extent, pinned, overlap, every: bool) -> dict[str, tuple[str, int]]:
@@ -180,7 +213,7 @@ def _overlap(nodes, host, span, extent, pinned, overlap, every: bool) -> dict[st
         if lag is None:
             continue
         x, o = _root(host, n.inputs[0]), n.output  # the input's group, placed with its start at the input's
-        if n.inputs[0].is_const or x[1] != 0 or o in host or x[0] in pinned or span[x[0]][1] != i:
+        if n.inputs[0].is_const or x[0] not in span or x[1] != 0 or o in host or x[0] in pinned or span[x[0]][1] != i:
             continue
         x = x[0]
         (fx, lx), (fo, lo) = span[x], span[o]

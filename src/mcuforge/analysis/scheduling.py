@@ -3,7 +3,8 @@
 The memory model is the planner's (`analysis.memory`), so the peak of an order here is the plan's
 lower bound for that order: each group of statically aliased values (views, concat slices) is one
 buffer, allocated when its first producer runs and freed after its last reader; graph inputs are
-live from the start, graph outputs to the end; an in-place op (`memory.INPLACE`) whose input
+live from the start, graph outputs and state writes to the end (state reads are not in the
+arena); an in-place op (`memory.INPLACE`) whose input
 buffer of its size dies there needs no new bytes. At a step, the live bytes are those before it
 plus what the node allocates (less an in-place reuse).
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir.graph import Graph
-from .memory import INPLACE, VIEWS, _root, static_aliases
+from .memory import INPLACE, VIEWS, _root, kept, static_aliases
 
 
 @dataclass
@@ -60,7 +61,7 @@ class _Model:
             made = [buffer(v) for v in n.outputs if not (n.op in VIEWS and v in host)]  # a view allocates nothing
             for b in made:
                 self.producers[b] |= 1 << j
-            read = [buffer(v) for v in n.inputs if not v.is_const]
+            read = [buffer(v) for v in n.inputs if not v.is_const and graph.state(v) is None]  # (states: no arena)
             for b in made + read:
                 self.users[b] |= 1 << j
             self.makes.append(sorted(set(made)))
@@ -71,9 +72,8 @@ class _Model:
                 self.succs[p].append(j)
             own = n.op in INPLACE and len(n.outputs) == 1 and n.output not in host
             self.inplace.append(n.output.type.nbytes if own else 0)
-        for v in graph.outputs:
-            if not v.is_const:
-                self.pinned[buffer(v)] = True
+        for v in kept(graph):
+            self.pinned[buffer(v)] = True
         self.live0 = sum(self.size[buffer(v)] for v in {id(v): v for v in graph.inputs}.values())
 
     def step(self, done: int, j: int, live: int) -> tuple[int, int]:

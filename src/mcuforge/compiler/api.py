@@ -106,12 +106,18 @@ class Artifact:
         arrays = [x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x) for x in inputs]
         return run(self.graph, *arrays)
 
+    def session(self):
+        """An `interpreter.Session` of the compiled graph: call it frame after frame, its states
+        (a streaming model's) carried over; `reset()` starts again."""
+        from ..ir.interpreter import Session
+        return Session(self.graph)
+
 
 def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=None, passes=None,
             debug=False, instrumentations=(), input_shapes=None, quantize=None, calibration=None,
             observer="minmax", io="int8", prefix="model", weights=None, exits=None,
             tflite_offline_plan=None, keep_float=(), keep_int16=(), auto_mixed=None, mixed="float",
-            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False,
+            onnx="qdq", per_channel=True, fit_check=True, prune=None, latency=False, state=None,
             optimize="balanced") -> Artifact:
     """Trace or load `model`, run the pipeline, and write the requested outputs.
 
@@ -149,6 +155,9 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
     (`backends.c.bench.estimate_latency`: an estimate, instructions times a per-core factor).
     `optimize` ("size", "balanced", "speed") trades the C code's flash for speed: which layers run
     kernels specialized with their constants (`backends.c.tune`; measured by `mcuforge bench --tune`).
+    `state={"h_in": "h_out"}` makes input h_in a state fed back from output h_out (a hidden state
+    the model takes and returns; `frontends.load.with_states`): `art.session()` and the C code
+    carry it from call to call. A .tflite file's resource variables are states without it.
     """
     from ..backends import get as backend
     from ..backends.c.tune import check as check_optimize
@@ -177,7 +186,7 @@ def compile(model, example_inputs=None, *, target=None, emit=("onnx",), out_dir=
 
     stage("load")
     graph, qdq = _qat_graph(model, io, quantize, calibration, weights)
-    graph = graph if graph is not None else load_model(model, example_inputs, input_shapes=input_shapes)
+    graph = graph if graph is not None else load_model(model, example_inputs, input_shapes=input_shapes, state=state)
     pipeline = resolve(passes, emit)
     if prune is not None:
         pipeline = with_pruning(pipeline, prune)

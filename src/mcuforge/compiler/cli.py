@@ -55,6 +55,8 @@ def _model_args(p: argparse.ArgumentParser):
     p.add_argument("--exit", action="append", metavar="OUTPUT[=THRESH]", dest="exits",
                    help="early exit: a graph output (name or index) and its confidence threshold, in the order "
                         "tried; repeat for each output, the last without a threshold")
+    p.add_argument("--state", action="append", metavar="INPUT=OUTPUT", dest="states",
+                   help="a hidden state: the input fed back from the output at the next call (repeat for several)")
     q = p.add_argument_group("quantization")
     q.add_argument("--quantize", choices=["int8", "int16x8"], help="post-training quantization scheme")
     q.add_argument("--calibration", metavar="FILE.npz", help="calibration inputs: arrays named after the model "
@@ -219,12 +221,20 @@ def _options(args) -> dict:
                 tflite_offline_plan=getattr(args, "tflite_offline_plan", None), exits=_exits(args),
                 onnx=getattr(args, "onnx_format", "qdq"), per_channel=getattr(args, "per_channel", True),
                 fit_check=not args.no_fit_check, prune=args.prune, latency=getattr(args, "latency", False),
-                optimize=getattr(args, "optimize", "balanced"))
+                state=_states(args), optimize=getattr(args, "optimize", "balanced"))
 
 
 def _compile(args, emit, out, instrumentations=()):
     import mcuforge
     return mcuforge.compile(args.model, emit=emit, out_dir=out, instrumentations=instrumentations, **_options(args))
+
+
+def _states(args) -> dict | None:
+    """--state IN=OUT ... -> {input name: output name}."""
+    pairs = [s.partition("=") for s in getattr(args, "states", None) or ()]
+    if any(not i or not o for i, _, o in pairs):
+        raise UsageError(f"--state {' '.join(args.states)}: give INPUT=OUTPUT", "e.g. --state h_in=h_out")
+    return {i: o for i, _, o in pairs} or None
 
 
 def _exits(args) -> dict | None:

@@ -55,8 +55,30 @@ def resolve_reference(ref: str):
     return obj, (example() if callable(example) else example)
 
 
-def load_model(model, example_inputs=None, *, input_shapes=None) -> Graph:
-    """Any supported model form -> a fresh Graph (the caller's Graph is cloned, not mutated)."""
+def load_model(model, example_inputs=None, *, input_shapes=None, state=None) -> Graph:
+    """Any supported model form -> a fresh Graph (the caller's Graph is cloned, not mutated).
+    `state={"h_in": "h_out"}` feeds outputs back to inputs (`with_states`)."""
+    graph = _load(model, example_inputs, input_shapes)
+    return with_states(graph, state) if state else graph
+
+
+def with_states(graph: Graph, pairs: dict) -> Graph:
+    """`graph` with each input named in `pairs` made a state written from the output it names
+    (`Graph.feed_back`; it starts at zero): a model that takes and returns its hidden state, run
+    as a stateful one. The pairs must name an input and an output of one shape and dtype."""
+    ins, outs = {v.name: v for v in graph.inputs}, {v.name: v for v in graph.outputs}
+    for i, o in pairs.items():
+        if i not in ins or o not in outs:
+            raise UsageError(f"state {i}={o}: {'input ' + i if i not in ins else 'output ' + o} is not in the graph",
+                             f"inputs: {', '.join(ins)}; outputs: {', '.join(outs)}")
+        if (ins[i].shape, ins[i].dtype) != (outs[o].shape, outs[o].dtype):
+            raise UsageError(f"state {i}={o}: the input is {ins[i].dtype.value}{list(ins[i].shape)}, the output "
+                             f"{outs[o].dtype.value}{list(outs[o].shape)}", "pair an input with an output of its type")
+        graph.feed_back(ins[i], outs[o])
+    return graph
+
+
+def _load(model, example_inputs, input_shapes) -> Graph:
     if isinstance(model, Graph):
         return model.clone()
     name = None

@@ -18,7 +18,15 @@ Only malformed bytes raise `ModelLoadError`; a valid file using what mcuforge ca
 op without a converter, or used in a way a converter refuses; a tensor type the IR has not) gets
 one `UnsupportedOpError` listing every such op with its node name: the results of a refused op
 become placeholders of the file's types, so the ops after it are converted (and refused) too.
-Limits: one subgraph (no control flow), static shapes, no custom ops.
+
+Resource variables (how TensorFlow's converter keeps a streaming model's state) become IR states:
+each VAR_HANDLE's resource is one state, typed by its first READ_VARIABLE (or ASSIGN_VARIABLE);
+a read gives the value the resource holds at that point of the subgraph (the state's read Value
+before the first assignment, the last assigned Value after), and the value last assigned is the
+state's write. The initial values come from the subgraph a CALL_ONCE runs, which may only assign
+constants to resources (what the converter writes); a resource it leaves alone starts at zero.
+Limits: the first subgraph is the model (no control flow beyond CALL_ONCE), static shapes, no
+custom ops.
 """
 from __future__ import annotations
 
@@ -57,6 +65,10 @@ class _Ctx:
         self.model, self.tensors = model, sub.tensors
         self.env: dict[int, Value] = {}
         self.code, self.op_name = 0, ""  # the builtin being converted, and the name its results get
+        self.handles: dict[int, str] = {}  # VAR_HANDLE result tensor -> its resource's name
+        self.initial: dict[str, np.ndarray] = {}  # resource -> its value after CALL_ONCE's subgraph
+        self.reads: dict[str, Value] = {}  # resource -> its state's read Value
+        self.held: dict[str, Value] = {}  # resource -> the Value it holds at this point of the subgraph
 
     def value(self, i: int) -> Value:
         """The Value of tensor `i`: converted before, or a constant read from its buffer."""
@@ -586,24 +598,77 @@ def _densify_op(ctx, op):
                        quant=_quant(ctx.tensors[op.outputs[0]]))
 
 
+def _resource(options) -> str:
+    return "/".join(n for n in (_text(options.container), _text(options.sharedName)) if n) or "resource"
+
+
+@imports(OP.VAR_HANDLE)
+def _var_handle(ctx, op):
+    ctx.handles[op.outputs[0]] = _resource(op.builtinOptions)
+    return None
+
+
+def _state_of(ctx, handle: int, t: TensorType) -> str:
+    """The resource behind `handle`, made a state of type `t` at its first use."""
+    if handle not in ctx.handles:
+        raise _Unsupported("uses a resource no VAR_HANDLE of this subgraph made")
+    name = ctx.handles[handle]
+    if name not in ctx.reads:
+        init = ctx.initial.get(name, np.zeros(t.shape, t.dtype.np))
+        if init.shape != t.shape or init.dtype != t.dtype.np:
+            raise _Unsupported(f"resource {name!r} is initialised with {init.dtype}{list(init.shape)} "
+                               f"but used as {t.dtype.value}{list(t.shape)}")
+        ctx.reads[name] = ctx.held[name] = ctx.g.add_state(name, t, init)
+    return name
+
+
+@imports(OP.READ_VARIABLE)
+def _read_variable(ctx, op):
+    return ctx.held[_state_of(ctx, op.inputs[0], ctx.tensor_type(op.outputs[0]))]
+
+
+@imports(OP.ASSIGN_VARIABLE)
+def _assign_variable(ctx, op):
+    value = ctx.value(op.inputs[1])
+    name = _state_of(ctx, op.inputs[0], value.type)
+    want = ctx.reads[name].type
+    if (value.shape, value.dtype, value.type.quant) != (want.shape, want.dtype, want.quant):
+        raise _Unsupported(f"assigns {value.dtype.value}{list(value.shape)} to resource {name!r} of "
+                           f"{want.dtype.value}{list(want.shape)} (or with other quantization parameters)")
+    ctx.held[name] = value
+    return []
+
+
+@imports(OP.CALL_ONCE)
+def _call_once(ctx, op):
+    """The initial values of the resources that the initialisation subgraph assigns constants to."""
+    sub = ctx.model.subgraphs[op.builtinOptions.initSubgraphIndex]
+    handles = {}
+    for o in sub.operators or []:
+        oc = ctx.model.operatorCodes[o.opcodeIndex]
+        code, ins = max(oc.builtinCode, oc.deprecatedBuiltinCode), [int(i) for i in o.inputs]
+        if code == OP.VAR_HANDLE:
+            handles[int(o.outputs[0])] = _resource(o.builtinOptions)
+        elif code == OP.ASSIGN_VARIABLE and ins[0] in handles and \
+                (data := ctx.model.buffers[sub.tensors[ins[1]].buffer].data) is not None and len(data):
+            t = sub.tensors[ins[1]]
+            ctx.initial[handles[ins[0]]] = np.frombuffer(np.asarray(data, np.uint8).tobytes(),
+                                                         _dtype(t).np).reshape(_shape(t))
+        else:
+            raise _Unsupported(f"its subgraph {_text(sub.name)!r} does more than assign constants to resources "
+                               f"({_OP_NAMES.get(code, code)})")
+    return []
+
+
 # ---------------------------------------------------------------- file -> graph
 
-def _parse(data: bytes, where: str) -> fb.ModelT:
-    """The model, after checks that turn a truncated or corrupt file into a ModelLoadError."""
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelLoadError(f"{where} is not a TFLite model (no 'TFL3' file identifier)", _HINT)
-    try:
-        model = fb.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as err:  # the flatbuffers reader fails on offsets outside the data
-        raise ModelLoadError(f"{where} is truncated or corrupt ({type(err).__name__}: {err})", _HINT) from None
-    if not model.subgraphs:
-        raise ModelLoadError(f"{where} has no subgraph", _HINT)
-    buffers, codes = model.buffers or [], model.operatorCodes or []
-    sub = model.subgraphs[0]
-    tensors = sub.tensors or []
+def _corrupt(where: str, what: str):
+    raise ModelLoadError(f"{where} is corrupt: {what}", _HINT)
 
-    def bad(what: str):
-        raise ModelLoadError(f"{where} is corrupt: {what}", _HINT)
+
+def _check_subgraph(sub, buffers, codes, bad) -> None:
+    """Every index and buffer size of one subgraph in range (`bad(what)` raises)."""
+    tensors = sub.tensors or []
     for i, t in enumerate(tensors):
         if not 0 <= t.buffer < len(buffers):
             bad(f"tensor {i} points at buffer {t.buffer} of {len(buffers)}")
@@ -634,6 +699,21 @@ def _parse(data: bytes, where: str) -> fb.ModelT:
     if any(not 0 <= i < len(tensors) for i in [*(sub.inputs if sub.inputs is not None else ()),
                                                 *(sub.outputs if sub.outputs is not None else ())]):
         bad("a subgraph input or output is not a tensor")
+
+
+def _parse(data: bytes, where: str) -> fb.ModelT:
+    """The model, after checks that turn a truncated or corrupt file into a ModelLoadError."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelLoadError(f"{where} is not a TFLite model (no 'TFL3' file identifier)", _HINT)
+    try:
+        model = fb.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as err:  # the flatbuffers reader fails on offsets outside the data
+        raise ModelLoadError(f"{where} is truncated or corrupt ({type(err).__name__}: {err})", _HINT) from None
+    if not model.subgraphs:
+        raise ModelLoadError(f"{where} has no subgraph", _HINT)
+    buffers, codes = model.buffers or [], model.operatorCodes or []
+    for k, sub in enumerate(model.subgraphs):  # the model's, then those CALL_ONCE runs
+        _check_subgraph(sub, buffers, codes, lambda what, k=k: _corrupt(where, f"subgraph {k}: {what}" if k else what))
     return model
 
 
@@ -682,7 +762,8 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
             if ctx.code not in IMPORTS:
                 raise _Unsupported()
             result = IMPORTS[ctx.code](ctx, o)
-            ctx.env.update(zip(o.outputs, result if isinstance(result, (list, tuple)) else [result], strict=True))
+            if result is not None:  # (VAR_HANDLE's result is a resource, not a Value)
+                ctx.env.update(zip(o.outputs, result if isinstance(result, (list, tuple)) else [result], strict=True))
         except (_Unsupported, ShapeError) as why:
             reason = why.reason if isinstance(why, ShapeError) else str(why)
             missing.append(UnsupportedItem(name + (f": {reason}" if reason else ""), ctx.op_name))
@@ -695,6 +776,8 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
         raise UnsupportedOpError(missing, "mcuforge imports the TFLite builtin ops that have an IR equivalent; "
                                           "rewrite or remove these in the source model",
                                  f"{where} uses {len(missing)} op(s) that mcuforge cannot import:")
+    for name, read in ctx.reads.items():
+        ctx.g.set_state_write(read, ctx.held[name])
     ctx.op_name = "the subgraph outputs"
     try:
         ctx.g.outputs = [ctx.value(int(i)) for i in sub.outputs]

@@ -7,10 +7,15 @@
   with the op's defaults. `meta` carries non-semantic facts (the source location from fx).
 - The `Graph` keeps its nodes in a topological order, its inputs and outputs explicitly, and
   unique value names. All mutation goes through the Graph so use lists stay right.
+- A `State` is a tensor kept across invocations (a streaming model's ring buffer, an RNN's hidden
+  state): its `read` Value holds it at the start of an invocation (no node produces it, like an
+  input), its `write` is what it holds at the start of the next (live to the end, like an
+  output), and `init` is its value before the first invocation and after a reset.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -77,11 +82,29 @@ class Node:
         return f"<Node %{self.name} = {self.op}({', '.join('%' + v.name for v in self.inputs)})>"
 
 
+@dataclass(eq=False)
+class State:
+    """A tensor kept across invocations (see the module docstring)."""
+
+    read: Value
+    write: Value | None
+    init: np.ndarray
+
+
+def _initial(type: TensorType, init) -> np.ndarray:
+    """A state's read-only initial value: `init`, or real zero (the zero point if quantized)."""
+    zero = type.quant.zero_point[0] if type.quant is not None and type.quant.axis is None else 0
+    init = np.full(type.shape, zero, type.dtype.np) if init is None else np.array(init, type.dtype.np)
+    init.flags.writeable = False
+    return init
+
+
 class Graph:
     def __init__(self, name: str = "main"):
         self.name = name
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
+        self.states: list[State] = []
         self._nodes: list[Node] = []
         self._dirty = False  # erased nodes still in _nodes, or nodes waiting in _pending
         self._pending: dict[Node, list[Node]] = {}  # nodes to insert just before a node; O(1) inserts
@@ -122,6 +145,27 @@ class Graph:
         v = Value(self.unique_name(name), type)
         self.inputs.append(v)
         return v
+
+    def add_state(self, name: str, type: TensorType, init=None) -> Value:
+        """A new state of `type` starting at `init` (None: real zero, the zero point if quantized);
+        returns its read Value. Its write is set with `set_state_write`."""
+        v = Value(self.unique_name(name), type)
+        self.states.append(State(v, None, _initial(type, init)))
+        return v
+
+    def feed_back(self, input: Value, output: Value, init=None):
+        """Graph input `input` becomes a state written from graph output `output`, which stops
+        being an output: a hidden state that the model takes and returns, carried by the runtime."""
+        self.inputs.remove(input)
+        self.outputs.remove(output)
+        self.states.append(State(input, output, _initial(input.type, init)))
+
+    def state(self, read: Value) -> State | None:
+        """The State whose read Value is `read`, or None."""
+        return next((s for s in self.states if s.read is read), None)
+
+    def set_state_write(self, read: Value, write: Value):
+        self.state(read).write = write
 
     def const(self, array, name: str = "const", dtype: DType | None = None, quant: QuantParams | None = None) -> Value:
         """A constant Value holding a read-only copy of `array`."""
@@ -189,14 +233,15 @@ class Graph:
             for v in n.inputs:
                 if v.is_const and id(v) not in seen:
                     seen[id(v)] = v
-        for v in self.outputs:
-            if v.is_const and id(v) not in seen:
+        for v in [*self.outputs, *(s.write for s in self.states)]:
+            if v is not None and v.is_const and id(v) not in seen:
                 seen[id(v)] = v
         return list(seen.values())
 
     def values(self) -> list[Value]:
-        """Every Value: inputs, constants, then node results in order."""
-        return [*self.inputs, *self.constants(), *(v for n in self.nodes for v in n.outputs)]
+        """Every Value: inputs, state reads, constants, then node results in order."""
+        return [*self.inputs, *(s.read for s in self.states), *self.constants(),
+                *(v for n in self.nodes for v in n.outputs)]
 
     def find(self, name: str) -> Node:
         for n in self.nodes:
@@ -208,7 +253,8 @@ class Graph:
         return any(o is v for o in self.outputs)
 
     def has_uses(self, v: Value) -> bool:
-        return bool(v.users) or self.is_output(v)
+        """Whether a node, a graph output or a state's write uses `v`."""
+        return bool(v.users) or self.is_output(v) or any(s.write is v for s in self.states)
 
     def count(self, op: str | None = None) -> int | dict[str, int]:
         """Number of `op` nodes, or a {op: count} table when op is None."""
@@ -242,6 +288,8 @@ class Graph:
         new.users.extend(old.users)  # a user is listed once per operand slot, on both sides
         old.users.clear()
         self.outputs = [new if o is old else o for o in self.outputs]
+        for s in self.states:
+            s.write = new if s.write is old else s.write
 
     def erase(self, node: Node):
         """Remove a node whose results have no uses."""
@@ -312,6 +360,7 @@ class Graph:
             return vmap[id(v)]
 
         g.inputs = [copy(v) for v in self.inputs]
+        g.states = [State(copy(s.read), None, s.init) for s in self.states]
         for n in self.nodes:
             new = Node(n.op, [copy(v) for v in n.inputs], [copy(v) for v in n.outputs], dict(n.attrs), dict(n.meta))
             for v in new.outputs:
@@ -321,6 +370,8 @@ class Graph:
             new.graph = g
             g._nodes.append(new)
         g.outputs = [copy(v) for v in self.outputs]
+        for new, s in zip(g.states, self.states):
+            new.write = s.write and copy(s.write)
         return g
 
     def __str__(self):

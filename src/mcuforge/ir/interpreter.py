@@ -2,7 +2,8 @@
 
 `IMPLS` maps each op name to a function `fn(*operands, **attrs)` taking numpy arrays and the
 node's complete attributes and returning an array, or a tuple of arrays for multi-result ops.
-`evaluate` applies one op (constant folding calls it); `run` evaluates a whole graph.
+`evaluate` applies one op (constant folding calls it); `run` evaluates a whole graph once;
+`Session` runs a graph with states (`Graph.states`) call after call, carrying them over.
 
 Float ops compute in float32 as torch does (the oracle of the float tests). Integer ops (ops.py's
 "integer ops") compute bit for bit what TFLite Micro's reference kernels compute; the ops that
@@ -34,19 +35,22 @@ def evaluate(op: str, arrays: list, attrs: dict) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))]
 
 
-def run(graph, *inputs, trace: dict | None = None, until: Callable | None = None) -> list:
+def run(graph, *inputs, trace: dict | None = None, until: Callable | None = None, state: dict | None = None) -> list:
     """Evaluate `graph` on `inputs` (one array per graph input, in order) -> its outputs.
 
     Each result is cast to its Value's dtype. If `trace` is a dict, every computed value is stored
     in it under its name, for per-layer comparisons. `until(node, value)` is called after each node
     with a function reading any computed Value; when it returns True evaluation stops there, and
-    the outputs not computed yet are None (early exits run a graph this way).
+    the outputs not computed yet are None (early exits run a graph this way). A graph's states
+    start from `state` (state name -> array), which gets their writes afterwards; without it,
+    from their initial values (one invocation of a freshly reset model).
     """
     if len(inputs) != len(graph.inputs):
         names = ", ".join(f"%{v.name}" for v in graph.inputs)
         raise UsageError(f"graph '{graph.name}' takes {len(graph.inputs)} input(s) ({names}), got {len(inputs)}",
                          "pass one array per graph input, in the order of graph.inputs")
     env = {id(v): _bind(v, a) for v, a in zip(graph.inputs, inputs)}
+    env |= {id(s.read): s.init if state is None else state[s.read.name] for s in graph.states}
 
     def value(v):
         return v.data if v.is_const else env.get(id(v))
@@ -59,7 +63,24 @@ def run(graph, *inputs, trace: dict | None = None, until: Callable | None = None
                 trace[v.name] = env[id(v)]
         if until is not None and until(node, value):
             break
+    if state is not None:
+        state.update({s.read.name: value(s.write) for s in graph.states if value(s.write) is not None})
     return [value(v) for v in graph.outputs]
+
+
+class Session:
+    """A graph run invocation after invocation with its states carried from one to the next (what
+    the generated C's state buffer does); `reset()` puts them back to their initial values."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.reset()
+
+    def reset(self):
+        self.state = {s.read.name: s.init for s in self.graph.states}
+
+    def __call__(self, *inputs, trace: dict | None = None) -> list:
+        return run(self.graph, *inputs, trace=trace, state=self.state)
 
 
 def _bind(v, array) -> np.ndarray:

@@ -112,6 +112,22 @@ class _Reader:
             quant = QuantParams(fields["scale"], fields["zp"], fields.get("axis"))
         return TensorType(tuple(shape), dtype, quant)
 
+    def array(self, t: TensorType, name: str) -> np.ndarray:
+        """A constant's (or a state's initial) data of type `t`: base64 or a list of values."""
+        if self.peek("blob"):
+            blob = self.take()
+            if blob.startswith("sha"):
+                self.i -= 1
+                self.fail("constant data was elided (printed with elide=True); it cannot be parsed back")
+            raw = base64.b64decode(blob[4:-1])
+            arr = np.frombuffer(raw, dtype=t.dtype.np.newbyteorder("<")).astype(t.dtype.np)
+        else:
+            self.take(text="[")
+            arr = np.array(self.seq(self.scalar, "]"), dtype=t.dtype.np)
+        if arr.size != t.numel:
+            self.fail(f"constant %{name} has {arr.size} elements, its type needs {t.numel}")
+        return arr.reshape(t.shape)
+
 
 def parse(text: str) -> Graph:
     """Parse the text form of one graph; the result is verified."""
@@ -145,26 +161,23 @@ def parse(text: str) -> Graph:
     out_names = r.seq(lambda: r.take("val")[1:], ")")
     r.take(text="{")
     while not r.peek("id", "return"):
+        if r.accept("update"):
+            read = use()
+            r.take(text="=")
+            if g.state(read) is None:
+                r.i -= 2
+                r.fail(f"%{read.name} is not a state")
+            g.set_state_write(read, use())
+            continue
         names = [r.take("val")[1:]]
         while r.accept(","):
             names.append(r.take("val")[1:])
         r.take(text="=")
         op = r.take("id")
-        if op == "const":
+        if op in ("const", "state"):
             t = r.type()
-            if r.peek("blob"):
-                blob = r.take()
-                if blob.startswith("sha"):
-                    r.i -= 1
-                    r.fail("constant data was elided (printed with elide=True); it cannot be parsed back")
-                raw = base64.b64decode(blob[4:-1])
-                arr = np.frombuffer(raw, dtype=t.dtype.np.newbyteorder("<")).astype(t.dtype.np)
-            else:
-                r.take(text="[")
-                arr = np.array(r.seq(r.scalar, "]"), dtype=t.dtype.np)
-            if arr.size != t.numel:
-                r.fail(f"constant %{names[0]} has {arr.size} elements, its type needs {t.numel}")
-            define(names[0], g.const(arr.reshape(t.shape), names[0], quant=t.quant))
+            arr = r.array(t, names[0])
+            define(names[0], g.const(arr, names[0], quant=t.quant) if op == "const" else g.add_state(names[0], t, arr))
             continue
         r.take(text="(")
         args = r.seq(use, ")")

@@ -11,6 +11,8 @@ Constants with at most `INLINE` elements are written as a flat list of exact val
 as base64 of their little-endian bytes. `elide=True` writes a content hash instead (for dumps
 and golden files; such text does not parse back). Attributes follow the op table's order.
 Quantized types carry `<scale=..., zp=...>` or `<axis=0, scale=[...], zp=[...]>`.
+A state is declared after the constants with its type and initial value (written as a constant's
+data), `%h = state i8[1,4] [0, 0, 0, 0]`, and its write is given before the return: `update %h = %h2`.
 """
 from __future__ import annotations
 
@@ -58,8 +60,9 @@ def format_type(t: TensorType) -> str:
     return s
 
 
-def format_const(v: Value, elide: bool) -> str:
-    data = v.data
+def format_const(v: Value, elide: bool, kind: str = "const", data=None) -> str:
+    """`%name = const <type> <data>` (a state's declaration with `kind="state"` and its initial value)."""
+    data = v.data if data is None else data
     if data.size <= INLINE:
         body = "[" + ", ".join(format_scalar(x) for x in data.reshape(-1).tolist()) + "]"
     elif elide:
@@ -67,7 +70,7 @@ def format_const(v: Value, elide: bool) -> str:
     else:
         le = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
         body = 'b64"' + base64.b64encode(le.tobytes()).decode() + '"'
-    return f"%{v.name} = const {format_type(v.type)} {body}"
+    return f"%{v.name} = {kind} {format_type(v.type)} {body}"
 
 
 def print_graph(g: Graph, *, elide: bool = False, locs: bool = False) -> str:
@@ -75,6 +78,7 @@ def print_graph(g: Graph, *, elide: bool = False, locs: bool = False) -> str:
     outs = ", ".join(f"%{v.name}" for v in g.outputs)
     lines = [f"graph @{g.name}({ins}) -> ({outs}) {{"]
     lines += ["  " + format_const(c, elide) for c in g.constants()]
+    lines += ["  " + format_const(s.read, elide, "state", s.init) for s in g.states]
     for n in g.nodes:
         res = ", ".join(f"%{v.name}" for v in n.outputs)
         args = ", ".join(f"%{v.name}" for v in n.inputs)
@@ -84,5 +88,6 @@ def print_graph(g: Graph, *, elide: bool = False, locs: bool = False) -> str:
         if locs and n.meta.get("source"):
             line += f" loc({json.dumps(n.meta['source'])})"
         lines.append(line)
+    lines += [f"  update %{s.read.name} = %{s.write.name if s.write is not None else '?'}" for s in g.states]
     lines += [f"  return {outs}", "}"]
     return "\n".join(lines) + "\n"

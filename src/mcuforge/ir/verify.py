@@ -8,7 +8,9 @@ op table gives; an integer op's zero-point attributes match its quantized operan
 types, and its multipliers and shifts are the ones `ir.quant` derives from their scales (so a pass
 that changes a scale and forgets the kernel parameters is caught); compressed int8 weights hold
 only values their `wfmt` can store. Constants hold data of
-their declared type.
+their declared type. States: each read is a plain value, each has exactly one write, defined in
+the graph, and the write and the initial value have the read's shape, dtype and quantization
+(the bytes are carried over as they are).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 from ..errors import ShapeError, VerifyError
 from . import ops, quant, wformat
 from .graph import Graph
+from .printer import format_type
 
 
 def verify(graph: Graph) -> None:
@@ -33,6 +36,10 @@ def verify(graph: Graph) -> None:
         if v.is_const or v.producer is not None:
             raise VerifyError(None, f"graph input %{v.name} must be a plain value")
         define(v, None)
+    for s in graph.states:
+        if s.read.is_const or s.read.producer is not None:
+            raise VerifyError(None, f"state %{s.read.name} must be a plain value")
+        define(s.read, None)
     for c in graph.constants():
         if tuple(c.data.shape) != c.shape or c.data.dtype != c.dtype.np:
             raise VerifyError(None, f"constant %{c.name} holds {c.data.dtype}{list(c.data.shape)}, "
@@ -95,6 +102,22 @@ def verify(graph: Graph) -> None:
     for v in graph.outputs:
         if id(v) not in defined:
             raise VerifyError(None, f"graph output %{v.name} is not defined")
+    for s in graph.states:
+        _check_state(s, defined)
+
+
+def _check_state(s, defined: set[int]) -> None:
+    r, w = s.read, s.write
+    if w is None or id(w) not in defined:
+        raise VerifyError(None, f"state %{r.name} has no write" if w is None else
+                          f"state %{r.name} is written from %{w.name}, which is not defined")
+    if (w.shape, w.dtype, w.type.quant) != (r.shape, r.dtype, r.type.quant):
+        raise VerifyError(None, f"state %{r.name} is {format_type(r.type)} but is written from %{w.name}: "
+                                f"{format_type(w.type)}",
+                          "a state is carried over as bytes: write it with its own type")
+    if (tuple(s.init.shape), s.init.dtype) != (r.shape, r.dtype.np):
+        raise VerifyError(None, f"state %{r.name} starts at {s.init.dtype}{list(s.init.shape)}, "
+                                f"declared {r.dtype.value}{list(r.shape)}")
 
 
 _ZERO_POINT_OF = {"in_zp": lambda n: n.inputs[0], "a_zp": lambda n: n.inputs[0], "b_zp": lambda n: n.inputs[1],

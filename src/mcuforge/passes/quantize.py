@@ -193,7 +193,7 @@ def insert_qdq(g: Graph, ranges: dict, dtype: str, per_channel: bool, is_int: Ca
             or (edges and (any(v is i for i in g.inputs) or g.is_output(v))))
 
     params: dict[tuple[Value, str], QuantParams] = {}  # (tensor, type it is written at) -> params
-    for v in g.inputs:
+    for v in [*g.inputs, *(s.read for s in g.states)]:  # (a state stays float, quantized where it is read)
         if wanted(v):
             params[v, dtype] = _range_params(g, v, ranges, dtype, ints)
     for n in nodes:

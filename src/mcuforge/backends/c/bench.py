@@ -151,12 +151,19 @@ def _build_goals(board: str, dsp: bool) -> list[str]:
     return ["-B", f"TARGET={board}", *(["DSP=1"] if dsp else [])]
 
 
-def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = False) -> list[bytes]:
-    """The output bytes of one firmware run on QEMU's `board` per sample (a list of input arrays),
-    the ELF built once."""
+def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = False,
+                 stream: bool = False) -> list[bytes]:
+    """The output bytes per sample (a list of input arrays) of QEMU's `board` running the ELF
+    (built once): one firmware run per sample, or with `stream` one run over all the samples in
+    order, a stateful model's state carried from one to the next."""
     directory = Path(directory).resolve()
     make(directory, "cortex-m", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
     outputs: list[bytes] = []
+    if stream:
+        _qemu(directory, f"{prefix_of(directory)}.elf", [x for inputs in samples for x in inputs], board,
+              outputs=outputs)
+        n = len(outputs[0]) // max(len(samples), 1)
+        return [outputs[0][i * n:(i + 1) * n] for i in range(len(samples))]
     for inputs in samples:
         _qemu(directory, f"{prefix_of(directory)}.elf", inputs, board, outputs=outputs)
     return outputs

@@ -7,7 +7,10 @@ then dumb Jinja2 templates render them into files:
 - `<prefix>.h`: the API: `<prefix>_invoke(inputs, outputs)` on a static arena of exactly the
   planned size, `<prefix>_invoke_with_arena(arena, size, inputs, outputs)` on the caller's
   memory (size and alignment checked), and per tensor its dtype, shape, bytes, arena offset and
-  quantization parameters.
+  quantization parameters. A model with states (`Graph.states`, a streaming model's) keeps them in
+  `<prefix>_state`, a static buffer of `<PREFIX>_STATE_SIZE` bytes outside the arena that persists
+  between calls: the layers read a state there, invoke copies its new value in as soon as no
+  layer is left to read the old one (the plan's `state_commits`), and `<prefix>_reset()` (called by the first invoke) puts back the initial values.
 - `<prefix>.c`: the weights as one aligned `const` blob (flash), written as string-literal rows:
   compilers read those ~10x faster than numeric initializer lists, which keeps multi-megabyte
   models buildable in seconds; a table in the comment gives each weight's offset. Then the op
@@ -145,13 +148,15 @@ class CEmitter:
     def ptr(self, v: Value, byte_offset: int = 0) -> str:
         """C expression of a pointer to `v`'s data (+ byte_offset): arena or weight blob."""
         ctype = ops.CTYPES[v.dtype]
+        if v.name in self.plan.state_offsets:
+            return f"STATE({ctype}, {self.plan.state_offsets[v.name] + byte_offset})"
         if v.is_const:
             return f"FLASH({ctype}, {self.blob.add(np.asarray(v.data), v.name) + byte_offset})"
         return f"ARENA({ctype}, {self.offset(v) + byte_offset})"
 
     def same_bytes(self, a: Value, b: Value, byte_offset: int = 0) -> bool:
         """Whether `a` already lives at `b`'s offset + byte_offset (aliased by the planner)."""
-        return not a.is_const and not b.is_const and self.offset(a) == self.offset(b) + byte_offset
+        return all(v.name in self.plan.offsets for v in (a, b)) and self.offset(a) == self.offset(b) + byte_offset
 
     def const(self, array: np.ndarray, what: str) -> str:
         """A compile-time array in the weight blob -> C pointer expression."""
@@ -255,6 +260,26 @@ def _io(e: CEmitter, v: Value, i: int) -> dict:
                 zero_point=q.zero_point[0] if q is not None and q.axis is None else None)
 
 
+def _states(e: CEmitter, graph: Graph) -> list[dict]:
+    """Per state: where it lives in the state buffer and how reset sets it (a byte to fill it with,
+    or its initial value in the weight blob); the copy of its new value goes after its commit step."""
+    records = []
+    for s in graph.states:
+        if s.write is not s.read and graph.state(s.write) is not None:
+            raise UnsupportedOpError([UnsupportedItem("a state written from another state", s.read.name)],
+                                     "write it from a copy", "the C backend cannot emit:")
+        raw = np.ascontiguousarray(s.init).view(np.uint8).reshape(-1)
+        fill = int(raw[0]) if raw.size and np.all(raw == raw[0]) else None
+        offset = e.plan.state_offsets[s.read.name]
+        records.append(dict(name=ops.c_text(s.read.name), offset=offset, bytes=s.read.type.nbytes, fill=fill,
+                            init=None if fill is not None else e.const(s.init, s.read.name),
+                            shape=list(s.read.shape), ctype=ops.CTYPES[s.read.dtype]))
+        if s.write is not s.read and e.nodes:
+            e.nodes[e.plan.state_commits[s.read.name]].calls.append(
+                f"memcpy(STATE(uint8_t, {offset}), {e.ptr(s.write)}, {s.read.type.nbytes}); /* the new {records[-1]['name']} */")
+    return records
+
+
 def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPlan | None = None,
              exits=None, profile: bool = False, fit_check: bool = True, optimize: str = "balanced",
              specialized=None) -> dict[str, bytes]:
@@ -268,6 +293,7 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
     basis, special_code = specialize(e, optimize, target, specialized)
     from .exits import add_exit_checks
     exit_records, exit_helpers = add_exit_checks(e, graph, exits or [])
+    states = _states(e, graph)
     inputs = [_io(e, v, i) for i, v in enumerate(graph.inputs)]
     outputs = [_io(e, v, i) for i, v in enumerate(graph.outputs)]
     files = sorted({ops.KERNEL_FILES[k] for k in e.kernels})
@@ -282,9 +308,10 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
                PREFIX=prefix.upper(), inputs=inputs, outputs=outputs, plan=plan, nodes=e.nodes,
                weight_rows=e.blob.rows(), row_bytes=ROW, weight_bytes=len(e.blob.data), weights=e.blob.entries,
                kernel_files=files, arena_bytes=max(plan.arena_bytes, 1), exits=exit_records,
-               exit_helpers=exit_helpers, profile=profile, optimize=optimize, basis=basis,
+               exit_helpers=exit_helpers, profile=profile, states=states, state_bytes=plan.state_bytes,
+               optimize=optimize, basis=basis,
                special_files=sorted({tune.SPECIALIZABLE[c.split("(")[0].removesuffix("_special")]
-                                     for n in e.nodes if n.special for c in n.calls}))
+                                     for n in e.nodes if n.special for c in n.calls if "_special(" in c}))
     out = {f"{prefix}.h": "model.h.j2", f"{prefix}.c": "model.c.j2", "Makefile": "Makefile.j2",
            "main_host.c": "main_host.c.j2", "main_qemu.c": "main_qemu.c.j2", "startup_mps2.c": "startup_mps2.c.j2",
            "mps2.ld": "mps2.ld.j2"}

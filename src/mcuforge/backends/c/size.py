@@ -2,9 +2,9 @@
 
 `measure(c_dir, target, tflite)` compiles `<prefix>.c` and the kernels it uses for the target's
 core (-O2, as the Makefile's Cortex-M build) and sums the sections of those objects: flash =
-text + data (code, weights, initialized data), RAM = data + bss (the arena and the kernels'
-state). The startup code, newlib and the caller's own code are not counted: these are the bytes
-the model adds to a firmware. A target without an Arm core (the host, an Xtensa part) or no target
+text + data (code, weights, initialized data), RAM = data + bss (the arena, a stateful model's
+state buffer and the kernels' state). The startup code, newlib and the caller's own code are not
+counted: these are the bytes the model adds to a firmware. A target without an Arm core (the host, an Xtensa part) or no target
 is measured for a Cortex-M4, and says so. When the .tflite was emitted too, TFLite Micro's arena
 for it (`tflite.runtime.tflm_arena_bytes`, in a subprocess: TFLite Micro may abort) is measured
 beside ours.
@@ -47,6 +47,7 @@ class McuSize:
     data: int = 0
     bss: int = 0
     arena: int = 0
+    state: int = 0  # the state buffer of a stateful model, kept between calls
     tflm_arena: int | None = None
     notes: tuple[str, ...] = ()
 
@@ -63,7 +64,7 @@ class McuSize:
         if self.core:
             lines.append(f"arm-none-eabi-size, {self.core}: flash {self.flash:,} B (text {self.text:,} + data "
                          f"{self.data:,}), RAM {self.ram:,} B (data {self.data:,} + bss {self.bss:,}; "
-                         f"planned arena {self.arena:,} B)")
+                         f"planned arena {self.arena:,} B" + (f", state {self.state:,} B" if self.state else "") + ")")
         if self.tflm_arena is not None:
             lines.append(f"TFLite Micro arena for the same model's .tflite: {self.tflm_arena:,} B "
                          f"({human_bytes(self.tflm_arena)})")
@@ -74,8 +75,10 @@ def measure(c_dir, target=None, tflite=None) -> McuSize:
     """Sizes of the C project in `c_dir` on `target`'s core (see the module docstring)."""
     c_dir = Path(c_dir).resolve()
     prefix = prefix_of(c_dir)
-    arena = int(re.search(rf"{prefix.upper()}_ARENA_SIZE (\d+)u", (c_dir / f"{prefix}.h").read_text()).group(1))
-    size, notes = McuSize(arena=arena), []
+    header = (c_dir / f"{prefix}.h").read_text()
+    arena = int(re.search(rf"{prefix.upper()}_ARENA_SIZE (\d+)u", header).group(1))
+    state = re.search(rf"{prefix.upper()}_STATE_SIZE (\d+)u", header)
+    size, notes = McuSize(arena=arena, state=int(state.group(1)) if state else 0), []
     core = getattr(target, "core", None)
     if core not in CORES:
         notes.append(f"{'no target' if core is None else f'{target.name} has no Arm core ({core})'}: "

@@ -12,6 +12,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
 
+from ...analysis.memory import state_commits
 from ...errors import Error, UnsupportedItem, UnsupportedOpError
 from ...ir import quant
 from ...ir.graph import Graph, Node
@@ -20,7 +21,7 @@ from ..base import plan_for, write_atomic
 from .legalize import channel_last, explicit_pads
 from .lower import lower
 from .plan import offline_plan_offsets, temp_layout
-from .schema import OFFLINE_PLAN, OFFLINE_PLAN_VERSION, Emitter, Unsupported
+from .schema import OFFLINE_PLAN, OFFLINE_PLAN_VERSION, OP, Emitter, Unsupported
 
 
 class AlignedBuilder(flatbuffers.Builder):
@@ -48,12 +49,17 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
     graph = explicit_pads(channel_last(graph))
     e, missing = Emitter(), []
     e.outputs = {id(v) for v in graph.outputs}
-    for n in graph.nodes:
+    handles, init = _read_states(e, graph)
+    commit = state_commits(graph, graph.nodes)
+    for i, n in enumerate(graph.nodes):
         try:
             _kernel_accepts(n)
             lower(e, n)
         except Unsupported as why:
             missing.append(UnsupportedItem(f"{n.op}: {why}", n.name))
+        for s in graph.states:  # as the memory plan commits them: its offsets hold the write until then
+            if commit[s.read.name] == i and s.write is not s.read:
+                e.op(OP.ASSIGN_VARIABLE, [handles[s.read.name], e.tensor(s.write)], [])
     if missing:
         raise UnsupportedOpError(missing, "rewrite these parts of the model, or use the c backend",
                                  "the TFLite backend cannot emit:")
@@ -64,10 +70,13 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
         if not _plans(plan, graph, e):
             plan = plan_for(graph, lambda n: temp_layout(e, n.name)[2], plan.alignment if plan else 16)
         # the layout TFLite Micro reads: version, subgraph index, tensor count, one offset per tensor
-        words = np.array([OFFLINE_PLAN_VERSION, 0, len(e.tensors), *offline_plan_offsets(e, graph, plan)], np.int32)
+        # of every subgraph (the initialisation's: -1, left to TFLite Micro)
+        later = [-1] * sum(len(s.tensors) for s in init)
+        words = np.array([OFFLINE_PLAN_VERSION, 0, len(e.tensors) + len(later), *offline_plan_offsets(e, graph, plan),
+                          *later], np.int32)
         e.buffers.append(fb.BufferT(data=words.view(np.uint8)))  # not shared: TFLite Micro reads it alone
         metadata.append(fb.MetadataT(name=OFFLINE_PLAN, buffer=len(e.buffers) - 1))
-    model = fb.ModelT(version=3, operatorCodes=e.opcodes, subgraphs=[sub], buffers=e.buffers, metadata=metadata,
+    model = fb.ModelT(version=3, operatorCodes=e.opcodes, subgraphs=[sub, *init], buffers=e.buffers, metadata=metadata,
                       description=f"graph {graph.name} compiled by mcuforge {__version__}")
     builder = AlignedBuilder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -77,6 +86,26 @@ def to_tflite(graph: Graph, plan=None, offline_plan: bool | None = None) -> byte
 
 
 _FLOAT_OP = {q: f for f, q in quant.INTEGER_OP.items()}
+
+
+def _read_states(e: Emitter, graph: Graph) -> tuple[dict[str, int], list[fb.SubGraphT]]:
+    """The states as resource variables, as TensorFlow's converter writes them: a CALL_ONCE of an
+    initialisation subgraph assigning each its initial value, then per state a VAR_HANDLE and a
+    READ_VARIABLE into the state's tensor. Returns the handle tensor per state, and that subgraph."""
+    if not graph.states:
+        return {}, []
+    init = fb.SubGraphT(name=f"{graph.name}_init", tensors=[], operators=[], inputs=[], outputs=[])
+    e.op(OP.CALL_ONCE, [], [], fb.CallOnceOptionsT(initSubgraphIndex=1))
+    handles = {}
+    for s in graph.states:
+        name, k = s.read.name, len(init.tensors)
+        handles[name] = e.op(OP.VAR_HANDLE, [], [e.resource(name)], fb.VarHandleOptionsT(sharedName=name))
+        e.op(OP.READ_VARIABLE, [handles[name]], [e.tensor(s.read)])
+        init.tensors += [e.tensors[handles[name]], e.tensor_t(f"{name}/init", s.read.shape, s.read.dtype,
+                                                              s.read.type.quant, s.init)]
+        init.operators += [e.operator(OP.VAR_HANDLE, [], [k], fb.VarHandleOptionsT(sharedName=name)),
+                           e.operator(OP.ASSIGN_VARIABLE, [k, k + 1], [])]
+    return handles, [init]
 
 
 def _kernel_accepts(n: Node):

@@ -17,7 +17,10 @@ from .schema import OP, Emitter, Unsupported
 def _tflm_scratch(e: Emitter, o: fb.OperatorT) -> list[int]:
     """Bytes of the scratch buffers TFLite Micro's kernel for operator `o` asks for in the arena
     (the Prepare of transpose_conv.cc and reduce_common.cc): the plan leaves room for them."""
-    code, out, x = e.opcodes[o.opcodeIndex].builtinCode, e.tensors[o.outputs[0]], e.tensors[o.inputs[0]]
+    code = e.opcodes[o.opcodeIndex].builtinCode
+    if code not in (OP.TRANSPOSE_CONV, OP.MEAN):
+        return []
+    out, x = e.tensors[o.outputs[0]], e.tensors[o.inputs[0]]
     integer = {fb.TensorType.INT8: 4, fb.TensorType.INT16: 8}
     if code == OP.TRANSPOSE_CONV and e.tensors[o.inputs[2]].type in integer:
         return [math.prod(out.shape) * integer[e.tensors[o.inputs[2]].type]]  # int32/int64 accumulators

@@ -1,7 +1,7 @@
 """Run .tflite bytes in LiteRT and in TFLite Micro, and measure TFLite Micro's arena.
 
 For tests and benchmarks: `run_litert` and `run_tflm` take one numpy array per model input and
-return the outputs; `tflm_arena_bytes` is the arena TFLite Micro's allocator used (its recording
+return the outputs (`run_tflm_frames`: per frame of a sequence, a stateful model's state carried); `tflm_arena_bytes` is the arena TFLite Micro's allocator used (its recording
 allocator's "Arena allocation total": planned tensors plus persistent data; `tflm_arena_usage`
 splits it). TFLite Micro comes from the `tflite-micro` package (the `test` extra).
 
@@ -62,11 +62,19 @@ def _interpreter(data: bytes):
 
 def run_tflm(data: bytes, *inputs) -> list[np.ndarray]:
     """Outputs of TFLite Micro's interpreter (its reference kernels)."""
-    it = _interpreter(data)
-    for i, x in enumerate(inputs):
-        it.set_input(np.asarray(x, it.get_input_details(i)["dtype"]), i)
-    it.invoke()
-    return [it.get_output(i) for i in range(_io_counts(data)[1])]
+    return run_tflm_frames(data, [inputs])[0]
+
+
+def run_tflm_frames(data: bytes, frames) -> list[list[np.ndarray]]:
+    """Outputs of one TFLite Micro interpreter invoked once per frame (a sequence of input lists),
+    in order: a stateful model's resource variables are carried from one frame to the next."""
+    it, results = _interpreter(data), []
+    for inputs in frames:
+        for i, x in enumerate(inputs):
+            it.set_input(np.asarray(x, it.get_input_details(i)["dtype"]), i)
+        it.invoke()
+        results.append([it.get_output(i).copy() for i in range(_io_counts(data)[1])])
+    return results
 
 
 def tflm_arena_usage(data: bytes) -> dict[str, int]:

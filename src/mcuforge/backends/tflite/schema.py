@@ -60,14 +60,24 @@ class Emitter:
         return self._index[id(v)]
 
     def _add(self, name, shape, dtype: DType, quant: QuantParams | None = None, data=None) -> int:
+        self.tensors.append(self.tensor_t(name, shape, dtype, quant, data))
+        self.nbytes.append(math.prod(shape) * dtype.itemsize)
+        return len(self.tensors) - 1
+
+    def tensor_t(self, name, shape, dtype: DType, quant: QuantParams | None = None, data=None) -> fb.TensorT:
+        """A tensor (its data in a buffer of this model) for any subgraph."""
         t = fb.TensorT(shape=[int(d) for d in shape], type=DTYPES[dtype], name=name)
         if quant is not None:
             t.quantization = fb.QuantizationParametersT(scale=list(quant.scale), zeroPoint=list(quant.zero_point),
                                                         quantizedDimension=quant.axis or 0)
         if data is not None:
             t.buffer = self.buffer(np.asarray(data, dtype.np))
-        self.tensors.append(t)
-        self.nbytes.append(math.prod(t.shape) * dtype.itemsize)
+        return t
+
+    def resource(self, name: str) -> int:
+        """A resource tensor (a VAR_HANDLE's result): no bytes of the arena."""
+        self.tensors.append(fb.TensorT(shape=[], type=fb.TensorType.RESOURCE, name=f"{name}/handle"))
+        self.nbytes.append(0)
         return len(self.tensors) - 1
 
     def fresh(self, base: str) -> str:
@@ -108,6 +118,13 @@ class Emitter:
     # ------------------------------------------------------------ operators
     def op(self, code: int, inputs, outputs, options=None):
         """Append one TFLite operator; `options` is the builtin's options object (e.g. Conv2DOptionsT)."""
+        o = self.operator(code, inputs, outputs, options)
+        self.operators.append(o)
+        self.node_ops.setdefault(self.current, []).append(o)
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def operator(self, code: int, inputs, outputs, options=None) -> fb.OperatorT:
+        """A TFLite operator of this model, for any subgraph."""
         if code not in self._opcode_of:
             self._opcode_of[code] = len(self.opcodes)
             self.opcodes.append(fb.OperatorCodeT(deprecatedBuiltinCode=min(code, OP.PLACEHOLDER_FOR_GREATER_OP_CODES),
@@ -116,9 +133,7 @@ class Emitter:
         if options is not None:
             o.builtinOptionsType = getattr(fb.BuiltinOptions, type(options).__name__[:-1])
             o.builtinOptions = options
-        self.operators.append(o)
-        self.node_ops.setdefault(self.current, []).append(o)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return o
 
     def unary(self, code, x: int, like: Value, shape, options=None, out: int | None = None) -> int:
         return self.op(code, [x], [self.temp(like, shape) if out is None else out], options)
