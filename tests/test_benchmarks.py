@@ -157,3 +157,15 @@ def test_streaming_table():
     for cells in (line.replace(",", "").split() for line in lines[1:]):
         state, arena, ours, tflm = int(cells[2]), int(cells[3]), int(cells[4]), int(cells[6])
         assert ours == state + arena and tflm > ours  # TFLite Micro's arena holds more than ours with the state
+
+
+def test_optimize_table():
+    """benchmarks/optimize.py --quick: each mode measured after tuning; speed never slower than
+    size, every mode's output the interpreter's bytes (the script exits 1 otherwise)."""
+    lines = run_script("optimize.py", "--quick").splitlines()
+    assert lines[0].split()[:3] == ["model", "optimize", "specialized"]
+    rows = {r[1]: r for r in (line.split() for line in lines[1:4])}
+    assert list(rows) == ["size", "balanced", "speed"]
+    instructions = {m: int(r[3].replace(",", "")) for m, r in rows.items()}
+    assert instructions["speed"] <= instructions["balanced"] <= instructions["size"]
+    assert all(r[-1] == "yes" for r in rows.values())

@@ -50,7 +50,7 @@ def specialized(files) -> list[str]:
 def test_modes_choose_by_the_cost_model(stem, tmp_path, monkeypatch):
     monkeypatch.setenv("MCUFORGE_CACHE", str(tmp_path))  # nothing measured: the cost model decides
     size, balanced, speed = (specialized(render_c(stem.graph, plan=stem.plan, optimize=m)) for m in tune.OPTIMIZE)
-    assert size == []
+    assert size == []  # the cost model never expects less code
     assert "mcuforge_conv2d_s8_special" in balanced and len(balanced) < len(speed)
     model_c = render_c(stem.graph, plan=stem.plan)["model.c"].decode()  # balanced by default
     assert "optimize=balanced" in model_c and "chosen by the cost model" in model_c
@@ -68,6 +68,8 @@ def test_estimate_by_kind(stem):
     assert not tune.pays(tune.Variant(100, 100, True), "balanced") and tune.pays(tune.Variant(100, 100, True), "speed")
     assert tune.pays(tune.Variant(10, -500, True), "balanced")  # less code (the shared kernel dropped) and faster
     assert not tune.pays(tune.Variant(-5, 0, True), "speed")
+    assert tune.pays(tune.Variant(0, -1, True), "size") and not tune.pays(tune.Variant(-1, -100, True), "size")
+    assert not tune.pays(tune.Variant(10_000, 1, True), "size")
 
 
 def test_tune_measures_caches_and_compile_uses_it(stem, tmp_path, monkeypatch):
@@ -84,7 +86,7 @@ def test_tune_measures_caches_and_compile_uses_it(stem, tmp_path, monkeypatch):
     assert first[4] > first[5]  # the stem conv saves instructions specialized
     n_size, whole_size, code_size = t.choice("size")
     n_speed, whole_speed, code_speed = t.choice("speed")
-    assert (n_size, whole_size, code_size) == (0, t.whole, 0) and n_speed > 0 and whole_speed < t.whole
+    assert code_size <= 0 and whole_size <= t.whole and n_speed > 0 and whole_speed < t.whole
     files = render_c(stem.graph, plan=stem.plan, target=target, optimize="speed")
     model_c = files["model.c"].decode()
     assert "chosen by measurements of `mcuforge bench --tune`" in model_c
@@ -106,5 +108,5 @@ def test_cli_bench_tune_json(tmp_path, monkeypatch, capsys):
     got = json.loads(capsys.readouterr().out)
     assert got["qemu_board"] == "mps2-an386" and got["layers"]
     assert set(got["optimize"]) == set(tune.OPTIMIZE)
-    assert got["optimize"]["size"]["layers"] == 0 and got["optimize"]["speed"]["instructions"] <= \
+    assert got["optimize"]["size"]["code_bytes"] <= 0 and got["optimize"]["speed"]["instructions"] <= \
         got["optimize"]["size"]["instructions"]

@@ -11,7 +11,9 @@ unrolled), average pools 20-50%, the other kxk convolutions 0-4%, 1x1 and depthw
 and fully connected layers within 1%, sometimes worse.
 
 `optimize` picks per layer:
-- "size": every layer shared: one copy of each kernel, the smallest code;
+- "size": the smallest code: every layer shared (one copy of each kernel), except those whose
+  specialization alone makes the code smaller (no other layer calls that kernel, so the shared
+  copy goes) and costs no instructions;
 - "balanced" (the default): the layers that save at least BALANCED instructions per inference for
   each byte of code they add;
 - "speed": every layer that saves instructions at all.
@@ -74,7 +76,9 @@ def check(optimize: str) -> None:
 
 
 def pays(v: Variant, optimize: str) -> bool:
-    if optimize == "size" or v.saved <= 0:
+    if optimize == "size":
+        return v.code_bytes < 0 and v.saved >= 0
+    if v.saved <= 0:
         return False
     return optimize == "speed" or v.code_bytes <= 0 or v.saved >= BALANCED * v.code_bytes
 
