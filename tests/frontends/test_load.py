@@ -85,3 +85,4 @@ def test_cli_state_option(tmp_path, capsys):
     assert [i.name for i in back.input] == ["x", "h_in"] and [o.name for o in back.output][1:] == ["_Tanh"]
     assert main(["compile", str(path), "--state", "h_in", "-o", str(tmp_path / "p")]) != 0
     assert "give INPUT=OUTPUT" in capsys.readouterr().err
+
