@@ -13,6 +13,7 @@ import mcuforge
 from mcuforge import zoo
 from mcuforge.compiler.cli import main
 from mcuforge.compiler.validate import sqnr, validate
+from mcuforge.errors import UsageError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_int8.py"
 
@@ -86,3 +87,10 @@ def test_cli_exit_codes(tmp_path, digits, capsys):
 def test_sqnr():
     a = np.array([1.0, -2.0, 3.0])
     assert sqnr(a, a) == float("inf") and sqnr(a, a + 0.1) == pytest.approx(10 * np.log10(14 / 0.03))
+
+
+def test_a_stateful_model_is_refused(tmp_path):
+    from tests.support import wakeword
+    (tmp_path / "alexa.tflite").write_bytes(wakeword.model("alexa"))
+    with pytest.raises(UsageError, match="keeps state between calls"):
+        validate(str(tmp_path / "alexa.tflite"), [np.zeros((1, 3, 40), np.float32)])

@@ -78,8 +78,11 @@ def test_cli_state_option(tmp_path, capsys):
     assert [i.name for i in onnx.load(path).graph.input] == ["x", "h_in"]
     assert main(["compile", str(path), "--state", "h_in=h_out", "-o", str(tmp_path / "o")]) == 2
     assert "outputs: _out_Gemm, _Tanh" in capsys.readouterr().err  # the names the graph's outputs have
-    assert main(["compile", str(path), "--state", "h_in=_Tanh", "--emit", "c", "-o", str(tmp_path / "o")]) == 0
+    assert main(["compile", str(path), "--state", "h_in=_Tanh", "--emit", "c,onnx", "-o", str(tmp_path / "o")]) == 0
     header = (tmp_path / "o" / "c" / "model.h").read_text()
     assert "MODEL_NUM_INPUTS 1" in header and 'state "h_in": float [1, 8]' in header
+    back = onnx.load(tmp_path / "o" / "model.onnx").graph  # ONNX has no state: the pair again
+    assert [i.name for i in back.input] == ["x", "h_in"] and [o.name for o in back.output][1:] == ["_Tanh"]
     assert main(["compile", str(path), "--state", "h_in", "-o", str(tmp_path / "p")]) != 0
     assert "give INPUT=OUTPUT" in capsys.readouterr().err
+

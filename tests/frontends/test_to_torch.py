@@ -190,3 +190,14 @@ def test_non_float_ops_are_refused_all_at_once():
     g.outputs = [g.op("dequantize", [q], dict(scale=[0.1], zero_point=[0]))]
     with pytest.raises(UsageError, match=r"%quantize \(quantize\), %dequantize \(dequantize\)"):
         mcuforge.to_torch(g)
+
+
+def test_states_become_an_input_and_an_output():
+    g = Graph("sum")
+    x = g.add_input("x", TensorType((1, 4)))
+    s = g.add_state("s", TensorType((1, 4)))
+    y = g.op("add", [x, s])
+    g.set_state_write(s, y)
+    g.outputs = [g.op("relu", [y])]
+    out, new = mcuforge.to_torch(g)(torch.ones(1, 4), torch.full((1, 4), -3.0))
+    assert torch.equal(out, torch.zeros(1, 4)) and torch.equal(new, torch.full((1, 4), -2.0))

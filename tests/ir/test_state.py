@@ -83,3 +83,15 @@ def test_a_write_is_committed_after_the_last_reader_of_the_old_value():
     plan = plan_memory(g, alignment=16)
     assert plan.schedule == ["y", "out", "late"] and plan.state_commits == {"s": 2}
     assert plan.lifetimes["y"] == (0, 2)  # kept until the copy
+
+
+def test_rewrites_keep_a_state_write_whole():
+    """fuse would put the relu into the add, which writes the state: it must not."""
+    from mcuforge.passes.manager import PassManager
+    from mcuforge.passes.pipelines import resolve
+    g = running_sum()
+    PassManager(resolve("float")).run(g)
+    assert g.count("relu") == 1
+    session = Session(g)
+    assert [float(session(np.full((1, 4), -k, np.float32))[0][0, 0]) for k in (2, 1)] == [0.0, 0.0]
+    assert float(session.state["s"][0, 0]) == -2.0

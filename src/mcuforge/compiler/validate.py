@@ -154,6 +154,9 @@ def validate(model, data, *, labels=None, example_inputs=None, on: str = "host",
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "out"
         art = compile_model(model, example_inputs, emit=("c",), out_dir=out, **compile_options)
+        if art.graph.states:  # the references run sample by sample, each from a fresh model
+            raise UsageError(f"validate compares independent samples, and {art.graph.name} keeps state between "
+                             "calls", "compare a stream of frames: art.session() against the C's `-b` mode")
         float_graph = compile_model(model, example_inputs, passes="none", emit=()).graph
         samples = load_samples(data, float_graph)
         board = board_for(art.target)

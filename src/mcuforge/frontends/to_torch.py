@@ -119,21 +119,24 @@ class _Builder:
 
 
 def to_torch(graph: Graph) -> torch.fx.GraphModule:
-    """`graph` (float) as a torch module with real parameters (see the module docstring)."""
+    """`graph` (float) as a torch module with real parameters (see the module docstring). A torch
+    module keeps no state between calls here: the graph's states become inputs after its own and
+    outputs after its own (the caller feeds each write back), as `compile(state=...)` takes them."""
     bad = [n for n in graph.nodes if n.op not in IMPLS or n.op == "batch_norm" and not all(
         v.is_const for v in n.inputs[1:])]
     if bad:
         raise UsageError("to_torch takes float graphs; these nodes are not float ops: "
                          + ", ".join(f"%{n.name} ({n.op})" for n in bad), "convert the float graph, before `quantize`")
     b = _Builder()
-    env = {id(v): b.tracer.create_proxy("placeholder", re.sub(r"\W", "_", v.name), (), {}) for v in graph.inputs}
+    env = {id(v): b.tracer.create_proxy("placeholder", re.sub(r"\W", "_", v.name), (), {})
+           for v in [*graph.inputs, *(s.read for s in graph.states)]}
     for n in graph.nodes:  # (a batch_norm gets its constants as such: they go into its submodule)
         args = [env[id(v)] if not v.is_const else v if n.op == "batch_norm"
                 else b.tensor(v, i in _PARAMETERS.get(n.op, ()), torch_layout(n, i)) for i, v in enumerate(n.inputs)]
         step = Step(n.name, n.attrs, tuple(v.shape for v in n.inputs), tuple(v.shape for v in n.outputs), b)
         out = IMPLS[n.op](step, *args)
         env.update(zip(map(id, n.outputs), out if isinstance(out, tuple) else (out,)))
-    outs = [b.tensor(v) if v.is_const else env[id(v)] for v in graph.outputs]
+    outs = [b.tensor(v) if v.is_const else env[id(v)] for v in [*graph.outputs, *(s.write for s in graph.states)]]
     b.fx.output(outs[0].node if len(outs) == 1 else tuple(o.node for o in outs))
     module = torch.fx.GraphModule(b.root, b.fx, class_name=re.sub(r"\W", "_", graph.name) or "GraphModule")
     module.sources = b.sources

@@ -252,9 +252,14 @@ class Graph:
     def is_output(self, v: Value) -> bool:
         return any(o is v for o in self.outputs)
 
+    def escapes(self, v: Value) -> bool:
+        """Whether `v` is seen outside the graph's nodes: a graph output or a state's write (a
+        rewrite must keep its value, not only its users' results)."""
+        return self.is_output(v) or any(s.write is v for s in self.states)
+
     def has_uses(self, v: Value) -> bool:
         """Whether a node, a graph output or a state's write uses `v`."""
-        return bool(v.users) or self.is_output(v) or any(s.write is v for s in self.states)
+        return bool(v.users) or self.escapes(v)
 
     def count(self, op: str | None = None) -> int | dict[str, int]:
         """Number of `op` nodes, or a {op: count} table when op is None."""

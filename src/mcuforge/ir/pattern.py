@@ -124,7 +124,7 @@ class Pat:
     def match(self, v: Value, m: Match) -> bool:
         if self.const is not None and v.is_const != self.const:
             return False
-        if self.one_use and (len(v.users) != 1 or m.graph.is_output(v)):
+        if self.one_use and (len(v.users) != 1 or m.graph.escapes(v)):
             return False
         if self.op is not None or self.attrs or self.inputs is not None:
             n = v.producer

@@ -17,7 +17,7 @@ def can_fold_bn(bn: Node, graph: Graph) -> tuple[bool, str]:
     conv = x.producer
     if conv is None or conv.op not in FOLDS_INTO:
         return False, f"its input %{x.name} is not the result of a {'/'.join(FOLDS_INTO)}"
-    if len(x.users) > 1 or graph.is_output(x):
+    if len(x.users) > 1 or graph.escapes(x):
         return False, f"%{x.name} ({conv.op}) has other users, which need it unnormalized"
     if conv.attrs["act"] != "none":
         return False, f"{conv.op} %{conv.name} already applies act={conv.attrs['act']}"

@@ -15,7 +15,7 @@ def fuse_act(act: str):
         p, y = m.node("p"), m["p"]
         if p.attrs["act"] != "none":
             return m.miss(f"{p.op} %{p.name} already applies act={p.attrs['act']}")
-        if len(y.users) > 1 or g.is_output(y):
+        if len(y.users) > 1 or g.escapes(y):
             return m.miss(f"%{y.name} ({p.op}) has other users, which need it without {act}")
         return m.replacement(p.op, p.inputs, {**p.attrs, "act": act}, name=p.name, meta=dict(p.meta))
     into_producer.__name__ = f"fused_{act}"

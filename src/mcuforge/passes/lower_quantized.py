@@ -170,7 +170,7 @@ def _integer_edges(g: Graph, io: str) -> bool:
     changed = False
     if io == "int8":
         for v in g.inputs:
-            if len(v.users) == 1 and v.users[0].op == "quantize" and not g.is_output(v):
+            if len(v.users) == 1 and v.users[0].op == "quantize" and not g.escapes(v):
                 q = v.users[0]
                 v.type = q.output.type
                 g.replace_all_uses(q.output, v)

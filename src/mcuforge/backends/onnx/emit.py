@@ -403,7 +403,8 @@ def _value_info(v: Value) -> onnx.ValueInfoProto:
 def to_onnx(graph: Graph, opset: int | None = None, lowerings: dict | None = None) -> onnx.ModelProto:
     """Lower a float IR graph to a checked ONNX model (default opset 17; 21, the first with int16
     QuantizeLinear, for a QDQ graph with int16 tensors). `lowerings` replaces LOWERINGS (the exact
-    integer flavour, integer.py)."""
+    integer flavour, integer.py). ONNX has no state: a graph's states become inputs after its own
+    (their reads) and outputs after its own (their writes), the pairs `compile(state=...)` takes."""
     if opset is None:
         opset = 21 if any(v.dtype == DType.i16 for n in graph.nodes for v in n.outputs) else DEFAULT_OPSET
     if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
@@ -416,10 +417,11 @@ def to_onnx(graph: Graph, opset: int | None = None, lowerings: dict | None = Non
                                  "the ONNX backend cannot emit:")
     for n in graph.nodes:
         e.lower(n)
-    for v in graph.outputs:
+    outputs = [*graph.outputs, *(s.write for s in graph.states)]
+    for v in outputs:
         e.name(v)  # a constant output needs its initializer
-    g = helper.make_graph(e.nodes, graph.name, [_value_info(v) for v in graph.inputs],
-                          [_value_info(v) for v in graph.outputs], e.inits)
+    g = helper.make_graph(e.nodes, graph.name, [_value_info(v) for v in [*graph.inputs, *(s.read for s in graph.states)]],
+                          [_value_info(v) for v in outputs], e.inits)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(g, opset_imports=opsets, producer_name="mcuforge", producer_version=__version__,
                               doc_string=f"graph {graph.name} exported by mcuforge {__version__}",
