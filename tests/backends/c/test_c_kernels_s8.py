@@ -265,7 +265,9 @@ class OddPools(nn.Module):
         avg = F.avg_pool2d(a, 3, stride=2, padding=1, count_include_pad=False)
         mx = F.max_pool2d(b, 3, stride=2, padding=1)
         small = F.max_pool2d(c, 2) + F.avg_pool2d(c, 2)  # 3 channels: the general loops
-        return avg, mx, small, F.adaptive_avg_pool2d(d, 1), F.max_pool2d(d, 2), b.mean((2, 3)), d.mean((2, 3))
+        softmaxes = F.softmax(c.mean((2, 3)), -1), F.softmax(b.mean((2, 3)), -1), F.softmax(a.flatten(1), -1)
+        return avg, mx, small, F.adaptive_avg_pool2d(d, 1), F.max_pool2d(d, 2), b.mean((2, 3)), d.mean((2, 3)), \
+            *softmaxes
 
 
 def test_pools_every_path_every_build(tmp_path):
@@ -279,5 +281,6 @@ def test_pools_every_path_every_build(tmp_path):
                              calibration=calibration, passes="deploy").graph
     ops = graph.count()
     assert ops["qavg_pool2d"] >= 2 and ops["max_pool2d"] >= 3 and ops.get("qmean", 0) >= 1, ops
+    assert ops["qsoftmax"] == 3, ops
     assert all(n.attrs.get("layout", "NHWC") == "NHWC" for n in graph.nodes if "pool" in n.op)
     every_build_matches(tmp_path, graph)
