@@ -37,7 +37,8 @@ BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], Non
           "m4": ("cortex-m", ["TARGET=mps2-an386"], "mps2-an386"),
           "m4_dsp": ("cortex-m", ["TARGET=mps2-an386", "DSP=1"], "mps2-an386"),
           "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500"),
-          "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385")}
+          "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385"),
+          "m55_mve": ("cortex-m", ["TARGET=mps3-an547", "MVE=1"], "mps3-an547")}
 
 
 class OddShapes(nn.Module):
@@ -230,14 +231,16 @@ int main(void) {
         subprocess.run([build, "-DSETS=3000", *flags], cwd=tmp_path, check=True)
         r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
     else:  # the startup code and memory map of the generated projects
-        for name, template in (("startup.c", "startup_mps2.c.j2"), ("mps2.ld", "mps2.ld.j2")):
+        ld = "mps3.ld" if board == "mps3-an547" else "mps2.ld"
+        for name, template in (("startup.c", "startup_mps2.c.j2"), (ld, f"{ld}.j2")):
             (tmp_path / name).write_text(_ENV.get_template(template).render(version="test", weight_bytes=0))
         cpu = {"mps2-an386": "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard",
                "mps2-an500": "-mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard",
-               "mps2-an385": "-mcpu=cortex-m3 -mfloat-abi=soft"}[board].split()
-        subprocess.run(["arm-none-eabi-gcc", *cpu, "-mthumb", *(["-DMCUFORGE_USE_DSP"] if "DSP=1" in args else []),
-                        "-DSETS=120", "-T", "mps2.ld", "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs",
-                        "startup.c", *flags], cwd=tmp_path, check=True)
+               "mps2-an385": "-mcpu=cortex-m3 -mfloat-abi=soft", "mps3-an547": "-mcpu=cortex-m55 -mfloat-abi=hard"}
+        defines = ["-DMCUFORGE_USE_DSP"] * ("DSP=1" in args or "MVE=1" in args) + ["-DMCUFORGE_USE_MVE"] * ("MVE=1" in args)
+        subprocess.run(["arm-none-eabi-gcc", *cpu[board].split(), "-mthumb", *defines, "-DSETS=120", "-T", ld,
+                        "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "startup.c", *flags],
+                       cwd=tmp_path, check=True)
         r = subprocess.run(["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none",
                             "-semihosting-config", "enable=on,target=native", "-kernel", "check"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)

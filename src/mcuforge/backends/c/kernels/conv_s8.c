@@ -74,7 +74,7 @@ static inline void scatter_tap(int32_t *restrict acc, const int8_t *restrict w, 
     for (o = 0; o < MCUFORGE_RQ_LANES; ++o) acc[o] += (int16_t)((int16_t)v * w[o]);
 }
 
-#if defined(MCUFORGE_USE_DSP)
+#if defined(MCUFORGE_USE_DSP) && !defined(MCUFORGE_USE_MVE)
 /* s[c] += (x[c] - zp) * w[c], c = 0..3, for one tap of four channels: one word of inputs and one
  * of weights, each unpacked by two SXTB16-style instructions into the even (0, 2) and odd (1, 3)
  * channels as 16-bit pairs, the input offset added in the same instruction (SXTAB16 with
@@ -301,6 +301,85 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
             }
     }
 }
+#elif defined(MCUFORGE_USE_MVE)
+/* acc[g] += x[4g..4g+3] * w[4g..4g+3] for the four groups of a 16-channel block (VLDRB.S32: four
+ * bytes widened into int32 lanes; MVE multiply-accumulates only by a scalar, so VMUL then VADD);
+ * `x` NULL: a tap outside the image, which reads in_zp (one VMLA by it); `live` NULL: every
+ * channel, else the groups' predicates (loads past them read 0). */
+static inline __attribute__((always_inline)) void dw_tap_mve(int32x4_t *acc, const int8_t *x, const int8_t *w,
+                                                             int32_t zp, const mve_pred16_t *live) {
+    int32_t g;
+    for (g = 0; g < 4; ++g) {
+        const int32x4_t wv = live ? vldrbq_z_s32(w + 4 * g, live[g]) : vldrbq_s32(w + 4 * g);
+        if (x == NULL) acc[g] = vmlaq_n_s32(acc[g], wv, zp);
+        else acc[g] = vaddq_s32(acc[g], vmulq_s32(live ? vldrbq_z_s32(x + 4 * g, live[g]) : vldrbq_s32(x + 4 * g), wv));
+    }
+}
+
+/* Channels [o0, o0 + 16) of the depthwise conv of channels-last data with one output channel per
+ * input channel (`live`: NULL for a whole block, else the predicates of a last block of fewer):
+ * per output pixel the four groups' sums start from `start` (the bias minus in_zp times the sum
+ * of the window's weights, so that no tap subtracts in_zp), dw_tap_mve per tap (windows inside
+ * the image without bounds checks), then mcuforge_rq_mve and a store of the groups' bytes. */
+static inline __attribute__((always_inline)) void dw_block_mve(const mcuforge_conv *p, const mcuforge_requant *q,
+                                                               const int8_t *x, const int8_t *w, const int32x4_t *start,
+                                                               const int32x4_t *m, const int32x4_t *sh, int32_t o0,
+                                                               int8_t *y, const mve_pred16_t *live) {
+    const int32_t c_all = p->out_c, x_row = p->dil_h * p->in_w * c_all, x_tap = p->dil_w * c_all;
+    const int32_t zp = q->in_zp;
+    int32_t n, oy, ox, ky, kx, g;
+    for (n = 0; n < p->n; ++n)
+        for (oy = 0; oy < p->out_h; ++oy)
+            for (ox = 0; ox < p->out_w; ++ox) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+                const int8_t *xw = x + ((n * p->in_h + iy0) * p->in_w + ix0) * c_all + o0, *wk = w + o0;
+                int8_t *out = y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0;
+                int32x4_t acc[4];
+                for (g = 0; g < 4; ++g) acc[g] = start[g];
+                if (iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
+                    ix0 + (p->k_w - 1) * p->dil_w < p->in_w) {
+                    for (ky = 0; ky < p->k_h; ++ky, xw += x_row)
+                        for (kx = 0; kx < p->k_w; ++kx, wk += c_all) dw_tap_mve(acc, xw + kx * x_tap, wk, zp, live);
+                } else {
+                    for (ky = 0; ky < p->k_h; ++ky, xw += x_row) {
+                        const int32_t iy = iy0 + ky * p->dil_h, row_in = iy >= 0 && iy < p->in_h;
+                        for (kx = 0; kx < p->k_w; ++kx, wk += c_all) {
+                            const int32_t ix = ix0 + kx * p->dil_w;
+                            dw_tap_mve(acc, row_in && ix >= 0 && ix < p->in_w ? xw + kx * x_tap : NULL, wk, zp, live);
+                        }
+                    }
+                }
+                for (g = 0; g < 4; ++g) {
+                    const int32x4_t v = mcuforge_rq_mve(acc[g], m[g], sh[g], q->out_zp, q->act_min, q->act_max);
+                    if (live) vstrbq_p_s32(out + 4 * g, v, live[g]);
+                    else vstrbq_s32(out + 4 * g, v);
+                }
+            }
+}
+
+/* The depthwise conv of channels-last int8 data with one output channel per input channel, on
+ * Helium: per block of 16 channels its starting sums and requantization constants as vectors,
+ * then dw_block_mve, the last block of fewer channels tail-predicated. */
+static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
+                       const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
+    const int32_t c_all = p->out_c, taps = p->k_h * p->k_w;
+    int32_t o0, g, t;
+    for (o0 = 0; o0 < c_all; o0 += 16) {
+        int32x4_t start[4], m[4], sh[4];
+        mve_pred16_t live[4];
+        for (g = 0; g < 4; ++g) {
+            const int32_t left = c_all - o0 - 4 * g;
+            live[g] = vctp32q((uint32_t)(left < 0 ? 0 : left));
+            start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, live[g]) : vdupq_n_s32(0);
+            for (t = 0; t < taps; ++t)
+                start[g] = vmlaq_n_s32(start[g], vldrbq_z_s32(w + t * c_all + o0 + 4 * g, live[g]), -q->in_zp);
+            m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, live[g]);
+            sh[g] = vldrwq_z_s32(shift + o0 + 4 * g, live[g]);
+        }
+        if (c_all - o0 >= 16) dw_block_mve(p, q, x, w, start, m, sh, o0, y, NULL);
+        else dw_block_mve(p, q, x, w, start, m, sh, o0, y, live);
+    }
+}
 #endif
 
 void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
@@ -308,9 +387,13 @@ void mcuforge_dwconv2d_s8(const mcuforge_conv *p, const mcuforge_requant *q, con
     /* Blocks of MCUFORGE_RQ_LANES output channels (int32 sums on the stack), each over every output pixel */
     const int32_t mult = p->out_c / p->in_c;
     int32_t xs[4], ys[4], n, oy, ox, ky, kx, o, o0;
-#if defined(MCUFORGE_USE_DSP)
+#if defined(MCUFORGE_USE_DSP) || defined(MCUFORGE_USE_MVE)
     if (mult == 1 && p->nhwc) {
+#if defined(MCUFORGE_USE_MVE)
+        dwconv_mve(p, q, x, w, bias, multiplier, shift, y);
+#else
         dwconv_dsp(p, q, x, w, bias, multiplier, shift, y);
+#endif
         return;
     }
 #endif
