@@ -302,82 +302,100 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
     }
 }
 #elif defined(MCUFORGE_USE_MVE)
-/* acc[g] += x[4g..4g+3] * w[4g..4g+3] for the four groups of a 16-channel block (VLDRB.S32: four
- * bytes widened into int32 lanes; MVE multiply-accumulates only by a scalar, so VMUL then VADD);
- * `x` NULL: a tap outside the image, which reads in_zp (one VMLA by it); `live` NULL: every
- * channel, else the groups' predicates (loads past them read 0). */
-static inline __attribute__((always_inline)) void dw_tap_mve(int32x4_t *acc, const int8_t *x, const int8_t *w,
-                                                             int32_t zp, const mve_pred16_t *live) {
-    int32_t g;
-    for (g = 0; g < 4; ++g) {
-        const int32x4_t wv = live ? vldrbq_z_s32(w + 4 * g, live[g]) : vldrbq_s32(w + 4 * g);
-        if (x == NULL) acc[g] = vmlaq_n_s32(acc[g], wv, zp);
-        else acc[g] = vaddq_s32(acc[g], vmulq_s32(live ? vldrbq_z_s32(x + 4 * g, live[g]) : vldrbq_s32(x + 4 * g), wv));
-    }
+/* acc[g] += (x - zp) * w over the taps of a window for the four groups of four channels of a
+ * 16-channel block: `rows` rows of `taps` taps (both >= 1, all inside the image), x and w at the
+ * first, x_tap / c_all bytes to the next tap, x_row to the next row of inputs, k_w taps a row of
+ * weights, nzp = -zp. Per tap and group: two loads that widen four bytes into int32
+ * lanes, the offset added, VMUL and VADD (MVE multiply-accumulates only by a scalar); `live`
+ * (NULL: every channel) the groups' predicates, which make the loads read 0 past the channels.
+ * In assembly: gcc keeps some of the sums in memory and gives every group its own pointer. */
+#define MCUFORGE_DW16_GROUP(a, at, pred, sfx)           \
+    pred "vldrb" sfx ".s32 %q[t0], [%[xp]" at "]\n\t"   \
+    "vldrb" sfx ".s32 %q[t1], [%[w]" at "]\n\t"         \
+    "vadd.i32 %q[t0], %q[t0], %[nzp]\n\t"               \
+    "vmul.i32 %q[t0], %q[t0], %q[t1]\n\t"               \
+    "vadd.i32 %q[" a "], %q[" a "], %q[t0]\n\t"
+#define MCUFORGE_DW16_P0(at) "ldr %[p], [%[live]" at "]\n\tvmsr p0, %[p]\n\tvpstt\n\t"
+#define MCUFORGE_DW16_WINDOW(p0, p1, p2, p3, sfx)                                                                     \
+    __asm__("1:\n\t"                                                                                                 \
+            "mov %[t], %[taps]\n\t"                                                                                  \
+            "2:\n\t" MCUFORGE_DW16_GROUP("a0", "", p0, sfx) MCUFORGE_DW16_GROUP("a1", ", #4", p1, sfx)               \
+                MCUFORGE_DW16_GROUP("a2", ", #8", p2, sfx) MCUFORGE_DW16_GROUP("a3", ", #12", p3, sfx)               \
+            "add %[xp], %[xp], %[x_tap]\n\t"                                                                         \
+            "add %[w], %[w], %[c_all]\n\t"                                                                           \
+            "subs %[t], %[t], #1\n\t"                                                                                \
+            "bne 2b\n\t"                                                                                             \
+            "add %[xp], %[xp], %[skip]\n\t"                                                                          \
+            "ldr %[p], %[w_skip]\n\t"                                                                                 \
+            "add %[w], %[w], %[p]\n\t"                                                                               \
+            "subs %[rows], %[rows], #1\n\t"                                                                          \
+            "bne 1b"                                                                                                 \
+            : [a0] "+w"(a0), [a1] "+w"(a1), [a2] "+w"(a2), [a3] "+w"(a3), [t0] "=&w"(t0), [t1] "=&w"(t1),            \
+              [xp] "+l"(x), [w] "+l"(w), [rows] "+r"(rows), [t] "=&r"(t), [p] "=&r"(pred)                          \
+            : [taps] "r"(taps), [x_tap] "r"(x_tap), [skip] "r"(x_row - taps * x_tap), [c_all] "r"(c_all),            \
+              [nzp] "r"(nzp), [w_skip] "m"(w_skip),                                                                  \
+              [live] "r"(live)                                                                                      \
+            : "cc", "memory")
+static __attribute__((noinline)) void dw_window16_mve(int32x4_t *acc, const int8_t *x, const int8_t *w, int32_t rows,
+                                                      int32_t taps, int32_t x_tap, int32_t x_row, int32_t k_w,
+                                                      int32_t c_all, int32_t nzp, const uint32_t *live) {
+    const int32_t w_skip = (k_w - taps) * c_all; /* (in memory: no register is left) */
+    int32x4_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], t0, t1;
+    uint32_t t, pred;
+    if (live == NULL)
+        MCUFORGE_DW16_WINDOW("", "", "", "", "");
+    else /* each group's predicate moved into P0, then a VPT block of its two loads */
+        MCUFORGE_DW16_WINDOW(MCUFORGE_DW16_P0(""), MCUFORGE_DW16_P0(", #4"), MCUFORGE_DW16_P0(", #8"),
+                             MCUFORGE_DW16_P0(", #12"), "t");
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
-
-/* Channels [o0, o0 + 16) of the depthwise conv of channels-last data with one output channel per
- * input channel (`live`: NULL for a whole block, else the predicates of a last block of fewer):
- * per output pixel the four groups' sums start from `start` (the bias minus in_zp times the sum
- * of the window's weights, so that no tap subtracts in_zp), dw_tap_mve per tap (windows inside
- * the image without bounds checks), then mcuforge_rq_mve and a store of the groups' bytes. */
-static inline __attribute__((always_inline)) void dw_block_mve(const mcuforge_conv *p, const mcuforge_requant *q,
-                                                               const int8_t *x, const int8_t *w, const int32x4_t *start,
-                                                               const int32x4_t *m, const int32x4_t *sh, int32_t o0,
-                                                               int8_t *y, const mve_pred16_t *live) {
-    const int32_t c_all = p->out_c, x_row = p->dil_h * p->in_w * c_all, x_tap = p->dil_w * c_all;
-    const int32_t zp = q->in_zp;
-    int32_t n, oy, ox, ky, kx, g;
-    for (n = 0; n < p->n; ++n)
-        for (oy = 0; oy < p->out_h; ++oy)
-            for (ox = 0; ox < p->out_w; ++ox) {
-                const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
-                const int8_t *xw = x + ((n * p->in_h + iy0) * p->in_w + ix0) * c_all + o0, *wk = w + o0;
-                int8_t *out = y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0;
-                int32x4_t acc[4];
-                for (g = 0; g < 4; ++g) acc[g] = start[g];
-                if (iy0 >= 0 && iy0 + (p->k_h - 1) * p->dil_h < p->in_h && ix0 >= 0 &&
-                    ix0 + (p->k_w - 1) * p->dil_w < p->in_w) {
-                    for (ky = 0; ky < p->k_h; ++ky, xw += x_row)
-                        for (kx = 0; kx < p->k_w; ++kx, wk += c_all) dw_tap_mve(acc, xw + kx * x_tap, wk, zp, live);
-                } else {
-                    for (ky = 0; ky < p->k_h; ++ky, xw += x_row) {
-                        const int32_t iy = iy0 + ky * p->dil_h, row_in = iy >= 0 && iy < p->in_h;
-                        for (kx = 0; kx < p->k_w; ++kx, wk += c_all) {
-                            const int32_t ix = ix0 + kx * p->dil_w;
-                            dw_tap_mve(acc, row_in && ix >= 0 && ix < p->in_w ? xw + kx * x_tap : NULL, wk, zp, live);
-                        }
-                    }
-                }
-                for (g = 0; g < 4; ++g) {
-                    const int32x4_t v = mcuforge_rq_mve(acc[g], m[g], sh[g], q->out_zp, q->act_min, q->act_max);
-                    if (live) vstrbq_p_s32(out + 4 * g, v, live[g]);
-                    else vstrbq_s32(out + 4 * g, v);
-                }
-            }
-}
+#undef MCUFORGE_DW16_GROUP
+#undef MCUFORGE_DW16_P0
+#undef MCUFORGE_DW16_WINDOW
 
 /* The depthwise conv of channels-last int8 data with one output channel per input channel, on
- * Helium: per block of 16 channels its starting sums and requantization constants as vectors,
- * then dw_block_mve, the last block of fewer channels tail-predicated. */
+ * Helium: per block of 16 channels (the last of fewer predicated) its bias and requantization
+ * constants as vectors; per output pixel dw_window16_mve over the window's taps inside the image,
+ * then mcuforge_rq_mve and a store of each group's bytes. */
 static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
                        const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
-    const int32_t c_all = p->out_c, taps = p->k_h * p->k_w;
-    int32_t o0, g, t;
+    const int32_t c_all = p->out_c, row = p->in_w * c_all, x_tap = p->dil_w * c_all, w_row = p->k_w * c_all;
+    int32_t n, oy, ox, o0, g;
     for (o0 = 0; o0 < c_all; o0 += 16) {
         int32x4_t start[4], m[4], sh[4];
-        mve_pred16_t live[4];
+        uint32_t live[4];
         for (g = 0; g < 4; ++g) {
             const int32_t left = c_all - o0 - 4 * g;
-            live[g] = vctp32q((uint32_t)(left < 0 ? 0 : left));
-            start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, live[g]) : vdupq_n_s32(0);
-            for (t = 0; t < taps; ++t)
-                start[g] = vmlaq_n_s32(start[g], vldrbq_z_s32(w + t * c_all + o0 + 4 * g, live[g]), -q->in_zp);
-            m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, live[g]);
-            sh[g] = vldrwq_z_s32(shift + o0 + 4 * g, live[g]);
+            const mve_pred16_t on = vctp32q((uint32_t)(left < 0 ? 0 : left));
+            live[g] = on;
+            start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, on) : vdupq_n_s32(0);
+            m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, on);
+            sh[g] = vldrwq_z_s32(shift + o0 + 4 * g, on);
         }
-        if (c_all - o0 >= 16) dw_block_mve(p, q, x, w, start, m, sh, o0, y, NULL);
-        else dw_block_mve(p, q, x, w, start, m, sh, o0, y, live);
+        for (n = 0; n < p->n; ++n)
+            for (oy = 0; oy < p->out_h; ++oy) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                /* the rows of the window inside the image: ky0 <= ky < ky0 + rows */
+                const int32_t ky0 = iy0 >= 0 ? 0 : (-iy0 + p->dil_h - 1) / p->dil_h;
+                const int32_t ky_end = (p->in_h - iy0 + p->dil_h - 1) / p->dil_h;
+                const int32_t rows = (ky_end < p->k_h ? ky_end : p->k_h) - ky0;
+                for (ox = 0; ox < p->out_w; ++ox) {
+                    const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                    const int32_t kx0 = ix0 >= 0 ? 0 : (-ix0 + p->dil_w - 1) / p->dil_w;
+                    const int32_t kx_end = (p->in_w - ix0 + p->dil_w - 1) / p->dil_w;
+                    const int32_t taps = (kx_end < p->k_w ? kx_end : p->k_w) - kx0;
+                    int8_t *out = y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0;
+                    int32x4_t acc[4];
+                    acc[0] = start[0], acc[1] = start[1], acc[2] = start[2], acc[3] = start[3];
+                    if (rows > 0 && taps > 0)
+                        dw_window16_mve(acc, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
+                                        w + ky0 * w_row + kx0 * c_all + o0, rows, taps, x_tap, p->dil_h * row, p->k_w, c_all,
+                                        -q->in_zp, c_all - o0 < 16 ? live : NULL);
+                    for (g = 0; g < 4; ++g)
+                        vstrbq_p_s32(out + 4 * g, mcuforge_rq_mve(acc[g], m[g], sh[g], q->out_zp, q->act_min, q->act_max),
+                                     (mve_pred16_t)live[g]);
+                }
+            }
     }
 }
 #endif
