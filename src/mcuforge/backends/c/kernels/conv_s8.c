@@ -302,13 +302,21 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
     }
 }
 #elif defined(MCUFORGE_USE_MVE)
-/* acc[g] += (x - zp) * w over the taps of a window for the four groups of four channels of a
- * 16-channel block: `rows` rows of `taps` taps (both >= 1, all inside the image), x and w at the
- * first, x_tap / c_all bytes to the next tap, x_row to the next row of inputs, k_w taps a row of
- * weights, nzp = -zp. Per tap and group: two loads that widen four bytes into int32
- * lanes, the offset added, VMUL and VADD (MVE multiply-accumulates only by a scalar); `live`
- * (NULL: every channel) the groups' predicates, which make the loads read 0 past the channels.
- * In assembly: gcc keeps some of the sums in memory and gives every group its own pointer. */
+/* The constants of a block of 16 channels of dwconv_mve: per group of four channels its bias,
+ * multipliers, shifts and predicate (live: the channels inside the layer; full: all 16 are). */
+typedef struct {
+    int32x4_t start[4], m[4], shift[4];
+    uint32_t live[4];
+    int32_t nzp, zp, lo, hi, full, c_all, x_tap, k_w;
+} mcuforge_dw16;
+
+/* One output pixel of a block of 16 channels: the sums start at the bias, then (x - zp) * w over
+ * the window's taps inside the image, `rows` rows of `taps` taps (both >= 1; x and w at the
+ * first, x_row bytes from an input row to the next), requantized (mcuforge_rq_mve) into the
+ * pixel's 16 bytes at y. The taps in assembly, gcc keeping some of the sums in memory and giving
+ * every group its own pointer: per tap and group two loads that widen four bytes into int32
+ * lanes, the offset added, VMUL and VADD (MVE multiply-accumulates only by a scalar); in a
+ * partial block each group's two loads predicated (VPT), so that they read 0 past the channels. */
 #define MCUFORGE_DW16_GROUP(a, at, pred, sfx)           \
     pred "vldrb" sfx ".s32 %q[t0], [%[xp]" at "]\n\t"   \
     "vldrb" sfx ".s32 %q[t1], [%[w]" at "]\n\t"         \
@@ -326,51 +334,62 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
             "subs %[t], %[t], #1\n\t"                                                                                \
             "bne 2b\n\t"                                                                                             \
             "add %[xp], %[xp], %[skip]\n\t"                                                                          \
-            "ldr %[p], %[w_skip]\n\t"                                                                                 \
+            "ldr %[p], %[w_skip]\n\t"                                                                                \
             "add %[w], %[w], %[p]\n\t"                                                                               \
             "subs %[rows], %[rows], #1\n\t"                                                                          \
             "bne 1b"                                                                                                 \
             : [a0] "+w"(a0), [a1] "+w"(a1), [a2] "+w"(a2), [a3] "+w"(a3), [t0] "=&w"(t0), [t1] "=&w"(t1),            \
               [xp] "+l"(x), [w] "+l"(w), [rows] "+r"(rows), [t] "=&r"(t), [p] "=&r"(pred)                          \
-            : [taps] "r"(taps), [x_tap] "r"(x_tap), [skip] "r"(x_row - taps * x_tap), [c_all] "r"(c_all),            \
-              [nzp] "r"(nzp), [w_skip] "m"(w_skip),                                                                  \
-              [live] "r"(live)                                                                                      \
+            : [taps] "r"(taps), [x_tap] "r"(b->x_tap), [skip] "r"(x_row - taps * b->x_tap), [c_all] "r"(b->c_all),   \
+              [nzp] "r"(b->nzp), [w_skip] "m"(w_skip), [live] "r"(b->live)                                          \
             : "cc", "memory")
-static __attribute__((noinline)) void dw_window16_mve(int32x4_t *acc, const int8_t *x, const int8_t *w, int32_t rows,
-                                                      int32_t taps, int32_t x_tap, int32_t x_row, int32_t k_w,
-                                                      int32_t c_all, int32_t nzp, const uint32_t *live) {
-    const int32_t w_skip = (k_w - taps) * c_all; /* (in memory: no register is left) */
-    int32x4_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3], t0, t1;
+static __attribute__((noinline)) void dw_pixel16_mve(const mcuforge_dw16 *b, const int8_t *x, const int8_t *w,
+                                                     int32_t rows, int32_t taps, int32_t x_row, int8_t *y) {
+    const int32_t w_skip = (b->k_w - taps) * b->c_all; /* (in memory: no register is left) */
+    const int32_t zp = b->zp, lo = b->lo, hi = b->hi;
+    int32x4_t a0 = b->start[0], a1 = b->start[1], a2 = b->start[2], a3 = b->start[3], t0, t1;
     uint32_t t, pred;
-    if (live == NULL)
-        MCUFORGE_DW16_WINDOW("", "", "", "", "");
-    else /* each group's predicate moved into P0, then a VPT block of its two loads */
-        MCUFORGE_DW16_WINDOW(MCUFORGE_DW16_P0(""), MCUFORGE_DW16_P0(", #4"), MCUFORGE_DW16_P0(", #8"),
-                             MCUFORGE_DW16_P0(", #12"), "t");
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    if (rows > 0 && taps > 0) {
+        if (b->full)
+            MCUFORGE_DW16_WINDOW("", "", "", "", "");
+        else /* each group's predicate moved into P0, then a VPT block of its two loads */
+            MCUFORGE_DW16_WINDOW(MCUFORGE_DW16_P0(""), MCUFORGE_DW16_P0(", #4"), MCUFORGE_DW16_P0(", #8"),
+                                 MCUFORGE_DW16_P0(", #12"), "t");
+    }
+    a0 = mcuforge_rq_mve(a0, b->m[0], b->shift[0], zp, lo, hi);
+    a1 = mcuforge_rq_mve(a1, b->m[1], b->shift[1], zp, lo, hi);
+    a2 = mcuforge_rq_mve(a2, b->m[2], b->shift[2], zp, lo, hi);
+    a3 = mcuforge_rq_mve(a3, b->m[3], b->shift[3], zp, lo, hi);
+    if (b->full) {
+        vstrbq_s32(y, a0), vstrbq_s32(y + 4, a1), vstrbq_s32(y + 8, a2), vstrbq_s32(y + 12, a3);
+    } else {
+        vstrbq_p_s32(y, a0, (mve_pred16_t)b->live[0]), vstrbq_p_s32(y + 4, a1, (mve_pred16_t)b->live[1]);
+        vstrbq_p_s32(y + 8, a2, (mve_pred16_t)b->live[2]), vstrbq_p_s32(y + 12, a3, (mve_pred16_t)b->live[3]);
+    }
 }
 #undef MCUFORGE_DW16_GROUP
 #undef MCUFORGE_DW16_P0
 #undef MCUFORGE_DW16_WINDOW
 
 /* The depthwise conv of channels-last int8 data with one output channel per input channel, on
- * Helium: per block of 16 channels (the last of fewer predicated) its bias and requantization
- * constants as vectors; per output pixel dw_window16_mve over the window's taps inside the image,
- * then mcuforge_rq_mve and a store of each group's bytes. */
+ * Helium: per block of 16 channels (the last of fewer predicated) its constants as vectors, then
+ * dw_pixel16_mve per output pixel over the window's taps inside the image. */
 static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
                        const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
-    const int32_t c_all = p->out_c, row = p->in_w * c_all, x_tap = p->dil_w * c_all, w_row = p->k_w * c_all;
+    const int32_t c_all = p->out_c, row = p->in_w * c_all, w_row = p->k_w * c_all;
     int32_t n, oy, ox, o0, g;
+    mcuforge_dw16 b;
+    b.nzp = -q->in_zp, b.zp = q->out_zp, b.lo = q->act_min, b.hi = q->act_max;
+    b.c_all = c_all, b.x_tap = p->dil_w * c_all, b.k_w = p->k_w;
     for (o0 = 0; o0 < c_all; o0 += 16) {
-        int32x4_t start[4], m[4], sh[4];
-        uint32_t live[4];
+        b.full = c_all - o0 >= 16;
         for (g = 0; g < 4; ++g) {
             const int32_t left = c_all - o0 - 4 * g;
             const mve_pred16_t on = vctp32q((uint32_t)(left < 0 ? 0 : left));
-            live[g] = on;
-            start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, on) : vdupq_n_s32(0);
-            m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, on);
-            sh[g] = vldrwq_z_s32(shift + o0 + 4 * g, on);
+            b.live[g] = on;
+            b.start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, on) : vdupq_n_s32(0);
+            b.m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, on);
+            b.shift[g] = vldrwq_z_s32(shift + o0 + 4 * g, on);
         }
         for (n = 0; n < p->n; ++n)
             for (oy = 0; oy < p->out_h; ++oy) {
@@ -384,16 +403,9 @@ static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const 
                     const int32_t kx0 = ix0 >= 0 ? 0 : (-ix0 + p->dil_w - 1) / p->dil_w;
                     const int32_t kx_end = (p->in_w - ix0 + p->dil_w - 1) / p->dil_w;
                     const int32_t taps = (kx_end < p->k_w ? kx_end : p->k_w) - kx0;
-                    int8_t *out = y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0;
-                    int32x4_t acc[4];
-                    acc[0] = start[0], acc[1] = start[1], acc[2] = start[2], acc[3] = start[3];
-                    if (rows > 0 && taps > 0)
-                        dw_window16_mve(acc, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
-                                        w + ky0 * w_row + kx0 * c_all + o0, rows, taps, x_tap, p->dil_h * row, p->k_w, c_all,
-                                        -q->in_zp, c_all - o0 < 16 ? live : NULL);
-                    for (g = 0; g < 4; ++g)
-                        vstrbq_p_s32(out + 4 * g, mcuforge_rq_mve(acc[g], m[g], sh[g], q->out_zp, q->act_min, q->act_max),
-                                     (mve_pred16_t)live[g]);
+                    dw_pixel16_mve(&b, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
+                                   w + ky0 * w_row + kx0 * c_all + o0, rows, taps, p->dil_h * row,
+                                   y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0);
                 }
             }
     }

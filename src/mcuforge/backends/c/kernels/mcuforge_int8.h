@@ -440,24 +440,37 @@ static inline int32x4_t mcuforge_rq_mve(int32x4_t acc, int32x4_t m, int32x4_t sh
 }
 
 /* s[j] += a . b_j, j < 4, over n values: 16 per step, one VMLADAVA (a 16-lane dot product into a
- * scalar sum) per b_j and step; the last step's lanes past n are predicated off, loading zeros. */
+ * scalar sum) per b_j and step; the last step's lanes past n are predicated off, loading zeros.
+ * The whole steps in assembly (11 instructions): gcc computes every address anew, VLDRB having no
+ * register offset; its sums in even registers ("Te"), as VMLADAVA requires. */
 static inline void mcuforge_dot4_mve(const int8_t *a, const int8_t *b0, const int8_t *b1, const int8_t *b2,
                                      const int8_t *b3, int32_t n, int32_t *s) {
-    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const int8x16_t x = vldrbq_s8(a + i);
-        s0 = vmladavaq_s8(s0, x, vldrbq_s8(b0 + i));
-        s1 = vmladavaq_s8(s1, x, vldrbq_s8(b1 + i));
-        s2 = vmladavaq_s8(s2, x, vldrbq_s8(b2 + i));
-        s3 = vmladavaq_s8(s3, x, vldrbq_s8(b3 + i));
-    }
-    if (i < n) {
-        const mve_pred16_t p = vctp8q((uint32_t)(n - i));
-        const int8x16_t x = vldrbq_z_s8(a + i, p);
-        s0 = vmladavaq_s8(s0, x, vldrbq_z_s8(b0 + i, p));
-        s1 = vmladavaq_s8(s1, x, vldrbq_z_s8(b1 + i, p));
-        s2 = vmladavaq_s8(s2, x, vldrbq_z_s8(b2 + i, p));
-        s3 = vmladavaq_s8(s3, x, vldrbq_z_s8(b3 + i, p));
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], steps = n / 16;
+    int8x16_t x, t;
+    if (steps > 0)
+        __asm__("1:\n\t"
+                "vldrb.u8 %q[x], [%[a]], #16\n\t"
+                "vldrb.u8 %q[t], [%[b0]], #16\n\t"
+                "vmlava.s8 %[s0], %q[x], %q[t]\n\t"
+                "vldrb.u8 %q[t], [%[b1]], #16\n\t"
+                "vmlava.s8 %[s1], %q[x], %q[t]\n\t"
+                "vldrb.u8 %q[t], [%[b2]], #16\n\t"
+                "vmlava.s8 %[s2], %q[x], %q[t]\n\t"
+                "vldrb.u8 %q[t], [%[b3]], #16\n\t"
+                "vmlava.s8 %[s3], %q[x], %q[t]\n\t"
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b"
+                : [s0] "+Te"(s0), [s1] "+Te"(s1), [s2] "+Te"(s2), [s3] "+Te"(s3), [x] "=&w"(x), [t] "=&w"(t),
+                  [a] "+r"(a), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [n] "+r"(steps)
+                :
+                : "cc", "memory");
+    if (n % 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n % 16));
+        x = vldrbq_z_s8(a, p);
+        s0 = vmladavaq_s8(s0, x, vldrbq_z_s8(b0, p));
+        s1 = vmladavaq_s8(s1, x, vldrbq_z_s8(b1, p));
+        s2 = vmladavaq_s8(s2, x, vldrbq_z_s8(b2, p));
+        s3 = vmladavaq_s8(s3, x, vldrbq_z_s8(b3, p));
     }
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
 }
