@@ -302,94 +302,122 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
     }
 }
 #elif defined(MCUFORGE_USE_MVE)
-/* The constants of a block of 16 channels of dwconv_mve: per group of four channels its bias,
- * multipliers, shifts and predicate (live: the channels inside the layer; full: all 16 are). */
+/* The constants of a block of 16 channels of dwconv_mve, which its assembly reads: per group of
+ * four channels the bias, the multipliers, the shifts split into left (>= 0) and -right (<= 0)
+ * (mcuforge_rq_mve's), the predicate (the channels inside the layer); and the window's shape. */
 typedef struct {
-    int32x4_t start[4], m[4], shift[4];
+    int32x4_t start[4], m[4], left[4], nright[4], lo, hi;
     uint32_t live[4];
-    int32_t nzp, zp, lo, hi, full, c_all, x_tap, k_w;
+    int32_t taps, x_skip, w_skip, zp, nzp, c_all, x_tap, x_step;
 } mcuforge_dw16;
+#define MCUFORGE_DW16_AT(field) [field] "i"(offsetof(mcuforge_dw16, field))
 
-/* One output pixel of a block of 16 channels: the sums start at the bias, then (x - zp) * w over
- * the window's taps inside the image, `rows` rows of `taps` taps (both >= 1; x and w at the
- * first, x_row bytes from an input row to the next), requantized (mcuforge_rq_mve) into the
- * pixel's 16 bytes at y. The taps in assembly, gcc keeping some of the sums in memory and giving
- * every group its own pointer: per tap and group two loads that widen four bytes into int32
- * lanes, the offset added, VMUL and VADD (MVE multiply-accumulates only by a scalar); in a
- * partial block each group's two loads predicated (VPT), so that they read 0 past the channels. */
-#define MCUFORGE_DW16_GROUP(a, at, pred, sfx)           \
-    pred "vldrb" sfx ".s32 %q[t0], [%[xp]" at "]\n\t"   \
-    "vldrb" sfx ".s32 %q[t1], [%[w]" at "]\n\t"         \
-    "vadd.i32 %q[t0], %q[t0], %[nzp]\n\t"               \
-    "vmul.i32 %q[t0], %q[t0], %q[t1]\n\t"               \
+/* `pixels` consecutive output pixels of a row for a block of 16 channels (x_step input bytes
+ * apart) in assembly, gcc spilling the vectors of C intrinsics here: the four groups' sums start
+ * at the bias, then (x - zp) * w over the window's taps inside the image, the same `rows` rows of
+ * `taps` taps for each (x and w at the first; x_skip, w_skip: from a row's end to the next), per
+ * tap and group two loads that widen four bytes into int32 lanes, the offset added, VMUL and VADD
+ * (MVE multiply-accumulates only by a scalar), 24 instructions a tap; then mcuforge_rq_mve's
+ * requantization of each group and a store of its four bytes. `full`: all 16 channels lie in the
+ * layer, else each group's loads and store are predicated (VPT; the loads read 0 past them). */
+#define MCUFORGE_DW16_P0(g) "ldr %[p], [%[b], %[live] + 4 * " g "]\n\tvmsr p0, %[p]\n\t"
+#define MCUFORGE_DW16_P0_2(g) MCUFORGE_DW16_P0(g) "vpstt\n\t"
+#define MCUFORGE_DW16_P0_1(g) MCUFORGE_DW16_P0(g) "vpst\n\t"
+#define MCUFORGE_DW16_TAP(a, g, pred, sfx)                 \
+    pred(g) "vldrb" sfx ".s32 %q[t0], [%[xp], #4 * " g "]\n\t" \
+    "vldrb" sfx ".s32 %q[t1], [%[w], #4 * " g "]\n\t"       \
+    "vadd.i32 %q[t0], %q[t0], %[nzp]\n\t"                  \
+    "vmul.i32 %q[t0], %q[t0], %q[t1]\n\t"                  \
     "vadd.i32 %q[" a "], %q[" a "], %q[t0]\n\t"
-#define MCUFORGE_DW16_P0(at) "ldr %[p], [%[live]" at "]\n\tvmsr p0, %[p]\n\tvpstt\n\t"
-#define MCUFORGE_DW16_WINDOW(p0, p1, p2, p3, sfx)                                                                     \
-    __asm__("1:\n\t"                                                                                                 \
-            "mov %[t], %[taps]\n\t"                                                                                  \
-            "2:\n\t" MCUFORGE_DW16_GROUP("a0", "", p0, sfx) MCUFORGE_DW16_GROUP("a1", ", #4", p1, sfx)               \
-                MCUFORGE_DW16_GROUP("a2", ", #8", p2, sfx) MCUFORGE_DW16_GROUP("a3", ", #12", p3, sfx)               \
-            "add %[xp], %[xp], %[x_tap]\n\t"                                                                         \
-            "add %[w], %[w], %[c_all]\n\t"                                                                           \
-            "subs %[t], %[t], #1\n\t"                                                                                \
-            "bne 2b\n\t"                                                                                             \
-            "add %[xp], %[xp], %[skip]\n\t"                                                                          \
-            "ldr %[p], %[w_skip]\n\t"                                                                                \
-            "add %[w], %[w], %[p]\n\t"                                                                               \
-            "subs %[rows], %[rows], #1\n\t"                                                                          \
-            "bne 1b"                                                                                                 \
-            : [a0] "+w"(a0), [a1] "+w"(a1), [a2] "+w"(a2), [a3] "+w"(a3), [t0] "=&w"(t0), [t1] "=&w"(t1),            \
-              [xp] "+l"(x), [w] "+l"(w), [rows] "+r"(rows), [t] "=&r"(t), [p] "=&r"(pred)                          \
-            : [taps] "r"(taps), [x_tap] "r"(b->x_tap), [skip] "r"(x_row - taps * b->x_tap), [c_all] "r"(b->c_all),   \
-              [nzp] "r"(b->nzp), [w_skip] "m"(w_skip), [live] "r"(b->live)                                          \
-            : "cc", "memory")
-static __attribute__((noinline)) void dw_pixel16_mve(const mcuforge_dw16 *b, const int8_t *x, const int8_t *w,
-                                                     int32_t rows, int32_t taps, int32_t x_row, int8_t *y) {
-    const int32_t w_skip = (b->k_w - taps) * b->c_all; /* (in memory: no register is left) */
-    const int32_t zp = b->zp, lo = b->lo, hi = b->hi;
-    int32x4_t a0 = b->start[0], a1 = b->start[1], a2 = b->start[2], a3 = b->start[3], t0, t1;
-    uint32_t t, pred;
-    if (rows > 0 && taps > 0) {
-        if (b->full)
-            MCUFORGE_DW16_WINDOW("", "", "", "", "");
-        else /* each group's predicate moved into P0, then a VPT block of its two loads */
-            MCUFORGE_DW16_WINDOW(MCUFORGE_DW16_P0(""), MCUFORGE_DW16_P0(", #4"), MCUFORGE_DW16_P0(", #8"),
-                                 MCUFORGE_DW16_P0(", #12"), "t");
-    }
-    a0 = mcuforge_rq_mve(a0, b->m[0], b->shift[0], zp, lo, hi);
-    a1 = mcuforge_rq_mve(a1, b->m[1], b->shift[1], zp, lo, hi);
-    a2 = mcuforge_rq_mve(a2, b->m[2], b->shift[2], zp, lo, hi);
-    a3 = mcuforge_rq_mve(a3, b->m[3], b->shift[3], zp, lo, hi);
-    if (b->full) {
-        vstrbq_s32(y, a0), vstrbq_s32(y + 4, a1), vstrbq_s32(y + 8, a2), vstrbq_s32(y + 12, a3);
-    } else {
-        vstrbq_p_s32(y, a0, (mve_pred16_t)b->live[0]), vstrbq_p_s32(y + 4, a1, (mve_pred16_t)b->live[1]);
-        vstrbq_p_s32(y + 8, a2, (mve_pred16_t)b->live[2]), vstrbq_p_s32(y + 12, a3, (mve_pred16_t)b->live[3]);
+#define MCUFORGE_DW16_RQ(a, g, pred, sfx)                        \
+    "vldrw.u32 %q[t0], [%[b], %[left] + 16 * " g "]\n\t"         \
+    "vldrw.u32 %q[t1], [%[b], %[m] + 16 * " g "]\n\t"            \
+    "vshl.s32 %q[" a "], %q[" a "], %q[t0]\n\t"                  \
+    "vqrdmulh.s32 %q[" a "], %q[" a "], %q[t1]\n\t"              \
+    "vldrw.u32 %q[t0], [%[b], %[nright] + 16 * " g "]\n\t"       \
+    "vand %q[t1], %q[" a "], %q[t0]\n\t"                         \
+    "vshr.s32 %q[t1], %q[t1], #31\n\t"                           \
+    "vqadd.s32 %q[" a "], %q[" a "], %q[t1]\n\t"                 \
+    "vrshl.s32 %q[" a "], %q[" a "], %q[t0]\n\t"                 \
+    "ldr %[p], [%[b], %[zp]]\n\t"                                \
+    "vadd.i32 %q[" a "], %q[" a "], %[p]\n\t"                    \
+    "vldrw.u32 %q[t0], [%[b], %[lo]]\n\t"                        \
+    "vmax.s32 %q[" a "], %q[" a "], %q[t0]\n\t"                  \
+    "vldrw.u32 %q[t0], [%[b], %[hi]]\n\t"                        \
+    "vmin.s32 %q[" a "], %q[" a "], %q[t0]\n\t" pred(g)          \
+    "vstrb" sfx ".32 %q[" a "], [%[y], #4 * " g "]\n\t"
+#define MCUFORGE_DW16_NONE(g) ""
+#define MCUFORGE_DW16_PIXEL(pred2, pred1, sfx)                                                                         \
+    __asm__ volatile("vldrw.u32 %q[a0], [%[b]]\n\t"                                                                  \
+                     "vldrw.u32 %q[a1], [%[b], #16]\n\t"                                                             \
+                     "vldrw.u32 %q[a2], [%[b], #32]\n\t"                                                             \
+                     "vldrw.u32 %q[a3], [%[b], #48]\n\t"                                                             \
+                     "cmp %[rows], #0\n\t"                                                                           \
+                     "beq 3f\n\t"                                                                                    \
+                     "1:\n\t"                                                                                        \
+                     "ldr %[t], [%[b], %[taps]]\n\t"                                                                 \
+                     "2:\n\t" MCUFORGE_DW16_TAP("a0", "0", pred2, sfx) MCUFORGE_DW16_TAP("a1", "1", pred2, sfx)      \
+                         MCUFORGE_DW16_TAP("a2", "2", pred2, sfx) MCUFORGE_DW16_TAP("a3", "3", pred2, sfx)           \
+                     "add %[xp], %[xp], %[x_tap]\n\t"                                                                \
+                     "add %[w], %[w], %[c_all]\n\t"                                                                  \
+                     "subs %[t], %[t], #1\n\t"                                                                       \
+                     "bne 2b\n\t"                                                                                    \
+                     "ldr %[p], [%[b], %[x_skip]]\n\t"                                                               \
+                     "add %[xp], %[xp], %[p]\n\t"                                                                    \
+                     "ldr %[p], [%[b], %[w_skip]]\n\t"                                                               \
+                     "add %[w], %[w], %[p]\n\t"                                                                      \
+                     "subs %[rows], %[rows], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                                    \
+                     "3:\n\t" MCUFORGE_DW16_RQ("a0", "0", pred1, sfx) MCUFORGE_DW16_RQ("a1", "1", pred1, sfx)        \
+                         MCUFORGE_DW16_RQ("a2", "2", pred1, sfx) MCUFORGE_DW16_RQ("a3", "3", pred1, sfx)             \
+                     : [a0] "=&w"(a0), [a1] "=&w"(a1), [a2] "=&w"(a2), [a3] "=&w"(a3), [t0] "=&w"(t0),               \
+                       [t1] "=&w"(t1), [xp] "+l"(x), [w] "+l"(w), [rows] "+r"(rows), [t] "=&r"(t), [p] "=&r"(pred_)  \
+                     : [x_tap] "r"(b->x_tap), [c_all] "r"(b->c_all), [nzp] "r"(b->nzp), [b] "r"(b), [y] "r"(y),     \
+                       MCUFORGE_DW16_AT(taps), MCUFORGE_DW16_AT(x_skip), MCUFORGE_DW16_AT(w_skip),                   \
+                       MCUFORGE_DW16_AT(m), MCUFORGE_DW16_AT(left), MCUFORGE_DW16_AT(nright), MCUFORGE_DW16_AT(lo),  \
+                       MCUFORGE_DW16_AT(hi), MCUFORGE_DW16_AT(zp), MCUFORGE_DW16_AT(live)                            \
+                     : "cc", "memory")
+static __attribute__((noinline)) void dw_run16_mve(const mcuforge_dw16 *b, const int8_t *x0, const int8_t *w0,
+                                                   int32_t rows0, int8_t *y, int32_t pixels, int32_t full) {
+    for (; pixels > 0; --pixels, x0 += b->x_step, y += b->c_all) {
+        const int8_t *x = x0, *w = w0;
+        int32_t rows = rows0;
+        int32x4_t a0, a1, a2, a3, t0, t1;
+        uint32_t t, pred_;
+        if (full)
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_NONE, MCUFORGE_DW16_NONE, "");
+        else /* each group's predicate moved into P0, then VPT blocks of its two loads and its store */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_P0_2, MCUFORGE_DW16_P0_1, "t");
     }
 }
-#undef MCUFORGE_DW16_GROUP
+#undef MCUFORGE_DW16_AT
 #undef MCUFORGE_DW16_P0
-#undef MCUFORGE_DW16_WINDOW
-
+#undef MCUFORGE_DW16_P0_2
+#undef MCUFORGE_DW16_P0_1
+#undef MCUFORGE_DW16_TAP
+#undef MCUFORGE_DW16_RQ
+#undef MCUFORGE_DW16_NONE
+#undef MCUFORGE_DW16_PIXEL
 /* The depthwise conv of channels-last int8 data with one output channel per input channel, on
  * Helium: per block of 16 channels (the last of fewer predicated) its constants as vectors, then
- * dw_pixel16_mve per output pixel over the window's taps inside the image. */
+ * dw_run16_mve over the window's taps inside the image: per pixel where the window crosses the
+ * image's edge, for all those of a row between them at once. */
 static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
                        const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
     const int32_t c_all = p->out_c, row = p->in_w * c_all, w_row = p->k_w * c_all;
     int32_t n, oy, ox, o0, g;
     mcuforge_dw16 b;
-    b.nzp = -q->in_zp, b.zp = q->out_zp, b.lo = q->act_min, b.hi = q->act_max;
-    b.c_all = c_all, b.x_tap = p->dil_w * c_all, b.k_w = p->k_w;
+    b.nzp = -q->in_zp, b.zp = q->out_zp, b.lo = vdupq_n_s32(q->act_min), b.hi = vdupq_n_s32(q->act_max);
+    b.c_all = c_all, b.x_tap = p->dil_w * c_all, b.x_step = p->stride_w * c_all;
     for (o0 = 0; o0 < c_all; o0 += 16) {
-        b.full = c_all - o0 >= 16;
         for (g = 0; g < 4; ++g) {
             const int32_t left = c_all - o0 - 4 * g;
             const mve_pred16_t on = vctp32q((uint32_t)(left < 0 ? 0 : left));
+            const int32x4_t sh = vldrwq_z_s32(shift + o0 + 4 * g, on);
             b.live[g] = on;
             b.start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, on) : vdupq_n_s32(0);
             b.m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, on);
-            b.shift[g] = vldrwq_z_s32(shift + o0 + 4 * g, on);
+            b.left[g] = vmaxq_s32(sh, vdupq_n_s32(0)), b.nright[g] = vminq_s32(sh, vdupq_n_s32(0));
         }
         for (n = 0; n < p->n; ++n)
             for (oy = 0; oy < p->out_h; ++oy) {
@@ -403,9 +431,15 @@ static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const 
                     const int32_t kx0 = ix0 >= 0 ? 0 : (-ix0 + p->dil_w - 1) / p->dil_w;
                     const int32_t kx_end = (p->in_w - ix0 + p->dil_w - 1) / p->dil_w;
                     const int32_t taps = (kx_end < p->k_w ? kx_end : p->k_w) - kx0;
-                    dw_pixel16_mve(&b, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
-                                   w + ky0 * w_row + kx0 * c_all + o0, rows, taps, p->dil_h * row,
-                                   y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0);
+                    /* a window inside the image's columns: so are those up to `last` */
+                    const int32_t last = kx0 == 0 && taps == p->k_w ? (p->in_w - 1 - (p->k_w - 1) * p->dil_w + p->pad_left)
+                                                                          / p->stride_w : ox;
+                    const int32_t run = last < p->out_w ? last - ox + 1 : p->out_w - ox;
+                    b.taps = taps, b.x_skip = p->dil_h * row - taps * b.x_tap, b.w_skip = (p->k_w - taps) * c_all;
+                    dw_run16_mve(&b, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
+                                 w + ky0 * w_row + kx0 * c_all + o0, rows > 0 && taps > 0 ? rows : 0,
+                                 y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0, run, c_all - o0 >= 16);
+                    ox += run - 1;
                 }
             }
     }
