@@ -1,13 +1,16 @@
 """The int8 GEMM (1x1 and kxk convs, fully connected layers) and the int8 add / sub / mul kernels
 on odd shapes, bit for bit against the reference interpreter: on the host (gcc and clang) and
-under QEMU on the Cortex-M4 (plain C and the DSP build), the Cortex-M7 (DSP build) and the
-Cortex-M3 (plain C, no DSP extension).
+under QEMU on the Cortex-M4 (plain C and the DSP build), the Cortex-M7 (DSP build), the
+Cortex-M3 (plain C, no DSP extension) and the Cortex-M55 (the Helium build, mps3-an547).
 
 The shapes reach every branch of the DSP GEMM (mcuforge_gemm_dsp_s8): depths below 4, with an odd
 number of 4-value steps and with a tail, one output channel, odd channel counts and counts that
 are not a multiple of the 8-channel requantization block, odd pixel counts (a lone last column),
 a fully connected layer with a single column, and channels whose shift takes the general
-requantization (large weights, a relu6 clamp); and of the element-wise kernels: equal shapes,
+requantization (large weights, a relu6 clamp); of the Helium GEMM (mcuforge_gemm_mve_s8): pixel
+counts not a multiple of 4 (the last columns times four channels, channel counts not a multiple
+of 4), depths below 16, with whole 16-value steps and with a predicated tail; and of the
+element-wise kernels: equal shapes,
 broadcasting along the last axis (a stride 0) and along outer axes, add, sub and mul. Weights
 quantized per channel and per tensor. Also the add / sub / mul arithmetic on its own, every pair
 of int8 inputs for thousands of random parameter sets (ties and powers of two included), against
@@ -125,7 +128,9 @@ class OddDepthwise(nn.Module):
     of whole 8-channel blocks (12 channels: a block of 8, one of 4), padding on every side,
     stride 2, a row dilation, windows over both edges of a 2 x 2 image; the general path for a
     column dilation, a 5 x 5 kernel, 6 channels (a tail of 2), large weights clamped by relu6 (the
-    general requantization); a depth multiplier of 2 (the plain kernel)."""
+    general requantization); a depth multiplier of 2 (the plain kernel). On the Helium build
+    (dwconv_mve): blocks of 16 channels whole (20 channels) and predicated (12, 20, 6 and 8),
+    clipped windows on every edge, runs of interior pixels, both dilations, stride 2."""
 
     def __init__(self):
         super().__init__()

@@ -318,8 +318,9 @@ typedef struct {
  * `taps` taps for each (x and w at the first; x_skip, w_skip: from a row's end to the next), per
  * tap and group two loads that widen four bytes into int32 lanes, the offset added, VMUL and VADD
  * (MVE multiply-accumulates only by a scalar), 24 instructions a tap; then mcuforge_rq_mve's
- * requantization of each group and a store of its four bytes. `full`: all 16 channels lie in the
- * layer, else each group's loads and store are predicated (VPT; the loads read 0 past them). */
+ * requantization of each group and a store of its four bytes. `mode`: 0 when all 16 channels lie
+ * in the layer, 2 when 8 do (only two groups run), else 1 (9 to 15) or 3 (1 to 7), each group's
+ * loads and store predicated (VPT; the loads read 0 past the layer's channels). */
 #define MCUFORGE_DW16_P0(g) "ldr %[p], [%[b], %[live] + 4 * " g "]\n\tvmsr p0, %[p]\n\t"
 #define MCUFORGE_DW16_P0_2(g) MCUFORGE_DW16_P0(g) "vpstt\n\t"
 #define MCUFORGE_DW16_P0_1(g) MCUFORGE_DW16_P0(g) "vpst\n\t"
@@ -347,7 +348,11 @@ typedef struct {
     "vmin.s32 %q[" a "], %q[" a "], %q[t0]\n\t" pred(g)          \
     "vstrb" sfx ".32 %q[" a "], [%[y], #4 * " g "]\n\t"
 #define MCUFORGE_DW16_NONE(g) ""
-#define MCUFORGE_DW16_PIXEL(pred2, pred1, sfx)                                                                         \
+/* the groups of a pixel: all four, or the first two (a block of 8 channels or fewer) */
+#define MCUFORGE_DW16_GROUPS4(op, pred, sfx) op("a0", "0", pred, sfx) op("a1", "1", pred, sfx) \
+    op("a2", "2", pred, sfx) op("a3", "3", pred, sfx)
+#define MCUFORGE_DW16_GROUPS2(op, pred, sfx) op("a0", "0", pred, sfx) op("a1", "1", pred, sfx)
+#define MCUFORGE_DW16_PIXEL(groups, pred2, pred1, sfx)                                                                         \
     __asm__ volatile("vldrw.u32 %q[a0], [%[b]]\n\t"                                                                  \
                      "vldrw.u32 %q[a1], [%[b], #16]\n\t"                                                             \
                      "vldrw.u32 %q[a2], [%[b], #32]\n\t"                                                             \
@@ -356,8 +361,7 @@ typedef struct {
                      "beq 3f\n\t"                                                                                    \
                      "1:\n\t"                                                                                        \
                      "ldr %[t], [%[b], %[taps]]\n\t"                                                                 \
-                     "2:\n\t" MCUFORGE_DW16_TAP("a0", "0", pred2, sfx) MCUFORGE_DW16_TAP("a1", "1", pred2, sfx)      \
-                         MCUFORGE_DW16_TAP("a2", "2", pred2, sfx) MCUFORGE_DW16_TAP("a3", "3", pred2, sfx)           \
+                     "2:\n\t" groups(MCUFORGE_DW16_TAP, pred2, sfx)                                                 \
                      "add %[xp], %[xp], %[x_tap]\n\t"                                                                \
                      "add %[w], %[w], %[c_all]\n\t"                                                                  \
                      "subs %[t], %[t], #1\n\t"                                                                       \
@@ -368,8 +372,7 @@ typedef struct {
                      "add %[w], %[w], %[p]\n\t"                                                                      \
                      "subs %[rows], %[rows], #1\n\t"                                                                 \
                      "bne 1b\n\t"                                                                                    \
-                     "3:\n\t" MCUFORGE_DW16_RQ("a0", "0", pred1, sfx) MCUFORGE_DW16_RQ("a1", "1", pred1, sfx)        \
-                         MCUFORGE_DW16_RQ("a2", "2", pred1, sfx) MCUFORGE_DW16_RQ("a3", "3", pred1, sfx)             \
+                     "3:\n\t" groups(MCUFORGE_DW16_RQ, pred1, sfx)                                                  \
                      : [a0] "=&w"(a0), [a1] "=&w"(a1), [a2] "=&w"(a2), [a3] "=&w"(a3), [t0] "=&w"(t0),               \
                        [t1] "=&w"(t1), [xp] "+l"(x), [w] "+l"(w), [rows] "+r"(rows), [t] "=&r"(t), [p] "=&r"(pred_)  \
                      : [x_tap] "r"(b->x_tap), [c_all] "r"(b->c_all), [nzp] "r"(b->nzp), [b] "r"(b), [y] "r"(y),     \
@@ -378,16 +381,21 @@ typedef struct {
                        MCUFORGE_DW16_AT(hi), MCUFORGE_DW16_AT(zp), MCUFORGE_DW16_AT(live)                            \
                      : "cc", "memory")
 static __attribute__((noinline)) void dw_run16_mve(const mcuforge_dw16 *b, const int8_t *x0, const int8_t *w0,
-                                                   int32_t rows0, int8_t *y, int32_t pixels, int32_t full) {
+                                                   int32_t rows0, int8_t *y, int32_t pixels, int32_t mode) {
     for (; pixels > 0; --pixels, x0 += b->x_step, y += b->c_all) {
         const int8_t *x = x0, *w = w0;
         int32_t rows = rows0;
         int32x4_t a0, a1, a2, a3, t0, t1;
         uint32_t t, pred_;
-        if (full)
-            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_NONE, MCUFORGE_DW16_NONE, "");
-        else /* each group's predicate moved into P0, then VPT blocks of its two loads and its store */
-            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_P0_2, MCUFORGE_DW16_P0_1, "t");
+        /* predicated: each group's predicate moved into P0, then VPT blocks of its two loads and its store */
+        if (mode == 0) /* 16 channels */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS4, MCUFORGE_DW16_NONE, MCUFORGE_DW16_NONE, "");
+        else if (mode == 1) /* 9 to 15 */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS4, MCUFORGE_DW16_P0_2, MCUFORGE_DW16_P0_1, "t");
+        else if (mode == 2) /* 8 */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS2, MCUFORGE_DW16_NONE, MCUFORGE_DW16_NONE, "");
+        else /* 1 to 7 */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS2, MCUFORGE_DW16_P0_2, MCUFORGE_DW16_P0_1, "t");
     }
 }
 #undef MCUFORGE_DW16_AT
@@ -397,6 +405,8 @@ static __attribute__((noinline)) void dw_run16_mve(const mcuforge_dw16 *b, const
 #undef MCUFORGE_DW16_TAP
 #undef MCUFORGE_DW16_RQ
 #undef MCUFORGE_DW16_NONE
+#undef MCUFORGE_DW16_GROUPS4
+#undef MCUFORGE_DW16_GROUPS2
 #undef MCUFORGE_DW16_PIXEL
 /* The depthwise conv of channels-last int8 data with one output channel per input channel, on
  * Helium: per block of 16 channels (the last of fewer predicated) its constants as vectors, then
@@ -410,6 +420,7 @@ static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const 
     b.nzp = -q->in_zp, b.zp = q->out_zp, b.lo = vdupq_n_s32(q->act_min), b.hi = vdupq_n_s32(q->act_max);
     b.c_all = c_all, b.x_tap = p->dil_w * c_all, b.x_step = p->stride_w * c_all;
     for (o0 = 0; o0 < c_all; o0 += 16) {
+        const int32_t count = c_all - o0, mode = count >= 16 ? 0 : count > 8 ? 1 : count == 8 ? 2 : 3;
         for (g = 0; g < 4; ++g) {
             const int32_t left = c_all - o0 - 4 * g;
             const mve_pred16_t on = vctp32q((uint32_t)(left < 0 ? 0 : left));
@@ -438,7 +449,7 @@ static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const 
                     b.taps = taps, b.x_skip = p->dil_h * row - taps * b.x_tap, b.w_skip = (p->k_w - taps) * c_all;
                     dw_run16_mve(&b, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
                                  w + ky0 * w_row + kx0 * c_all + o0, rows > 0 && taps > 0 ? rows : 0,
-                                 y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0, run, c_all - o0 >= 16);
+                                 y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0, run, mode);
                     ox += run - 1;
                 }
             }
