@@ -352,7 +352,7 @@ typedef struct {
 #define MCUFORGE_DW16_GROUPS4(op, pred, sfx) op("a0", "0", pred, sfx) op("a1", "1", pred, sfx) \
     op("a2", "2", pred, sfx) op("a3", "3", pred, sfx)
 #define MCUFORGE_DW16_GROUPS2(op, pred, sfx) op("a0", "0", pred, sfx) op("a1", "1", pred, sfx)
-#define MCUFORGE_DW16_PIXEL(groups, pred2, pred1, sfx)                                                                         \
+#define MCUFORGE_DW16_PIXEL(groups, pred2, pred1, sfx)                                                       \
     __asm__ volatile("vldrw.u32 %q[a0], [%[b]]\n\t"                                                                  \
                      "vldrw.u32 %q[a1], [%[b], #16]\n\t"                                                             \
                      "vldrw.u32 %q[a2], [%[b], #32]\n\t"                                                             \
@@ -443,11 +443,13 @@ static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const 
                     const int32_t kx_end = (p->in_w - ix0 + p->dil_w - 1) / p->dil_w;
                     const int32_t taps = (kx_end < p->k_w ? kx_end : p->k_w) - kx0;
                     /* a window inside the image's columns: so are those up to `last` */
-                    const int32_t last = kx0 == 0 && taps == p->k_w ? (p->in_w - 1 - (p->k_w - 1) * p->dil_w + p->pad_left)
-                                                                          / p->stride_w : ox;
+                    const int32_t last = kx0 == 0 && taps == p->k_w
+                                             ? (p->in_w - 1 - (p->k_w - 1) * p->dil_w + p->pad_left) / p->stride_w
+                                             : ox;
                     const int32_t run = last < p->out_w ? last - ox + 1 : p->out_w - ox;
                     b.taps = taps, b.x_skip = p->dil_h * row - taps * b.x_tap, b.w_skip = (p->k_w - taps) * c_all;
-                    dw_run16_mve(&b, x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
+                    dw_run16_mve(&b,
+                                 x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
                                  w + ky0 * w_row + kx0 * c_all + o0, rows > 0 && taps > 0 ? rows : 0,
                                  y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0, run, mode);
                     ox += run - 1;
