@@ -485,7 +485,7 @@ static inline void mcuforge_gemm_mve_s8(const int8_t *cols, int32_t pixels, cons
                                         int32_t y_chan) {
     const uint32x4_t lanes = vidupq_n_u32(0, 1), at_pixel = vmulq_n_u32(lanes, (uint32_t)y_pixel);
     const uint32x4_t at_chan = vmulq_n_u32(lanes, (uint32_t)y_chan);
-    const int32_t quads = pixels / 4 * 4;
+    const int32_t quads = pixels / 4 * 4, zp = q->out_zp, lo = q->act_min, hi = q->act_max; /* (y may alias q) */
     int32_t o, p, j;
     for (o = 0; o < count; ++o) {
         const int8_t *wo = w + o * depth;
@@ -496,7 +496,7 @@ static inline void mcuforge_gemm_mve_s8(const int8_t *cols, int32_t pixels, cons
             s[0] = s[1] = s[2] = s[3] = bias[o];
             mcuforge_dot4_mve(wo, c, c + depth, c + 2 * depth, c + 3 * depth, depth, s);
             vstrbq_scatter_offset_s32(y + p * y_pixel + o * y_chan, at_pixel,
-                                      mcuforge_rq_mve(vldrwq_s32(s), m, sh, q->out_zp, q->act_min, q->act_max));
+                                      mcuforge_rq_mve(vldrwq_s32(s), m, sh, zp, lo, hi));
         }
     }
     for (p = quads; p < pixels; ++p)
@@ -512,8 +512,7 @@ static inline void mcuforge_gemm_mve_s8(const int8_t *cols, int32_t pixels, cons
             mcuforge_dot4_mve(cols + p * depth, b[0], b[1], b[2], b[3], depth, s);
             vstrbq_scatter_offset_p_s32(y + p * y_pixel + o * y_chan, at_chan,
                                         mcuforge_rq_mve(vldrwq_s32(s), vldrwq_z_s32(multiplier + o, live),
-                                                        vldrwq_z_s32(shift + o, live), q->out_zp, q->act_min,
-                                                        q->act_max),
+                                                        vldrwq_z_s32(shift + o, live), zp, lo, hi),
                                         live);
         }
 }
