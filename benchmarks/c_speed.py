@@ -4,7 +4,7 @@
     python benchmarks/c_speed.py --quick      # tiny_cnn and ds_cnn, fewer runs (what the tests run)
     python benchmarks/c_speed.py --no-qemu    # without the Cortex-M4 column
     python benchmarks/c_speed.py --scheme int16x8   # int16 activations, int8 weights
-    python benchmarks/c_speed.py --per-layer ds_cnn # also each layer's instructions, M4 plain / DSP, M7, M3
+    python benchmarks/c_speed.py --per-layer ds_cnn # also each layer's instructions, M4 plain / DSP, M7, M3, M55
 
 Each model is compiled once (deploy pipeline, int8 or int16x8, calibrated on seeded standard-normal inputs);
 the same graph becomes our C (`make host`: gcc -O2) and our .tflite, which TFLite Micro (the
@@ -17,9 +17,10 @@ plain C build (no DSP) under qemu-system-arm -icount on the MPS2 Cortex-M4 board
 the weights exceed its flash). Goals: TFLM/ours >= 5 and ours/LiteRT <= 2.
 
 --per-layer prints first, per model, every layer's instructions from one QEMU run each of the
-Cortex-M4 plain build, its DSP build (`DSP=1`), the Cortex-M7 DSP build (mps2-an500) and the
-Cortex-M3 (mps2-an385, no DSP extension: the plain C), exact
-counts between layer markers (`mcuforge.backends.c.bench.qemu_layers`), instructions per MAC,
+Cortex-M4 plain build, its DSP build (`DSP=1`), the Cortex-M7 DSP build (mps2-an500), the
+Cortex-M3 (mps2-an385, no DSP extension: the plain C) and the Cortex-M55 with the Helium kernels
+(mps3-an547, `MVE=1`; QEMU counts instructions, not beats or cycles: a vector instruction is one),
+exact counts between layer markers (`mcuforge.backends.c.bench.qemu_layers`), instructions per MAC,
 the totals by layer type, and the code size of the kernels (arm-none-eabi-size text of the
 kernel files, each build's flags). Its "total" row is the inference from call to return, the
 sum of the rows above it; the SysTick count of the plain build (the M4 column of the main table)
@@ -52,14 +53,17 @@ QUICK = ["tiny_cnn", "ds_cnn"]
 CMSIS_NN = {"ds_cnn": 7_691_480, "mobilenet_v1": 24_235_080, "resnet8": 29_863_800}
 CMSIS_NN_DEPTHWISE = {"ds_cnn": 561_000}  # its 3x3 depthwise layers of 25 x 5 x 64, each
 TARGET = 0.8
-PEER_COLUMNS = ["model", "M4 plain", "M4 DSP", "M7 DSP", "CMSIS-NN M4", "DSP/CMSIS-NN", "worst depthwise",
+PEER_COLUMNS = ["model", "M4 plain", "M4 DSP", "M7 DSP", "M55 MVE", "CMSIS-NN M4", "DSP/CMSIS-NN", "worst depthwise",
                 "CMSIS-NN", "ratio", f"<= {TARGET:g}x"]
 GOAL_TFLM, GOAL_LITERT = 5.0, 2.0
 COLUMNS = ["model", "MACs", "ours us", "TFLM us", "TFLM/ours", "LiteRT us", "ours/LiteRT", "M4 instr.", "goals"]
-BUILDS = [("M4 plain", "mps2-an386", False), ("M4 DSP", "mps2-an386", True), ("M7 DSP", "mps2-an500", True),
-          ("M3", "mps2-an385", False)]  # the M3: no DSP extension, the plain C
-LAYER_COLUMNS = ["#", "layer", "op", "kind", "MACs", *(b for b, _, _ in BUILDS), "plain/MAC", "DSP/MAC"]
-KIND_COLUMNS = ["kind", "layers", "MACs", *(b for b, _, _ in BUILDS), "plain/MAC", "DSP/MAC", "DSP share"]
+# (column, QEMU board, DSP, MVE): the M3 has no DSP extension (the plain C), the M55 the Helium kernels
+BUILDS = [("M4 plain", "mps2-an386", False, False), ("M4 DSP", "mps2-an386", True, False),
+          ("M7 DSP", "mps2-an500", True, False), ("M3", "mps2-an385", False, False),
+          ("M55 MVE", "mps3-an547", True, True)]
+LAYER_COLUMNS = ["#", "layer", "op", "kind", "MACs", *(b[0] for b in BUILDS), "plain/MAC", "DSP/MAC", "MVE/MAC"]
+KIND_COLUMNS = ["kind", "layers", "MACs", *(b[0] for b in BUILDS), "plain/MAC", "DSP/MAC", "MVE/MAC", "DSP share",
+                "MVE/DSP"]
 
 
 def python_latency(invoke, runs: int, batch_seconds: float = 0.02) -> list[float]:
@@ -100,12 +104,12 @@ def per_mac(instructions: int, n_macs: int) -> str:
 def peer_row(name: str, profiles) -> list[str]:
     """`name`'s whole-inference counts per build against CMSIS-NN's (where measured), and its
     slowest depthwise layer on the M4 DSP build against CMSIS-NN's count for that layer."""
-    plain, dsp, m7 = (p.whole for p in profiles[:3])
+    plain, dsp, m7, m55 = (p.whole for p in (*profiles[:3], profiles[4]))
     depthwise = max((layer.instructions for layer in profiles[1].layers if layer.kind == "depthwise conv"), default=0)
     peer, peer_dw = CMSIS_NN.get(name), CMSIS_NN_DEPTHWISE.get(name)
     ratios = [dsp / peer] if peer else []
     ratios += [depthwise / peer_dw] if peer_dw else []
-    return [name, f"{plain:,}", f"{dsp:,}", f"{m7:,}", f"{peer:,}" if peer else "-", f"{dsp / peer:.2f}" if peer else "-",
+    return [name, f"{plain:,}", f"{dsp:,}", f"{m7:,}", f"{m55:,}", f"{peer:,}" if peer else "-", f"{dsp / peer:.2f}" if peer else "-",
             f"{depthwise:,}" if depthwise else "-", f"{peer_dw:,}" if peer_dw else "-",
             f"{depthwise / peer_dw:.2f}" if peer_dw else "-",
             ("met" if max(ratios) <= TARGET else "missed") if ratios else "-"]
@@ -113,25 +117,26 @@ def peer_row(name: str, profiles) -> list[str]:
 
 def layer_report(name: str, graph, directory: Path, x: np.ndarray, whole_plain: str) -> tuple[list[str], list[str]]:
     """The per-layer section of `name` (see the module docstring): its lines, and its peer_row."""
-    profiles = [qemu_layers(directory, [x], board, dsp) for _, board, dsp in BUILDS]
+    profiles = [qemu_layers(directory, [x], board, dsp, mve) for _, board, dsp, mve in BUILDS]
     node_macs = {n.name: macs(n) for n in graph.nodes}
     rows, by_kind = [], {k: [0, 0, [0] * len(BUILDS)] for k in LAYER_KINDS}
     for i, layer in enumerate(profiles[0].layers):
         counts = [p.layers[i].instructions for p in profiles]
         m = node_macs[layer.name]
         rows.append([str(i), layer.name, layer.op, layer.kind, f"{m:,}", *(f"{c:,}" for c in counts),
-                     per_mac(counts[0], m), per_mac(counts[1], m)])
+                     per_mac(counts[0], m), per_mac(counts[1], m), per_mac(counts[4], m)])
         k = by_kind[layer.kind]
         k[0], k[1], k[2] = k[0] + 1, k[1] + m, [a + c for a, c in zip(k[2], counts)]
     total_macs = sum(node_macs.values())
-    rows.append(["", "(invoke: checks, copies)", "", "", "", *(f"{p.entry_exit:,}" for p in profiles), "", ""])
+    rows.append(["", "(invoke: checks, copies)", "", "", "", *(f"{p.entry_exit:,}" for p in profiles), "", "", ""])
     rows.append(["", "total", "", "", f"{total_macs:,}", *(f"{p.whole:,}" for p in profiles),
-                 per_mac(profiles[0].whole, total_macs), per_mac(profiles[1].whole, total_macs)])
+                 *(per_mac(profiles[b].whole, total_macs) for b in (0, 1, 4))])
     kinds = [[kind, str(n), f"{m:,}", *(f"{c:,}" for c in counts), per_mac(counts[0], m), per_mac(counts[1], m),
-              f"{counts[1] / profiles[1].whole:.1%}"] for kind, (n, m, counts) in by_kind.items() if n]
-    sizes = ", ".join(f"{b} {kernel_text(directory, BOARDS[board], dsp):,} B" for b, board, dsp in BUILDS)
+              per_mac(counts[4], m), f"{counts[1] / profiles[1].whole:.1%}",
+              f"{counts[4] / counts[1]:.2f}" if counts[1] else "-"] for kind, (n, m, counts) in by_kind.items() if n]
+    sizes = ", ".join(f"{b} {kernel_text(directory, BOARDS[board], dsp, mve):,} B" for b, board, dsp, mve in BUILDS)
     return [f"{name}: instructions per layer, one QEMU -icount run per build (M4: mps2-an386, M7: mps2-an500, "
-            "M3: mps2-an385); "
+            "M3: mps2-an385, M55: mps3-an547); "
             f"M4 plain SysTick count {whole_plain}", *table(LAYER_COLUMNS, rows, left=4), "",
             *table(KIND_COLUMNS, kinds), "", f"kernel code (arm-none-eabi-size text of kernels/*.c): {sizes}",
             ""], peer_row(name, profiles)
@@ -184,8 +189,8 @@ def main(argv=None) -> int:
     ap.add_argument("--qemu", action=argparse.BooleanOptionalAction, default=True,
                     help="count Cortex-M4 instructions under QEMU (default: on)")
     ap.add_argument("--scheme", choices=["int8", "int16x8"], default="int8", help="quantization (default: int8)")
-    ap.add_argument("--per-layer", action="store_true", help="also each layer's instructions on the M4 (plain, DSP) "
-                    "and the M7, by layer type, and the kernels' code size (needs --qemu)")
+    ap.add_argument("--per-layer", action="store_true", help="also each layer's instructions on the M4 (plain, DSP), "
+                    "the M7, M3 and M55 (MVE), by layer type, and the kernels' code size (needs --qemu)")
     ap.add_argument("models", nargs="*", help=f"zoo models (default: all): {', '.join(zoo.names())}")
     args = ap.parse_args(argv)
     names = args.models or (QUICK if args.quick else zoo.names())
@@ -200,7 +205,8 @@ def main(argv=None) -> int:
             print("\n".join(layers))
     peers = [peer for _, _, peer in measured if peer]
     if peers:
-        print(f"Cortex-M instructions per inference (QEMU -icount; M4 mps2-an386, M7 mps2-an500) against CMSIS-NN's "
+        print(f"Cortex-M instructions per inference (QEMU -icount; M4 mps2-an386, M7 mps2-an500, M55 mps3-an547) "
+              "against CMSIS-NN's "
               f"kernels on the M4 (issue 16's counts); target: the M4 DSP build at <= {TARGET:g}x, whole model and "
               "worst depthwise layer", *table(PEER_COLUMNS, peers), "", sep="\n")
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]

@@ -117,7 +117,7 @@ def number(cell: str) -> int:
 
 
 def test_c_speed_per_layer_tables():
-    """--per-layer: per layer the M4 plain, M4 DSP, M7 DSP and M3 instructions, whose column sums with
+    """--per-layer: per layer the M4 plain, M4 DSP, M7 DSP, M3 and M55 MVE instructions, whose column sums with
     invoke's share are the total row, near the main table's SysTick count; instructions per MAC;
     the totals by layer type equal to the layers' sums; the kernels' code size; the main table last."""
     lines = run_script("c_speed.py", "--quick", "--per-layer", "tiny_cnn").splitlines()
@@ -126,25 +126,27 @@ def test_c_speed_per_layer_tables():
     rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:end]]
     layers, (invoke, total) = rows[:-2], rows[-2:]
     assert invoke[0] == "(invoke: checks, copies)" and total[0] == "total" and len(layers) >= 5
-    for col in range(4):  # M4 plain, M4 DSP, M7 DSP, M3
+    for col in range(5):  # M4 plain, M4 DSP, M7 DSP, M3, M55 MVE
         assert sum(number(r[5 + col]) for r in layers) + number(invoke[1 + col]) == number(total[2 + col])
     for r in layers:
-        macs, plain, dsp = number(r[4]), number(r[5]), number(r[6])
+        macs, plain, dsp, mve = number(r[4]), number(r[5]), number(r[6]), number(r[9])
         if macs:
-            assert float(r[9]) == round(plain / macs, 2) and float(r[10]) == round(dsp / macs, 2)
+            assert [float(c) for c in r[10:13]] == [round(v / macs, 2) for v in (plain, dsp, mve)]
     kinds = [re.split(r"\s{2,}", line.strip()) for line in lines[end + 2:lines.index("", end + 1)]]
     assert {k[0] for k in kinds} == {r[3] for r in layers}
     for k in kinds:
         assert number(k[3]) == sum(number(r[5]) for r in layers if r[3] == k[0])
-    sizes = re.findall(r"(M4 plain|M4 DSP|M7 DSP|M3) ([\d,]+) B", next(x for x in lines if x.startswith("kernel code")))
-    assert [s for s, _ in sizes] == ["M4 plain", "M4 DSP", "M7 DSP", "M3"] and all(number(b) > 1000 for _, b in sizes)
+    sizes = re.findall(r"(M4 plain|M4 DSP|M7 DSP|M3|M55 MVE) ([\d,]+) B",
+                       next(x for x in lines if x.startswith("kernel code")))
+    assert [s for s, _ in sizes] == ["M4 plain", "M4 DSP", "M7 DSP", "M3", "M55 MVE"]
+    assert all(number(b) > 1000 for _, b in sizes)
     systick = number(re.search(r"SysTick count ([\d,]+)", lines[0]).group(1))
     assert abs(number(total[2]) - systick) < 80
     peers = lines.index(next(x for x in lines if x.startswith("Cortex-M instructions per inference")))
     assert lines[peers + 1].split()[:4] == ["model", "M4", "plain", "M4"]
     peer = re.split(r"\s{2,}", lines[peers + 2].strip())  # tiny_cnn: no CMSIS-NN count to compare with
-    assert peer[0] == "tiny_cnn" and [number(c) for c in peer[1:4]] == [number(c) for c in total[2:5]]
-    assert peer[4:6] == ["-", "-"] and peer[-1] == "-"
+    assert peer[0] == "tiny_cnn" and [number(c) for c in peer[1:5]] == [number(total[c]) for c in (2, 3, 4, 6)]
+    assert peer[5:7] == ["-", "-"] and peer[-1] == "-"
     main_table = max(i for i, x in enumerate(lines) if x.startswith("model "))
     assert main_table > peers and lines[main_table + 1].split()[0] == "tiny_cnn"
     assert lines[-1].endswith("1 models meet both")

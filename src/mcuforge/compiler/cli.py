@@ -402,16 +402,17 @@ def cmd_bench(args, console: Console) -> int:
         target = _target(args)
         instructions, board = None, bench.board_for(target)
         dsp, profile, node_macs = bool(getattr(target, "dsp", False)), None, None
+        mve = bool(getattr(target, "mve", False)) and bench.BOARDS[board] == "cortex-m55"
         if args.qemu:
             status.update(f"{args.model}: make cortex-m, one inference on qemu-system-arm {board}")
-            instructions = bench.qemu_instructions(c_dir, xs, board, dsp)
+            instructions = bench.qemu_instructions(c_dir, xs, board, dsp, mve)
             if not given.is_dir():  # the same C with layer markers (compiled in only by `make profile`)
                 from ..backends.c.emit import emit_c
                 emit_c(art.graph, c_dir, plan=art.plan, exits=art.ctx.exits, profile=True)
                 node_macs = {n.name: macs(n) for n in art.graph.nodes}
             if (c_dir / "layers.tsv").is_file():
                 status.update(f"{args.model}: make profile, per-layer counts on qemu-system-arm {board}")
-                profile = bench.qemu_layers(c_dir, xs, board, dsp)
+                profile = bench.qemu_layers(c_dir, xs, board, dsp, mve)
     stats = {"median_s": seconds[len(seconds) // 2], "p90_s": seconds[min(int(0.9 * len(seconds)), len(seconds) - 1)],
              "min_s": seconds[0]}
     if exits is not None:
@@ -421,7 +422,7 @@ def cmd_bench(args, console: Console) -> int:
     layers = bench.layer_rows(profile, core, clock, node_macs) if profile else None
     if args.json:
         print(json.dumps({"model": args.model, "runs": args.runs, **stats, "qemu_board": board if args.qemu else None,
-                          "qemu_dsp": dsp if args.qemu else None, "instructions": instructions,
+                          "qemu_dsp": dsp if args.qemu else None, "qemu_mve": mve if args.qemu else None, "instructions": instructions,
                           "layers": layers.records if layers else None, "layer_total": profile and profile.whole,
                           "estimate": profile and {"core": core, "clock_mhz": clock, "note": caption,
                                                    "cycles_per_instruction": bench.CYCLES_PER_INSTRUCTION.get(core)}},
@@ -429,13 +430,15 @@ def cmd_bench(args, console: Console) -> int:
         return 0
     from rich.table import Table
     t = Table(title=f"{args.model}: {args.runs} host samples (each the mean of many inferences)")
-    for col in ("median", "p90", "min") + ((f"instructions (QEMU {board}{' DSP' * dsp})",) if args.qemu else ()):
+    build = "MVE" if mve else "DSP" if dsp else "plain"
+    for col in ("median", "p90", "min") + ((f"instructions (QEMU {board}{'' if build == 'plain' else ' ' + build})",)
+                                           if args.qemu else ()):
         t.add_column(col, justify="right")
     t.add_row(*(f"{stats[k] * 1e6:,.1f} µs" for k in ("median_s", "p90_s", "min_s")),
               *((f"{instructions:,}",) if args.qemu else ()))
     console.print(t)
     if layers:
-        for title, header, rows in ((f"{args.model}: per layer, one QEMU run ({board}, {'DSP' if dsp else 'plain'} "
+        for title, header, rows in ((f"{args.model}: per layer, one QEMU run ({board}, {build} "
                                      "build), exact instruction counts", layers.header, layers.rows),
                                     (f"{args.model}: by layer type", layers.kind_header, layers.kind_rows)):
             lt = Table(title=title)

@@ -15,6 +15,7 @@ import mcuforge
 from mcuforge import zoo
 from mcuforge.backends.c import bench, size
 from mcuforge.backends.c.emit import LAYER_KINDS, CEmitter, emit_c, layer_kind, render_c, resolve_plan
+from mcuforge.errors import UsageError
 from mcuforge.ir.interpreter import run
 
 
@@ -91,15 +92,22 @@ def test_layer_counts_add_up_to_the_inference(kinds_int8, tmp_path):
     assert [b - a - 1 for a, b in itertools.pairwise(marks)][1:-1] == [layer.instructions for layer in profile.layers]
 
 
-@pytest.mark.parametrize("board, dsp", [("mps2-an386", True), ("mps2-an500", True)])
-def test_layer_counts_on_the_dsp_builds(kinds_int8, tmp_path, board, dsp):
-    """The DSP build on the M4 and the M7: the rows add up and match that build's SysTick count."""
+@pytest.mark.parametrize("board, dsp, mve", [("mps2-an386", True, False), ("mps2-an500", True, False),
+                                             ("mps3-an547", True, True)])
+def test_layer_counts_on_the_dsp_and_mve_builds(kinds_int8, tmp_path, board, dsp, mve):
+    """The DSP build on the M4 and the M7, the MVE build on the M55 (its own memory map, a 32 MHz
+    SysTick): the rows add up and match that build's SysTick count."""
     emit_c(kinds_int8.graph, tmp_path, plan=kinds_int8.plan, profile=True)
     xs = bench.random_inputs(tmp_path, seed=1)
-    profile = bench.qemu_layers(tmp_path, xs, board, dsp)
-    assert profile.board == board and profile.dsp == dsp
+    profile = bench.qemu_layers(tmp_path, xs, board, dsp, mve)
+    assert profile.board == board and profile.dsp == dsp and profile.mve == mve
     assert sum(layer.instructions for layer in profile.layers) + profile.entry_exit == profile.whole
-    assert abs(profile.whole - bench.qemu_instructions(tmp_path, xs, board, dsp)) < 80
+    assert abs(profile.whole - bench.qemu_instructions(tmp_path, xs, board, dsp, mve)) < 80
+
+
+def test_mve_only_on_the_m55():
+    with pytest.raises(UsageError, match="no MVE"):
+        bench.qemu_instructions(".", [], "mps2-an386", mve=True)
 
 
 def test_markers_cost_nothing_outside_the_profile_build(kinds_int8, tmp_path):

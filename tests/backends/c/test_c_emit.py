@@ -189,7 +189,7 @@ def test_fits_and_cli(tmp_path):
                  "-o", str(tmp_path / "out")]) == 0
     c = tmp_path / "out" / "c"
     assert sorted(p.name for p in c.iterdir()) == ["Makefile", "kernels", "kws.c", "kws.h", "main_host.c",
-                                                   "main_qemu.c", "mps2.ld", "startup_mps2.c"]
+                                                   "main_qemu.c", "mps2.ld", "mps3.ld", "startup_mps2.c"]
     assert "int kws_invoke(const void *const inputs[], void *const outputs[]);" in (c / "kws.h").read_text()
     assert main(["compile", "zoo:ds_cnn", "--emit", "c", "--target", "stm32f446re", "--sram", "16K", "-q",
                  "-o", str(tmp_path / "small")]) == 4

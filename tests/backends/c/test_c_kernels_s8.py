@@ -1,13 +1,16 @@
 """The int8 GEMM (1x1 and kxk convs, fully connected layers) and the int8 add / sub / mul kernels
 on odd shapes, bit for bit against the reference interpreter: on the host (gcc and clang) and
-under QEMU on the Cortex-M4 (plain C and the DSP build), the Cortex-M7 (DSP build) and the
-Cortex-M3 (plain C, no DSP extension).
+under QEMU on the Cortex-M4 (plain C and the DSP build), the Cortex-M7 (DSP build), the
+Cortex-M3 (plain C, no DSP extension) and the Cortex-M55 (the Helium build, mps3-an547).
 
 The shapes reach every branch of the DSP GEMM (mcuforge_gemm_dsp_s8): depths below 4, with an odd
 number of 4-value steps and with a tail, one output channel, odd channel counts and counts that
 are not a multiple of the 8-channel requantization block, odd pixel counts (a lone last column),
 a fully connected layer with a single column, and channels whose shift takes the general
-requantization (large weights, a relu6 clamp); and of the element-wise kernels: equal shapes,
+requantization (large weights, a relu6 clamp); of the Helium GEMM (mcuforge_gemm_mve_s8): pixel
+counts not a multiple of 4 (the last columns times four channels, channel counts not a multiple
+of 4), depths below 16, with whole 16-value steps and with a predicated tail; and of the
+element-wise kernels: equal shapes,
 broadcasting along the last axis (a stride 0) and along outer axes, add, sub and mul. Weights
 quantized per channel and per tensor. Also the add / sub / mul arithmetic on its own, every pair
 of int8 inputs for thousands of random parameter sets (ties and powers of two included), against
@@ -38,8 +41,9 @@ BUILDS = {"gcc": ("host", ["CC=gcc"], None), "clang": ("host", ["CC=clang"], Non
           "m4": ("cortex-m", ["TARGET=mps2-an386"], "mps2-an386"),
           "m4_dsp": ("cortex-m", ["TARGET=mps2-an386", "DSP=1"], "mps2-an386"),
           "m7_dsp": ("cortex-m", ["TARGET=mps2-an500", "DSP=1"], "mps2-an500"),
-          "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385")}
-BUILDS |= {f"{b}+special": BUILDS[b] for b in ("gcc", "clang", "m4_dsp", "m3")}
+          "m3": ("cortex-m", ["TARGET=mps2-an385"], "mps2-an385"),
+          "m55_mve": ("cortex-m", ["TARGET=mps3-an547", "MVE=1"], "mps3-an547")}
+BUILDS |= {f"{b}+special": BUILDS[b] for b in ("gcc", "clang", "m4_dsp", "m3", "m55_mve")}
 
 
 class OddShapes(nn.Module):
@@ -129,7 +133,9 @@ class OddDepthwise(nn.Module):
     of whole 8-channel blocks (12 channels: a block of 8, one of 4), padding on every side,
     stride 2, a row dilation, windows over both edges of a 2 x 2 image; the general path for a
     column dilation, a 5 x 5 kernel, 6 channels (a tail of 2), large weights clamped by relu6 (the
-    general requantization); a depth multiplier of 2 (the plain kernel)."""
+    general requantization); a depth multiplier of 2 (the plain kernel). On the Helium build
+    (dwconv_mve): blocks of 16 channels whole (20 channels) and predicated (12, 20, 6 and 8),
+    clipped windows on every edge, runs of interior pixels, both dilations, stride 2."""
 
     def __init__(self):
         super().__init__()
@@ -235,14 +241,16 @@ int main(void) {
         subprocess.run([build, "-DSETS=3000", *flags], cwd=tmp_path, check=True)
         r = subprocess.run([tmp_path / "check"], capture_output=True, text=True)
     else:  # the startup code and memory map of the generated projects
-        for name, template in (("startup.c", "startup_mps2.c.j2"), ("mps2.ld", "mps2.ld.j2")):
+        ld = "mps3.ld" if board == "mps3-an547" else "mps2.ld"
+        for name, template in (("startup.c", "startup_mps2.c.j2"), (ld, f"{ld}.j2")):
             (tmp_path / name).write_text(_ENV.get_template(template).render(version="test", weight_bytes=0))
         cpu = {"mps2-an386": "-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard",
                "mps2-an500": "-mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard",
-               "mps2-an385": "-mcpu=cortex-m3 -mfloat-abi=soft"}[board].split()
-        subprocess.run(["arm-none-eabi-gcc", *cpu, "-mthumb", *(["-DMCUFORGE_USE_DSP"] if "DSP=1" in args else []),
-                        "-DSETS=120", "-T", "mps2.ld", "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs",
-                        "startup.c", *flags], cwd=tmp_path, check=True)
+               "mps2-an385": "-mcpu=cortex-m3 -mfloat-abi=soft", "mps3-an547": "-mcpu=cortex-m55 -mfloat-abi=hard"}
+        defines = ["-DMCUFORGE_USE_DSP"] * ("DSP=1" in args or "MVE=1" in args) + ["-DMCUFORGE_USE_MVE"] * ("MVE=1" in args)
+        subprocess.run(["arm-none-eabi-gcc", *cpu[board].split(), "-mthumb", *defines, "-DSETS=120", "-T", ld,
+                        "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "startup.c", *flags],
+                       cwd=tmp_path, check=True)
         r = subprocess.run(["qemu-system-arm", "-M", board, "-nographic", "-monitor", "none", "-serial", "none",
                             "-semihosting-config", "enable=on,target=native", "-kernel", "check"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)

@@ -1,8 +1,9 @@
-"""C backend on Cortex-M: `make cortex-m` builds an ELF for QEMU's MPS2 boards with
+"""C backend on Cortex-M: `make cortex-m` builds an ELF for QEMU's MPS2 and MPS3 boards with
 arm-none-eabi-gcc, our startup code and linker script and newlib semihosting; `make qemu` runs
 it under qemu-system-arm, reading input.bin and writing output.bin. Here: int8 models on the M4,
-the M4 with the DSP build, the Cortex-M7 board and the Cortex-M3 (mps2-an385: no DSP extension, no
-FPU), bit for bit against the reference interpreter
+the M4 with the DSP build, the Cortex-M7 board, the Cortex-M3 (mps2-an385: no DSP extension, no
+FPU) and the Cortex-M55 with the Helium kernels (mps3-an547, MVE=1), bit for bit against the
+reference interpreter
 (every zoo model, float and int8, runs on the M4 in test_c_qemu_zoo.py).
 
 Also checked with arm-none-eabi-size: the RAM of the model's own objects (data + bss) is its
@@ -30,7 +31,8 @@ from mcuforge.ir.interpreter import run
 MODELS = [("ds_cnn", None), ("resnet8", None), ("mobilenet_v1", "float,to-nhwc")]
 # (build name, make arguments)
 BUILDS = {"m4": ["TARGET=mps2-an386"], "m4_dsp": ["TARGET=mps2-an386", "DSP=1"],
-          "m7_dsp": ["TARGET=mps2-an500", "DSP=1"], "m3": ["TARGET=mps2-an385"]}
+          "m7_dsp": ["TARGET=mps2-an500", "DSP=1"], "m3": ["TARGET=mps2-an385"],
+          "m55_mve": ["TARGET=mps3-an547", "MVE=1"]}
 ARM = ["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2",
        "-ffunction-sections", "-fdata-sections", "-Ikernels", "-c"]
 

@@ -7,10 +7,11 @@ of one inference on a Cortex-M under QEMU.
   back-to-back inferences (K chosen so a sample lasts about 20 ms: single inferences of small
   models are shorter than the clock's resolution). The clock is the process's CPU time, so other
   load on the machine disturbs it less than wall time.
-- `qemu_instructions(directory, inputs, board, dsp)`: builds `make cortex-m` and runs the ELF under
+- `qemu_instructions(directory, inputs, board, dsp, mve)`: builds `make cortex-m` and runs the ELF under
   qemu-system-arm as `make qemu` does (`-icount shift=0`): instructions of one inference, deterministic,
-  read from SysTick, so a multiple of 40 (the 25 MHz tick is 40 instructions at one per ns).
-- `qemu_layers(directory, inputs, board, dsp)`: the instructions of every layer, exactly, from one
+  read from SysTick, so a multiple of 40 (the MPS2 boards' 25 MHz tick is 40 instructions at one per
+  ns; the MPS3 AN547's 32 MHz tick 31.25).
+- `qemu_layers(directory, inputs, board, dsp, mve)`: the instructions of every layer, exactly, from one
   QEMU run of `make profile`'s ELF (a project emitted with `profile=True`). How: the ELF calls a
   marker function before each layer, after the last, and around the call of invoke; QEMU loads
   the project's TCG plugin (qemu_marks.c), which counts every executed instruction outside the
@@ -20,6 +21,8 @@ of one inference on a Cortex-M under QEMU.
   difference of consecutive counts includes one marker call (a `bl`), subtracted, so the rows add
   up to the inference from call to return and a layer without code counts 0 (on the M7 build it
   may count 1: the compiler's scheduling can put a neighbour's argument set-up between markers).
+  On the Cortex-M55 (`mve`: the Helium kernels) these are instructions, not cycles: a vector
+  instruction counts one, whatever beats it takes.
 - `tune_layers(graph, plan, target, work)`: `mcuforge bench --tune`: every layer that may run
   specialized (tune.py) measured both ways, from two `qemu_layers` runs (all shared, all
   specialized) and the sizes of the specialized layers' functions in the ELF; the result is
@@ -60,12 +63,12 @@ CYCLES_PER_INSTRUCTION = {
     # published CoreMark/MHz, Cortex-M4 3.42 to Cortex-M7 5.01.
     "cortex-m7": 0.85,
 }
-# QEMU's MPS2 boards the Makefile builds for (the M3: plain C only, no DSP extension)
-BOARDS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7", "mps2-an385": "cortex-m3"}
+# QEMU's boards the Makefile builds for (the M3: plain C only, no DSP extension; the M55 alone has MVE)
+BOARDS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7", "mps2-an385": "cortex-m3", "mps3-an547": "cortex-m55"}
 
 
 def board_for(target) -> str:
-    """The QEMU MPS2 board with `target`'s core (None, or a core without one: the Cortex-M4's)."""
+    """The QEMU board with `target`'s core (None, or a core without one: the Cortex-M4's)."""
     return next((b for b, core in BOARDS.items() if core == getattr(target, "core", None)), "mps2-an386")
 _NUMPY = {"int8_t": np.int8, "uint8_t": np.uint8, "int16_t": np.int16, "int32_t": np.int32, "float": np.float32}
 
@@ -142,22 +145,24 @@ def _qemu(directory: Path, elf: str, inputs, board: str, *extra: str, outputs: l
     return r.stdout, log
 
 
-def _build_goals(board: str, dsp: bool) -> list[str]:
-    """make arguments for `board`, plain or DSP; -B because the ELF's name does not say which."""
+def _build_goals(board: str, dsp: bool, mve: bool = False) -> list[str]:
+    """make arguments for `board`, plain, DSP or MVE; -B because the ELF's name does not say which."""
     if board not in BOARDS:
         raise UsageError(f"unknown QEMU board '{board}'", f"one of {', '.join(BOARDS)}")
     if dsp and BOARDS[board] == "cortex-m3":
         raise UsageError(f"{board} is a Cortex-M3: it has no DSP extension", "build it plain (dsp=False)")
-    return ["-B", f"TARGET={board}", *(["DSP=1"] if dsp else [])]
+    if mve and BOARDS[board] != "cortex-m55":
+        raise UsageError(f"{board} is a {BOARDS[board]}: it has no MVE (Helium)", "build MVE for mps3-an547")
+    return ["-B", f"TARGET={board}", *(["DSP=1"] if dsp else []), *(["MVE=1"] if mve else [])]
 
 
-def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = False,
+def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = False, mve: bool = False,
                  stream: bool = False) -> list[bytes]:
     """The output bytes per sample (a list of input arrays) of QEMU's `board` running the ELF
     (built once): one firmware run per sample, or with `stream` one run over all the samples in
     order, a stateful model's state carried from one to the next."""
     directory = Path(directory).resolve()
-    make(directory, "cortex-m", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
+    make(directory, "cortex-m", *_build_goals(board, dsp, mve), tool="arm-none-eabi-gcc")
     outputs: list[bytes] = []
     if stream:
         _qemu(directory, f"{prefix_of(directory)}.elf", [x for inputs in samples for x in inputs], board,
@@ -169,12 +174,12 @@ def qemu_outputs(directory, samples, board: str = "mps2-an386", dsp: bool = Fals
     return outputs
 
 
-def qemu_instructions(directory, inputs, board: str = "mps2-an386", dsp: bool = False) -> int:
+def qemu_instructions(directory, inputs, board: str = "mps2-an386", dsp: bool = False, mve: bool = False) -> int:
     """Instructions of one inference on QEMU's `board` (mps2-an386: Cortex-M4, mps2-an500: M7,
-    mps2-an385: M3), the kernels built plain or (`dsp`) with the DSP instructions; SysTick's count (see the module
-    docstring)."""
+    mps2-an385: M3, mps3-an547: M55), the kernels built plain, (`dsp`) with the DSP instructions or
+    (`mve`) with Helium's; SysTick's count (see the module docstring)."""
     directory = Path(directory).resolve()
-    make(directory, "cortex-m", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
+    make(directory, "cortex-m", *_build_goals(board, dsp, mve), tool="arm-none-eabi-gcc")
     out, _ = _qemu(directory, f"{prefix_of(directory)}.elf", inputs, board)
     found = re.search(r"\((\d+) instructions", out)
     if not found:
@@ -196,7 +201,7 @@ class LayerCount:
 
 @dataclass(frozen=True)
 class LayerProfile:
-    """The instructions of one inference, layer by layer, on `board` (plain or `dsp` kernels).
+    """The instructions of one inference, layer by layer, on `board` (plain, `dsp` or `mve` kernels).
     `entry_exit` is invoke's own share (the arena check, the input and output copies, call and
     return); `whole` counts from main's call of invoke to its return: the sum of the layers and
     entry_exit."""
@@ -206,9 +211,10 @@ class LayerProfile:
     layers: tuple[LayerCount, ...]
     entry_exit: int
     whole: int
+    mve: bool = False
 
 
-def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False) -> LayerProfile:
+def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False, mve: bool = False) -> LayerProfile:
     """Per-layer instructions of one inference from one QEMU run (see the module docstring);
     `directory` is a C project emitted with `profile=True`."""
     directory = Path(directory).resolve()
@@ -218,7 +224,7 @@ def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False)
                          "emit it with emit_c(..., profile=True), or bench the model: `mcuforge bench MODEL --qemu`")
     rows = [line.split("\t") for line in (directory / "layers.tsv").read_text().splitlines()
             if not line.startswith("#")]
-    make(directory, "profile", *_build_goals(board, dsp), tool="arm-none-eabi-gcc")
+    make(directory, "profile", *_build_goals(board, dsp, mve), tool="arm-none-eabi-gcc")
     elf = f"{prefix}_profile.elf"
     symbols = subprocess.run(["arm-none-eabi-nm", "-S", elf], cwd=directory, capture_output=True, text=True,
                              check=True).stdout
@@ -236,7 +242,7 @@ def qemu_layers(directory, inputs, board: str = "mps2-an386", dsp: bool = False)
     layers = tuple(LayerCount(int(i), name, op, kind, layer_counts[int(i)] if int(i) < len(layer_counts) else None)
                    for i, name, op, kind in rows)
     entry_exit = steps[0] + (steps[-1] if full else 0)
-    return LayerProfile(board, dsp, layers, entry_exit, sum(steps))
+    return LayerProfile(board, dsp, layers, entry_exit, sum(steps), mve)
 
 
 @dataclass(frozen=True)
@@ -263,8 +269,8 @@ def tune_layers(graph, plan, target, work, exits=None) -> Tuning:
     layer's specialization adds is the growth of the ELF's text with that layer alone specialized
     (its function and the clones of helpers the compiler made for its constants). `work`: a
     directory for the builds."""
-    board, dsp = board_for(target), bool(getattr(target, "dsp", False))
-    goals = _build_goals(board, dsp)
+    board, dsp, mve = board_for(target), bool(getattr(target, "dsp", False)), bool(getattr(target, "mve", False))
+    goals = _build_goals(board, dsp, mve)
 
     def build(variant: str, layers, profile: bool = True) -> Path:
         return emit_c(graph, Path(work) / variant, target=target, plan=plan, exits=exits, profile=profile,
@@ -278,7 +284,7 @@ def tune_layers(graph, plan, target, work, exits=None) -> Tuning:
 
     shared_dir, special_dir = build("shared", ()), build("specialized", [n.name for n in graph.nodes])
     xs = random_inputs(shared_dir)
-    shared, special = (qemu_layers(d, xs, board, dsp) for d in (shared_dir, special_dir))
+    shared, special = (qemu_layers(d, xs, board, dsp, mve) for d in (shared_dir, special_dir))
     prefix, base = prefix_of(special_dir), text(shared_dir)
     symbols = subprocess.run(["arm-none-eabi-nm", f"{prefix}_profile.elf"], cwd=special_dir, capture_output=True,
                              text=True, check=True).stdout
@@ -332,15 +338,16 @@ class Latency:
 
 def estimate_latency(graph, plan, exits, target) -> Latency:
     """`graph`'s C with layer markers, run once under QEMU on seeded inputs (qemu_layers), as the
-    Latency of `target` (on `board_for(target)`; the DSP build where the target has the extension)."""
+    Latency of `target` (on `board_for(target)`; the DSP or MVE build where the target has the extension)."""
     from .emit import emit_c
     board = board_for(target)
+    mve = target.mve and BOARDS[board] == "cortex-m55"
     with tempfile.TemporaryDirectory() as tmp:
         c_dir = emit_c(graph, Path(tmp) / "c", plan=plan, exits=exits, profile=True, fit_check=False)
-        profile = qemu_layers(c_dir, random_inputs(c_dir, seed=0), board, target.dsp)
+        profile = qemu_layers(c_dir, random_inputs(c_dir, seed=0), board, target.dsp, mve)
     clock, caption = latency_basis(BOARDS[board], target)
     return Latency(board, target.dsp, profile, CYCLES_PER_INSTRUCTION.get(BOARDS[board]), clock,
-                   f"one QEMU run on {board} ({'DSP' if target.dsp else 'plain'} build); {caption}")
+                   f"one QEMU run on {board} ({'MVE' if mve else 'DSP' if target.dsp else 'plain'} build); {caption}")
 
 
 class LayerTable(NamedTuple):

@@ -17,8 +17,8 @@ then dumb Jinja2 templates render them into files:
   calls in schedule order, every tensor at its constant arena offset from the memory plan.
 - `kernels/`: `mcuforge.h` and only the kernel files the model calls (see kernels/mcuforge.h).
 - `Makefile`, `main_host.c` (raw input bytes on stdin -> raw output bytes on stdout),
-  `main_qemu.c`, `startup_mps2.c` and `mps2.ld` (an ELF for QEMU's MPS2 Cortex-M4/M7 boards
-  with semihosting).
+  `main_qemu.c`, `startup_mps2.c`, `mps2.ld` and `mps3.ld` (an ELF for QEMU's MPS2 Cortex-M3/M4/M7
+  boards and its MPS3 Cortex-M55 board, with semihosting).
 With `profile=True` the project also has layer markers for measuring each layer's instructions
 under QEMU: compiled in only with -DMCUFORGE_PROFILE (`make profile`, a separate ELF), so the
 host and `make cortex-m` builds are the same code as without them; plus `layers.tsv` (the
@@ -314,7 +314,7 @@ def render_c(graph: Graph, *, prefix: str = "model", target=None, plan: MemoryPl
                                      for n in e.nodes if n.special for c in n.calls if "_special(" in c}))
     out = {f"{prefix}.h": "model.h.j2", f"{prefix}.c": "model.c.j2", "Makefile": "Makefile.j2",
            "main_host.c": "main_host.c.j2", "main_qemu.c": "main_qemu.c.j2", "startup_mps2.c": "startup_mps2.c.j2",
-           "mps2.ld": "mps2.ld.j2"}
+           "mps2.ld": "mps2.ld.j2", "mps3.ld": "mps3.ld.j2"}
     if profile:
         out["qemu_marks.c"] = "qemu_marks.c.j2"
     result = {name: _ENV.get_template(t).render(**ctx).encode() for name, t in out.items()}

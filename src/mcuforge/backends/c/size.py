@@ -111,16 +111,18 @@ def measure(c_dir, target=None, tflite=None) -> McuSize:
     return size
 
 
-def kernel_text(c_dir, core: str = DEFAULT_CORE, dsp: bool = False) -> int:
+def kernel_text(c_dir, core: str = DEFAULT_CORE, dsp: bool = False, mve: bool = False) -> int:
     """Text bytes of the project's kernels/*.c on `core`, compiled as the Makefile's Cortex-M build
-    does (-O2, `dsp`: -DMCUFORGE_USE_DSP), summed by arm-none-eabi-size; RuntimeError if they do not build."""
+    does (-O2, `dsp`: -DMCUFORGE_USE_DSP, `mve`: with -DMCUFORGE_USE_MVE too), summed by
+    arm-none-eabi-size; RuntimeError if they do not build."""
     c_dir = Path(c_dir).resolve()
     for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size"):
         if shutil.which(tool) is None:
             raise UsageError(f"{tool} is not installed", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
     with tempfile.TemporaryDirectory() as tmp:
         built = subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-mthumb", *CORES[core], "-O2", "-ffunction-sections",
-                                "-fdata-sections", *(["-DMCUFORGE_USE_DSP"] if dsp else []),
+                                "-fdata-sections", *(["-DMCUFORGE_USE_DSP"] if dsp or mve else []),
+                                *(["-DMCUFORGE_USE_MVE"] if mve else []),
                                 f"-I{c_dir / 'kernels'}", "-c", *map(str, sorted((c_dir / "kernels").glob("*.c")))],
                                cwd=tmp, capture_output=True, text=True)
         if built.returncode != 0:

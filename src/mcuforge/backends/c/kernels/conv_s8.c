@@ -74,7 +74,7 @@ static inline void scatter_tap(int32_t *restrict acc, const int8_t *restrict w, 
     for (o = 0; o < MCUFORGE_RQ_LANES; ++o) acc[o] += (int16_t)((int16_t)v * w[o]);
 }
 
-#if defined(MCUFORGE_USE_DSP)
+#if defined(MCUFORGE_USE_DSP) && !defined(MCUFORGE_USE_MVE)
 /* s[c] += (x[c] - zp) * w[c], c = 0..3, for one tap of four channels: one word of inputs and one
  * of weights, each unpacked by two SXTB16-style instructions into the even (0, 2) and odd (1, 3)
  * channels as 16-bit pairs, the input offset added in the same instruction (SXTAB16 with
@@ -301,6 +301,162 @@ static void dwconv_dsp(const mcuforge_conv *p, const mcuforge_requant *q, const 
             }
     }
 }
+#elif defined(MCUFORGE_USE_MVE)
+/* The constants of a block of 16 channels of dwconv_mve, which its assembly reads: per group of
+ * four channels the bias, the multipliers, the shifts split into left (>= 0) and -right (<= 0)
+ * (mcuforge_rq_mve's), the predicate (the channels inside the layer); and the window's shape. */
+typedef struct {
+    int32x4_t start[4], m[4], left[4], nright[4], lo, hi;
+    uint32_t live[4];
+    int32_t taps, x_skip, w_skip, zp, nzp, c_all, x_tap, x_step;
+} mcuforge_dw16;
+#define MCUFORGE_DW16_AT(field) [field] "i"(offsetof(mcuforge_dw16, field))
+
+/* `pixels` consecutive output pixels of a row for a block of 16 channels (x_step input bytes
+ * apart) in assembly, gcc spilling the vectors of C intrinsics here: the four groups' sums start
+ * at the bias, then (x - zp) * w over the window's taps inside the image, the same `rows` rows of
+ * `taps` taps for each (x and w at the first; x_skip, w_skip: from a row's end to the next), per
+ * tap and group two loads that widen four bytes into int32 lanes, the offset added, VMUL and VADD
+ * (MVE multiply-accumulates only by a scalar), 24 instructions a tap; then mcuforge_rq_mve's
+ * requantization of each group and a store of its four bytes. `mode`: 0 when all 16 channels lie
+ * in the layer, 2 when 8 do (only two groups run), else 1 (9 to 15) or 3 (1 to 7), each group's
+ * loads and store predicated (VPT; the loads read 0 past the layer's channels). */
+#define MCUFORGE_DW16_P0(g) "ldr %[p], [%[b], %[live] + 4 * " g "]\n\tvmsr p0, %[p]\n\t"
+#define MCUFORGE_DW16_P0_2(g) MCUFORGE_DW16_P0(g) "vpstt\n\t"
+#define MCUFORGE_DW16_P0_1(g) MCUFORGE_DW16_P0(g) "vpst\n\t"
+#define MCUFORGE_DW16_TAP(a, g, pred, sfx)                 \
+    pred(g) "vldrb" sfx ".s32 %q[t0], [%[xp], #4 * " g "]\n\t" \
+    "vldrb" sfx ".s32 %q[t1], [%[w], #4 * " g "]\n\t"       \
+    "vadd.i32 %q[t0], %q[t0], %[nzp]\n\t"                  \
+    "vmul.i32 %q[t0], %q[t0], %q[t1]\n\t"                  \
+    "vadd.i32 %q[" a "], %q[" a "], %q[t0]\n\t"
+#define MCUFORGE_DW16_RQ(a, g, pred, sfx)                        \
+    "vldrw.u32 %q[t0], [%[b], %[left] + 16 * " g "]\n\t"         \
+    "vldrw.u32 %q[t1], [%[b], %[m] + 16 * " g "]\n\t"            \
+    "vshl.s32 %q[" a "], %q[" a "], %q[t0]\n\t"                  \
+    "vqrdmulh.s32 %q[" a "], %q[" a "], %q[t1]\n\t"              \
+    "vldrw.u32 %q[t0], [%[b], %[nright] + 16 * " g "]\n\t"       \
+    "vand %q[t1], %q[" a "], %q[t0]\n\t"                         \
+    "vshr.s32 %q[t1], %q[t1], #31\n\t"                           \
+    "vqadd.s32 %q[" a "], %q[" a "], %q[t1]\n\t"                 \
+    "vrshl.s32 %q[" a "], %q[" a "], %q[t0]\n\t"                 \
+    "ldr %[p], [%[b], %[zp]]\n\t"                                \
+    "vadd.i32 %q[" a "], %q[" a "], %[p]\n\t"                    \
+    "vldrw.u32 %q[t0], [%[b], %[lo]]\n\t"                        \
+    "vmax.s32 %q[" a "], %q[" a "], %q[t0]\n\t"                  \
+    "vldrw.u32 %q[t0], [%[b], %[hi]]\n\t"                        \
+    "vmin.s32 %q[" a "], %q[" a "], %q[t0]\n\t" pred(g)          \
+    "vstrb" sfx ".32 %q[" a "], [%[y], #4 * " g "]\n\t"
+#define MCUFORGE_DW16_NONE(g) ""
+/* the groups of a pixel: all four, or the first two (a block of 8 channels or fewer) */
+#define MCUFORGE_DW16_GROUPS4(op, pred, sfx) op("a0", "0", pred, sfx) op("a1", "1", pred, sfx) \
+    op("a2", "2", pred, sfx) op("a3", "3", pred, sfx)
+#define MCUFORGE_DW16_GROUPS2(op, pred, sfx) op("a0", "0", pred, sfx) op("a1", "1", pred, sfx)
+#define MCUFORGE_DW16_PIXEL(groups, pred2, pred1, sfx)                                                       \
+    __asm__ volatile("vldrw.u32 %q[a0], [%[b]]\n\t"                                                                  \
+                     "vldrw.u32 %q[a1], [%[b], #16]\n\t"                                                             \
+                     "vldrw.u32 %q[a2], [%[b], #32]\n\t"                                                             \
+                     "vldrw.u32 %q[a3], [%[b], #48]\n\t"                                                             \
+                     "cmp %[rows], #0\n\t"                                                                           \
+                     "beq 3f\n\t"                                                                                    \
+                     "1:\n\t"                                                                                        \
+                     "ldr %[t], [%[b], %[taps]]\n\t"                                                                 \
+                     "2:\n\t" groups(MCUFORGE_DW16_TAP, pred2, sfx)                                                 \
+                     "add %[xp], %[xp], %[x_tap]\n\t"                                                                \
+                     "add %[w], %[w], %[c_all]\n\t"                                                                  \
+                     "subs %[t], %[t], #1\n\t"                                                                       \
+                     "bne 2b\n\t"                                                                                    \
+                     "ldr %[p], [%[b], %[x_skip]]\n\t"                                                               \
+                     "add %[xp], %[xp], %[p]\n\t"                                                                    \
+                     "ldr %[p], [%[b], %[w_skip]]\n\t"                                                               \
+                     "add %[w], %[w], %[p]\n\t"                                                                      \
+                     "subs %[rows], %[rows], #1\n\t"                                                                 \
+                     "bne 1b\n\t"                                                                                    \
+                     "3:\n\t" groups(MCUFORGE_DW16_RQ, pred1, sfx)                                                  \
+                     : [a0] "=&w"(a0), [a1] "=&w"(a1), [a2] "=&w"(a2), [a3] "=&w"(a3), [t0] "=&w"(t0),               \
+                       [t1] "=&w"(t1), [xp] "+&l"(x), [w] "+&l"(w), [rows] "+&r"(rows), [t] "=&r"(t), [p] "=&r"(pred_)  \
+                     : [x_tap] "r"(b->x_tap), [c_all] "r"(b->c_all), [nzp] "r"(b->nzp), [b] "r"(b), [y] "r"(y),     \
+                       MCUFORGE_DW16_AT(taps), MCUFORGE_DW16_AT(x_skip), MCUFORGE_DW16_AT(w_skip),                   \
+                       MCUFORGE_DW16_AT(m), MCUFORGE_DW16_AT(left), MCUFORGE_DW16_AT(nright), MCUFORGE_DW16_AT(lo),  \
+                       MCUFORGE_DW16_AT(hi), MCUFORGE_DW16_AT(zp), MCUFORGE_DW16_AT(live)                            \
+                     : "cc", "memory")
+static __attribute__((noinline)) void dw_run16_mve(const mcuforge_dw16 *b, const int8_t *x0, const int8_t *w0,
+                                                   int32_t rows0, int8_t *y, int32_t pixels, int32_t mode) {
+    for (; pixels > 0; --pixels, x0 += b->x_step, y += b->c_all) {
+        const int8_t *x = x0, *w = w0;
+        int32_t rows = rows0;
+        int32x4_t a0, a1, a2, a3, t0, t1;
+        uint32_t t, pred_;
+        /* predicated: each group's predicate moved into P0, then VPT blocks of its two loads and its store */
+        if (mode == 0) /* 16 channels */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS4, MCUFORGE_DW16_NONE, MCUFORGE_DW16_NONE, "");
+        else if (mode == 1) /* 9 to 15 */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS4, MCUFORGE_DW16_P0_2, MCUFORGE_DW16_P0_1, "t");
+        else if (mode == 2) /* 8 */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS2, MCUFORGE_DW16_NONE, MCUFORGE_DW16_NONE, "");
+        else /* 1 to 7 */
+            MCUFORGE_DW16_PIXEL(MCUFORGE_DW16_GROUPS2, MCUFORGE_DW16_P0_2, MCUFORGE_DW16_P0_1, "t");
+    }
+}
+#undef MCUFORGE_DW16_AT
+#undef MCUFORGE_DW16_P0
+#undef MCUFORGE_DW16_P0_2
+#undef MCUFORGE_DW16_P0_1
+#undef MCUFORGE_DW16_TAP
+#undef MCUFORGE_DW16_RQ
+#undef MCUFORGE_DW16_NONE
+#undef MCUFORGE_DW16_GROUPS4
+#undef MCUFORGE_DW16_GROUPS2
+#undef MCUFORGE_DW16_PIXEL
+/* The depthwise conv of channels-last int8 data with one output channel per input channel, on
+ * Helium: per block of 16 channels (the last of fewer predicated) its constants as vectors, then
+ * dw_run16_mve over the window's taps inside the image: per pixel where the window crosses the
+ * image's edge, for all those of a row between them at once. */
+static void dwconv_mve(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x, const int8_t *w,
+                       const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int8_t *y) {
+    const int32_t c_all = p->out_c, row = p->in_w * c_all, w_row = p->k_w * c_all;
+    int32_t n, oy, ox, o0, g;
+    mcuforge_dw16 b;
+    b.nzp = -q->in_zp, b.zp = q->out_zp, b.lo = vdupq_n_s32(q->act_min), b.hi = vdupq_n_s32(q->act_max);
+    b.c_all = c_all, b.x_tap = p->dil_w * c_all, b.x_step = p->stride_w * c_all;
+    for (o0 = 0; o0 < c_all; o0 += 16) {
+        const int32_t count = c_all - o0, mode = count >= 16 ? 0 : count > 8 ? 1 : count == 8 ? 2 : 3;
+        for (g = 0; g < 4; ++g) {
+            const int32_t left = c_all - o0 - 4 * g;
+            const mve_pred16_t on = vctp32q((uint32_t)(left < 0 ? 0 : left));
+            const int32x4_t sh = vldrwq_z_s32(shift + o0 + 4 * g, on);
+            b.live[g] = on;
+            b.start[g] = bias != NULL ? vldrwq_z_s32(bias + o0 + 4 * g, on) : vdupq_n_s32(0);
+            b.m[g] = vldrwq_z_s32(multiplier + o0 + 4 * g, on);
+            b.left[g] = vmaxq_s32(sh, vdupq_n_s32(0)), b.nright[g] = vminq_s32(sh, vdupq_n_s32(0));
+        }
+        for (n = 0; n < p->n; ++n)
+            for (oy = 0; oy < p->out_h; ++oy) {
+                const int32_t iy0 = oy * p->stride_h - p->pad_top;
+                /* the rows of the window inside the image: ky0 <= ky < ky0 + rows */
+                const int32_t ky0 = iy0 >= 0 ? 0 : (-iy0 + p->dil_h - 1) / p->dil_h;
+                const int32_t ky_end = (p->in_h - iy0 + p->dil_h - 1) / p->dil_h;
+                const int32_t rows = (ky_end < p->k_h ? ky_end : p->k_h) - ky0;
+                for (ox = 0; ox < p->out_w; ++ox) {
+                    const int32_t ix0 = ox * p->stride_w - p->pad_left;
+                    const int32_t kx0 = ix0 >= 0 ? 0 : (-ix0 + p->dil_w - 1) / p->dil_w;
+                    const int32_t kx_end = (p->in_w - ix0 + p->dil_w - 1) / p->dil_w;
+                    const int32_t taps = (kx_end < p->k_w ? kx_end : p->k_w) - kx0;
+                    /* a window inside the image's columns: so are those up to `last` */
+                    const int32_t last = kx0 == 0 && taps == p->k_w
+                                             ? (p->in_w - 1 - (p->k_w - 1) * p->dil_w + p->pad_left) / p->stride_w
+                                             : ox;
+                    const int32_t run = last < p->out_w ? last - ox + 1 : p->out_w - ox;
+                    b.taps = taps, b.x_skip = p->dil_h * row - taps * b.x_tap, b.w_skip = (p->k_w - taps) * c_all;
+                    dw_run16_mve(&b,
+                                 x + (n * p->in_h + iy0 + ky0 * p->dil_h) * row + (ix0 + kx0 * p->dil_w) * c_all + o0,
+                                 w + ky0 * w_row + kx0 * c_all + o0, rows > 0 && taps > 0 ? rows : 0,
+                                 y + ((n * p->out_h + oy) * p->out_w + ox) * c_all + o0, run, mode);
+                    ox += run - 1;
+                }
+            }
+    }
+}
 #endif
 
 MCUFORGE_KERNEL(mcuforge_dwconv2d_s8)(const mcuforge_conv *p, const mcuforge_requant *q, const int8_t *x,
@@ -309,9 +465,13 @@ MCUFORGE_KERNEL(mcuforge_dwconv2d_s8)(const mcuforge_conv *p, const mcuforge_req
     /* Blocks of MCUFORGE_RQ_LANES output channels (int32 sums on the stack), each over every output pixel */
     const int32_t mult = p->out_c / p->in_c;
     int32_t xs[4], ys[4], n, oy, ox, ky, kx, o, o0;
-#if defined(MCUFORGE_USE_DSP)
+#if defined(MCUFORGE_USE_DSP) || defined(MCUFORGE_USE_MVE)
     if (mult == 1 && p->nhwc) {
+#if defined(MCUFORGE_USE_MVE)
+        dwconv_mve(p, q, x, w, bias, multiplier, shift, y);
+#else
         dwconv_dsp(p, q, x, w, bias, multiplier, shift, y);
+#endif
         return;
     }
 #endif

@@ -7,7 +7,9 @@
  * Build with -DMCUFORGE_USE_DSP on a Cortex-M with the DSP extension (M4, M7, M33, M55) to
  * compute the dot products with SMLAD (two 16-bit multiply-accumulates per instruction; the
  * GEMM's loops over values and channel pairs in assembly) and each requantization with one
- * 64-bit multiply-add; the results are identical, integer sums being exact. Without it, the
+ * 64-bit multiply-add; the results are identical, integer sums being exact. With -DMCUFORGE_USE_MVE
+ * too (Cortex-M55), the GEMM and the depthwise conv run on Helium's vectors (the other int8
+ * kernels keep the DSP build's code). Without either, the
  * loops take the shape that compilers vectorize at -O2 (hosts: fixed trip counts, 16-bit
  * operands) or that loads each byte once for two multiply-accumulates (other Cortex-M).
  */
@@ -20,6 +22,9 @@
 
 #if defined(MCUFORGE_USE_DSP)
 #include <arm_acle.h>
+#endif
+#if defined(MCUFORGE_USE_MVE)
+#include <arm_mve.h>
 #endif
 
 /* round(a * b / 2^31), ties upward: floor((a * b + 2^30) / 2^31) for every sign (the nudge of
@@ -421,16 +426,111 @@ static inline void mcuforge_gemm_dsp_s8(const int8_t *cols, int32_t pixels, cons
 }
 #endif
 
+#if defined(MCUFORGE_USE_MVE)
+/* clamp(mcuforge_mbqm(acc, m, shift) + zp, lo, hi) in four lanes, bit for bit: VQRDMULH is
+ * mcuforge_srdhm (its one saturation, INT32_MIN * INT32_MIN, included) and VSHL's left shift
+ * wraps as mcuforge_mbqm's; VRSHL by -right rounds ties upward, so negative values are made one
+ * smaller first (the sign bit of v AND -right, which is negative when right > 0, shifted down;
+ * saturating, INT32_MIN stays), which rounds their ties away from zero as mcuforge_rdbpot does. */
+static inline int32x4_t mcuforge_rq_mve(int32x4_t acc, int32x4_t m, int32x4_t shift, int32_t zp, int32_t lo,
+                                        int32_t hi) {
+    const int32x4_t nright = vminq_s32(shift, vdupq_n_s32(0));
+    int32x4_t v = vqrdmulhq_s32(vshlq_s32(acc, vmaxq_s32(shift, vdupq_n_s32(0))), m);
+    v = vrshlq_s32(vqaddq_s32(v, vshrq_n_s32(vandq_s32(v, nright), 31)), nright);
+    return vminq_s32(vmaxq_s32(vaddq_n_s32(v, zp), vdupq_n_s32(lo)), vdupq_n_s32(hi));
+}
+
+/* s[j] += a . b_j, j < 4, over n values: 16 per step, one VMLADAVA (a 16-lane dot product into a
+ * scalar sum) per b_j and step; the last step's lanes past n are predicated off, loading zeros.
+ * The whole steps in assembly (11 instructions): gcc computes every address anew, VLDRB having no
+ * register offset; its sums in even registers ("Te"), as VMLADAVA requires. */
+static inline void mcuforge_dot4_mve(const int8_t *a, const int8_t *b0, const int8_t *b1, const int8_t *b2,
+                                     const int8_t *b3, int32_t n, int32_t *s) {
+    int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], steps = n / 16;
+    int8x16_t x, t;
+    if (steps > 0)
+        __asm__("1:\n\t"
+                "vldrb.u8 %q[x], [%[a]], #16\n\t"
+                "vldrb.u8 %q[t], [%[b0]], #16\n\t"
+                "vmlava.s8 %[s0], %q[x], %q[t]\n\t"
+                "vldrb.u8 %q[t], [%[b1]], #16\n\t"
+                "vmlava.s8 %[s1], %q[x], %q[t]\n\t"
+                "vldrb.u8 %q[t], [%[b2]], #16\n\t"
+                "vmlava.s8 %[s2], %q[x], %q[t]\n\t"
+                "vldrb.u8 %q[t], [%[b3]], #16\n\t"
+                "vmlava.s8 %[s3], %q[x], %q[t]\n\t"
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b"
+                : [s0] "+Te"(s0), [s1] "+Te"(s1), [s2] "+Te"(s2), [s3] "+Te"(s3), [x] "=&w"(x), [t] "=&w"(t),
+                  [a] "+r"(a), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [n] "+r"(steps)
+                :
+                : "cc", "memory");
+    if (n % 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(n % 16));
+        x = vldrbq_z_s8(a, p);
+        s0 = vmladavaq_s8(s0, x, vldrbq_z_s8(b0, p));
+        s1 = vmladavaq_s8(s1, x, vldrbq_z_s8(b1, p));
+        s2 = vmladavaq_s8(s2, x, vldrbq_z_s8(b2, p));
+        s3 = vmladavaq_s8(s3, x, vldrbq_z_s8(b3, p));
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+}
+
+/* mcuforge_gemm_s8 on Helium: per output channel, four columns at a time times its weights
+ * (mcuforge_dot4_mve, the weights the shared operand), the four sums requantized as one vector
+ * and stored one pixel apart (a scatter); the columns past the last multiple of four each times
+ * four channels (the column shared, the last channel repeated past count, its lanes not stored). */
+static inline void mcuforge_gemm_mve_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth,
+                                        int32_t count, const int32_t *bias, const int32_t *multiplier,
+                                        const int32_t *shift, const mcuforge_requant *q, int8_t *y, int32_t y_pixel,
+                                        int32_t y_chan) {
+    const uint32x4_t lanes = vidupq_n_u32(0, 1), at_pixel = vmulq_n_u32(lanes, (uint32_t)y_pixel);
+    const uint32x4_t at_chan = vmulq_n_u32(lanes, (uint32_t)y_chan);
+    const int32_t quads = pixels / 4 * 4, zp = q->out_zp, lo = q->act_min, hi = q->act_max; /* (y may alias q) */
+    int32_t o, p, j;
+    for (o = 0; o < count; ++o) {
+        const int8_t *wo = w + o * depth;
+        const int32x4_t m = vdupq_n_s32(multiplier[o]), sh = vdupq_n_s32(shift[o]);
+        for (p = 0; p < quads; p += 4) {
+            const int8_t *c = cols + p * depth;
+            int32_t s[4];
+            s[0] = s[1] = s[2] = s[3] = bias[o];
+            mcuforge_dot4_mve(wo, c, c + depth, c + 2 * depth, c + 3 * depth, depth, s);
+            vstrbq_scatter_offset_s32(y + p * y_pixel + o * y_chan, at_pixel,
+                                      mcuforge_rq_mve(vldrwq_s32(s), m, sh, zp, lo, hi));
+        }
+    }
+    for (p = quads; p < pixels; ++p)
+        for (o = 0; o < count; o += 4) {
+            const mve_pred16_t live = vctp32q((uint32_t)(count - o < 4 ? count - o : 4));
+            const int8_t *b[4];
+            int32_t s[4];
+            for (j = 0; j < 4; ++j) {
+                const int32_t c = o + j < count ? o + j : count - 1;
+                b[j] = w + c * depth;
+                s[j] = bias[c];
+            }
+            mcuforge_dot4_mve(cols + p * depth, b[0], b[1], b[2], b[3], depth, s);
+            vstrbq_scatter_offset_p_s32(y + p * y_pixel + o * y_chan, at_chan,
+                                        mcuforge_rq_mve(vldrwq_s32(s), vldrwq_z_s32(multiplier + o, live),
+                                                        vldrwq_z_s32(shift + o, live), zp, lo, hi),
+                                        live);
+        }
+}
+#endif
+
 #define MCUFORGE_GEMM_TILE 16 /* columns widened and requantized together */
 
 /* y[p * y_pixel + o * y_chan] for `pixels` columns of `depth` values (contiguous) and `count`
  * output channels (weights [count][depth], bias holding the input zero point's share): blocks of
  * 2 columns x 2 channels, requantized MCUFORGE_RQ_LANES channels at a time (with the DSP
- * extension: mcuforge_gemm_dsp_s8) */
+ * extension: mcuforge_gemm_dsp_s8; with MVE: mcuforge_gemm_mve_s8) */
 static inline void mcuforge_gemm_s8(const int8_t *cols, int32_t pixels, const int8_t *w, int32_t depth, int32_t count,
                                     const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
                                     const mcuforge_requant *q, int8_t *y, int32_t y_pixel, int32_t y_chan) {
-#if defined(MCUFORGE_USE_DSP)
+#if defined(MCUFORGE_USE_MVE)
+    mcuforge_gemm_mve_s8(cols, pixels, w, depth, count, bias, multiplier, shift, q, y, y_pixel, y_chan);
+#elif defined(MCUFORGE_USE_DSP)
     mcuforge_gemm_dsp_s8(cols, pixels, w, depth, count, bias, multiplier, shift, q, y, y_pixel, y_chan);
 #else
     int32_t p0, p, o, o0, i;
