@@ -70,6 +70,16 @@ class MemoryPlan:
     state_offsets: dict[str, int] = field(default_factory=dict)  # state (its read Value) -> offset in the state buffer
     state_bytes: int = 0
     state_commits: dict[str, int] = field(default_factory=dict)  # state -> the step after which its write is copied in
+    # the op-level bound: the most bytes live at one step of this schedule when every tensor is
+    # whole (in-place reuse, no overlaps); overlaps take the arena below it, never the lower bound
+    whole_bound_bytes: int = 0
+
+    def below_bound(self) -> str | None:
+        """What took the arena below the op-level (whole-tensor) bound, or None if it is not below."""
+        if not self.overlaps or self.arena_bytes >= self.whole_bound_bytes:
+            return None
+        return (f"{self.whole_bound_bytes - self.arena_bytes:,} B below the whole-tensor bound "
+                f"{self.whole_bound_bytes:,} B: {len(self.overlaps)} inputs overlapped by their outputs")
 
 
 def kept(graph: Graph) -> list[Value]:
@@ -161,7 +171,7 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
         extent[r] = max(extent[r], offset + v.type.nbytes)
     scratches = [Buffer(f"{n.name}.scratch", scratch(n), i, i) for i, n in enumerate(nodes)
                  if scratch is not None and scratch(n) > 0]
-    overlaps = {}
+    overlaps, whole = {}, lower_bound([Buffer("", extent[r], f, l) for r, (f, l) in span.items()] + scratches)
     if overlap is not None and inplace:  # the fewest bytes live of: none, the paying ones, every allowed one
         tries = [(host, span, extent, {})]
         for every in (False, True):
@@ -186,7 +196,8 @@ def plan_memory(graph: Graph, *, alignment: int = 16, scratch: Callable[[Node], 
                       lower_bound_bytes=lower_bound(buffers), alignment=alignment, algorithm=algorithm,
                       schedule=[n.name for n in nodes], offsets=offsets, sizes=sizes, lifetimes=lifetimes,
                       aliases={v.name: host[v][0].name for v in host if v.name in sizes}, overlaps=overlaps,
-                      state_offsets=state_offsets, state_bytes=state_bytes, state_commits=commits)
+                      state_offsets=state_offsets, state_bytes=state_bytes, state_commits=commits,
+                      whole_bound_bytes=whole)
 
 
 def state_commits(graph: Graph, nodes: list[Node]) -> dict[str, int]:
@@ -495,8 +506,9 @@ def format_timeline(plan: MemoryPlan, width: int = 64) -> str:
     scale = max(plan.arena_bytes, 1) / width
     over = plan.arena_bytes / plan.lower_bound_bytes - 1 if plan.lower_bound_bytes else 0.0
     top = f"{plan.arena_bytes:,}"
+    below = plan.below_bound()
     lines = [f"arena {plan.arena_bytes:,} B, lower bound {plan.lower_bound_bytes:,} B (+{over:.1%}), "
-             f"{plan.algorithm}, alignment {plan.alignment}",
+             f"{plan.algorithm}, alignment {plan.alignment}" + (f"; {below}" if below else ""),
              f"{'step':>4}  {'node':<24} |0{top:>{width - 1}}| live B"]
     for step, node in enumerate(plan.schedule):
         row, live = ["."] * width, 0

@@ -135,6 +135,7 @@ class Report:
         return (f"arena {p.arena_bytes:,} B (lower bound {p.lower_bound_bytes:,} B, "
                 f"{p.arena_bytes / max(p.lower_bound_bytes, 1):.2f}x), algorithm {p.algorithm}, "
                 f"{len(p.aliases)} buffers shared in place"
+                + (f"; {p.below_bound()}" if p.below_bound() else "")
                 + (f"; state {p.state_bytes:,} B outside the arena, kept between calls" if p.state_bytes else ""))
 
     def to_rich(self):

@@ -16,7 +16,7 @@ from torch import nn
 
 import mcuforge
 from mcuforge import zoo
-from mcuforge.analysis.memory import check_plan, plan_memory
+from mcuforge.analysis.memory import check_plan, format_timeline, plan_memory
 from mcuforge.backends.c.emit import emit_c
 from mcuforge.backends.c.ops import overlap_lag, scratch_bytes
 from mcuforge.backends.tflite.emit import to_tflite
@@ -86,5 +86,12 @@ def test_resnet8_below_tflite_micro():
     whole = plan_memory(art.graph, scratch=scratch_bytes)
     tflm = tflm_arena_usage(to_tflite(art.graph))["head"]  # its planned tensors and scratch, its own plan
     assert ours.arena_bytes < 0.8 * whole.arena_bytes and ours.arena_bytes < tflm
+    # the op-level bound is the plan without overlaps' lower bound; the report says what went below it
+    assert ours.whole_bound_bytes == whole.lower_bound_bytes == whole.whole_bound_bytes > ours.arena_bytes
+    assert whole.below_bound() is None
+    assert ours.below_bound() == (f"{whole.lower_bound_bytes - ours.arena_bytes:,} B below the whole-tensor bound "
+                                  f"{whole.lower_bound_bytes:,} B: {len(ours.overlaps)} inputs overlapped by their "
+                                  "outputs")
+    assert ours.below_bound() in format_timeline(ours)
     print(f"resnet8 int8 arena: {ours.arena_bytes:,} B with overlaps, {whole.arena_bytes:,} B without, "
           f"TFLite Micro {tflm:,} B")
