@@ -4,10 +4,10 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from types import SimpleNamespace
 
 import mcuforge
 from mcuforge import zoo
+from mcuforge.analysis.memory import MemoryPlan
 from mcuforge.compiler.html_report import HEIGHT, WIDTH, render_html, timeline_boxes
 
 
@@ -23,9 +23,10 @@ class Tags(HTMLParser):
 
 def fake_plan():
     # three buffers over four steps; b reuses a's bytes after a dies
-    return SimpleNamespace(arena_bytes=300, lower_bound_bytes=300, alignment=16, algorithm="greedy-size",
-                           schedule=["n0", "n1", "n2", "n3"], offsets={"a": 0, "b": 0, "c": 100},
-                           sizes={"a": 100, "b": 100, "c": 200}, lifetimes={"a": (0, 1), "b": (2, 3), "c": (1, 2)})
+    return MemoryPlan(arena_bytes=300, lower_bound_bytes=300, alignment=16, algorithm="greedy-size",
+                      schedule=["n0", "n1", "n2", "n3"], offsets={"a": 0, "b": 0, "c": 100},
+                      sizes={"a": 100, "b": 100, "c": 200}, lifetimes={"a": (0, 1), "b": (2, 3), "c": (1, 2)},
+                      aliases={})
 
 
 def test_timeline_boxes_place_buffers():
