@@ -279,8 +279,8 @@ def _recurrent(ctx, n):
         raise _Unsupported("cell clipping, input_forget or peepholes (P); export the layer without them")
     steps = x.shape[layout]
     if ctx.has(4) and not (ctx.x(4).is_const and np.all(ctx.x(4).data == steps)):
-        raise _Unsupported(f"sequence_lens other than a constant {steps} for every batch item; export without "
-                           "sequence_lens (pad the sequences) or pin that input to constants")
+        raise _Unsupported(f"sequence_lens other than a constant {steps} for every batch item (the unrolled "
+                           "layer runs every step); pad the sequences to full length and export without sequence_lens")
     hidden = ctx.attr("hidden_size")
     blocks = lambda a: None if a is None else np.concatenate(  # noqa: E731
         [a[k * hidden:(k + 1) * hidden] for k in _GATE_ORDER[op]])
