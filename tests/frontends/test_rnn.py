@@ -12,15 +12,18 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn as nn
+from ai_edge_litert import schema_py_generated as fb
 from onnx import TensorProto, helper
 from onnx.reference import ReferenceEvaluator
 from support.cbuild import build_and_check, calibration, check_host, random_inputs
+from support.tflite_files import Flatbuffer
 
 import mcuforge
-from mcuforge.backends.tflite.runtime import run_litert, run_tflm
+from mcuforge.backends.tflite.runtime import run_litert, run_tflm, run_tflm_frames
 from mcuforge.errors import UnsupportedOpError
 from mcuforge.frontends.fx import trace
 from mcuforge.frontends.onnx import load_onnx
+from mcuforge.frontends.tflite import load_tflite
 from mcuforge.ir.interpreter import run
 
 RNG = np.random.default_rng(0)
@@ -143,8 +146,8 @@ def rnn_node(op, steps=4, batch=2, size=3, hidden=5, states=True, bias=True, **a
         ([("Y_c", s)] if op == "LSTM" else [])
     operands = ["X", "W", "R", "B" if bias else "", "", *(v[0] for v in ins[1:])]
     node = helper.make_node(op, operands, [o[0] for o in outs], hidden_size=hidden, **attrs)
-    graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info(n, TensorProto.FLOAT, sh) for n, sh in ins],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, sh) for n, sh in outs], init)
+    info = lambda pairs: [helper.make_tensor_value_info(n, TensorProto.FLOAT, sh) for n, sh in pairs]  # noqa: E731
+    graph = helper.make_graph([node], op.lower(), info(ins), info(outs), init)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
 
 
@@ -170,7 +173,8 @@ def test_constant_full_sequence_lens_are_accepted_others_refused():
     model.graph.node[0].input[4] = "lens"
     model.graph.initializer.append(helper.make_tensor("lens", TensorProto.INT32, [2], [4, 4]))
     xs = [rnd(4, 2, 3), rnd(1, 2, 5)]
-    close(run(load_onnx(model), *xs), ort.InferenceSession(model.SerializeToString()).run(None, dict(X=xs[0], h0=xs[1])))
+    want = ort.InferenceSession(model.SerializeToString()).run(None, dict(X=xs[0], h0=xs[1]))
+    close(run(load_onnx(model), *xs), want)
     model.graph.initializer[-1].CopyFrom(helper.make_tensor("lens", TensorProto.INT32, [2], [4, 3]))
     with pytest.raises(UnsupportedOpError, match="GRU \\(sequence_lens other than a constant 4 .*pad.*node GRU_0"):
         load_onnx(model)
@@ -183,6 +187,43 @@ def test_constant_full_sequence_lens_are_accepted_others_refused():
 def test_other_activations_and_clipping_are_refused(op, attrs, why):
     with pytest.raises(UnsupportedOpError, match=f"{op} \\({why}"):
         load_onnx(rnn_node(op, **attrs))
+
+
+def sequence_lstm_file(time_major: bool, batch=2, steps=5, size=3, hidden=4, **absent) -> bytes:
+    """A float UNIDIRECTIONAL_SEQUENCE_LSTM as TensorFlow's converter writes it: the gates' weights
+    and biases as 12 constants, h and c variable tensors; `absent` drops inputs (peepholes=9, ...)."""
+    f = Flatbuffer()
+    x = f.tensor([steps, batch, size] if time_major else [batch, steps, size])
+    ins = [x, *(f.const(rnd(hidden, size)) for _ in range(4)), *(f.const(rnd(hidden, hidden)) for _ in range(4)),
+           -1, -1, -1, *(f.const(rnd(hidden)) for _ in range(4)), -1, -1]
+    for i in absent.values():
+        ins[i] = f.const(rnd(hidden)) if i == 9 else -1
+    for _ in range(2):
+        ins.append(f.tensor([batch, hidden]))
+        f.tensors[-1].isVariable = True
+    y = f.op(fb.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, ins + [-1] * 4,
+             [f.tensor([steps, batch, hidden] if time_major else [batch, steps, hidden])],
+             fb.UnidirectionalSequenceLSTMOptionsT(fusedActivationFunction=fb.ActivationFunctionType.TANH,
+                                                   timeMajor=time_major))
+    return f.bytes([x], [y])
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_tflite_sequence_lstm_matches_litert_and_keeps_its_state_like_tflite_micro(time_major):
+    data = sequence_lstm_file(time_major)
+    g = load_tflite(data)
+    assert len(g.states) == 2
+    frames = [[rnd(*g.inputs[0].shape)] for _ in range(3)]
+    close(run(g, *frames[0]), run_litert(data, *frames[0]))
+    state = {s.read.name: s.init for s in g.states}
+    for got, want in zip((run(g, *xs, state=state) for xs in frames), run_tflm_frames(data, frames), strict=True):
+        close(got, want)
+
+
+@pytest.mark.parametrize("absent, why", [(dict(peephole=9), "peepholes"), (dict(cifg=1), "no input gate")])
+def test_tflite_sequence_lstm_variants_are_refused(absent, why):
+    with pytest.raises(UnsupportedOpError, match=f"UNIDIRECTIONAL_SEQUENCE_LSTM: {why}"):
+        load_tflite(sequence_lstm_file(False, **absent))
 
 
 class KeywordSpotter(nn.Module):

@@ -247,12 +247,13 @@ def _recurrent(ctx, n, args, kwargs):
             w = [getattr(m, f"{p}{sfx}", None) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
             cell = rnn.Cell(kind, *(None if t is None else t.detach().cpu().numpy().astype(np.float32) for t in w))
             k = layer * dirs + d
-            hs, h, c = rnn.direction(ctx, f"{n.target}{sfx}", x, time_axis, cell, state(h0, k), state(c0, k), bool(d))
-            seqs.append(rnn.stack(ctx, hs, time_axis))
+            hs, h, c = rnn.direction(ctx.op, ctx.g, f"{n.target}{sfx}", x, time_axis, cell, state(h0, k),
+                                     state(c0, k), bool(d))
+            seqs.append(rnn.stack(ctx.op, hs, time_axis))
             h_n.append(h), c_n.append(c)
         x = seqs[0] if dirs == 1 else ctx.op("concat", seqs, axis=-1)
-    h_n = rnn.stack(ctx, h_n, 0)
-    return (x, (h_n, rnn.stack(ctx, c_n, 0))) if kind == "lstm" else (x, h_n)
+    h_n = rnn.stack(ctx.op, h_n, 0)
+    return (x, (h_n, rnn.stack(ctx.op, c_n, 0))) if kind == "lstm" else (x, h_n)
 
 
 # ---------------------------------------------------------------- activations

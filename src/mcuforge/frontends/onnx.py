@@ -284,7 +284,7 @@ def _recurrent(ctx, n):
     hidden = ctx.attr("hidden_size")
     blocks = lambda a: None if a is None else np.concatenate(  # noqa: E731
         [a[k * hidden:(k + 1) * hidden] for k in _GATE_ORDER[op]])
-    w, r, b = ctx.const(1), ctx.const(2), ctx.const(3)
+    w, r, b, lbr = ctx.const(1), ctx.const(2), ctx.const(3), bool(ctx.attr("linear_before_reset", 0))
 
     def state(i, d):  # direction d's (B, H) slice of initial state i; None for absent or all-zero
         s = ctx.x(i) if ctx.has(i) else None
@@ -296,14 +296,14 @@ def _recurrent(ctx, n):
     ys, hs, cs = [], [], []
     for d in range(dirs):
         bw, br = (None, None) if b is None else (b[d, :b.shape[1] // 2], b[d, b.shape[1] // 2:])
-        cell = rnn.Cell(kind, blocks(w[d]), blocks(r[d]), blocks(bw), blocks(br), bool(ctx.attr("linear_before_reset", 0)))
+        cell = rnn.Cell(kind, blocks(w[d]), blocks(r[d]), blocks(bw), blocks(br), lbr)
         reverse = ctx.attr("direction", "forward") == "reverse" or d == 1
-        seq, h, c = rnn.direction(ctx, f"{ctx.name}.{d}", x, layout, cell, state(5, d), state(6, d), reverse)
-        seq = rnn.stack(ctx, seq, layout)
+        seq, h, c = rnn.direction(ctx.op, ctx.g, f"{ctx.name}.{d}", x, layout, cell, state(5, d), state(6, d), reverse)
+        seq = rnn.stack(ctx.op, seq, layout)
         ys.append(ctx.op("reshape", [seq], shape=[*seq.shape[:1 + layout], 1, *seq.shape[1 + layout:]]))
         hs.append(h), cs.append(c)
     y = ys[0] if dirs == 1 else ctx.op("concat", ys, axis=1 + layout)
-    return [y, rnn.stack(ctx, hs, layout)] + ([rnn.stack(ctx, cs, layout)] if op == "LSTM" else [])
+    return [y, rnn.stack(ctx.op, hs, layout)] + ([rnn.stack(ctx.op, cs, layout)] if op == "LSTM" else [])
 
 
 # ---------------------------------------------------------------- activations and elementwise

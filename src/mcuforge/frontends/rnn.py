@@ -32,14 +32,14 @@ class Cell:
     linear_before_reset: bool = True  # GRU: n = tanh(W x + r * (R h + b_Rn)), torch's form; else R (r * h)
 
 
-def direction(ctx, name: str, x: Value, time_axis: int, cell: Cell, h: Value | None = None,
+def direction(op, g, name: str, x: Value, time_axis: int, cell: Cell, h: Value | None = None,
               c: Value | None = None, reverse: bool = False) -> tuple[list[Value], Value, Value | None]:
     """Run `cell` over `x` (time on axis `time_axis`, batch on the other of axes 0 and 1, features
     last) from the states `h`, `c` of shape (batch, hidden) (None: zeros), last step first when
     `reverse`. Returns the hidden state of every step in time order, and the final h and c
-    (c None unless an LSTM). `ctx` is a frontend's: `op(op, inputs, **attrs)` and `g`."""
+    (c None unless an LSTM). `op(op, inputs, **attrs)` adds a node to the frontend's graph `g`."""
     hidden, kind = cell.r.shape[1], cell.kind
-    const = lambda a, what: ctx.g.const(np.asarray(a, np.float32), name=f"{name}.{what}")  # noqa: E731
+    const = lambda a, what: g.const(np.asarray(a, np.float32), name=f"{name}.{what}")  # noqa: E731
     n_part = slice((GATES[kind] - 1) * hidden, None)  # a GRU's n gate rows
     b_rn = None
     bias = [b for b in (cell.bw, cell.br) if b is not None]
@@ -47,22 +47,21 @@ def direction(ctx, name: str, x: Value, time_axis: int, cell: Cell, h: Value | N
         b_rn = cell.br[n_part]
         bias = [b.copy() for b in bias]
         bias[-1][n_part] = 0
-    xw = ctx.op("linear", [x, const(cell.w, "w")] + ([const(sum(bias), "b")] if bias else []))
+    xw = op("linear", [x, const(cell.w, "w")] + ([const(sum(bias), "b")] if bias else []))
     steps = x.shape[time_axis]
-    per_step = ctx.op("split", [xw], axis=time_axis, sizes=[1] * steps)
+    per_step = op("split", [xw], axis=time_axis, sizes=[1] * steps)
     per_step = per_step if isinstance(per_step, tuple) else (per_step,)
-    recur = _recurrence(ctx, const, cell, hidden, b_rn)
+    recur = _recurrence(op, const, cell, hidden, b_rn)
     hs = [None] * steps
     for t in reversed(range(steps)) if reverse else range(steps):
-        gates = ctx.op("reshape", [per_step[t]], shape=[x.shape[1 - time_axis], GATES[kind] * hidden])
+        gates = op("reshape", [per_step[t]], shape=[x.shape[1 - time_axis], GATES[kind] * hidden])
         h, c = recur(gates, h, c)
         hs[t] = h
     return hs, h, c
 
 
-def _recurrence(ctx, const, cell: Cell, hidden: int, b_rn):
+def _recurrence(op, const, cell: Cell, hidden: int, b_rn):
     """The step function (gates, h, c) -> (h, c) of `cell`, its recurrent weights made constants once."""
-    op = ctx.op
     split = lambda v, k: op("split", [v], axis=-1, sizes=[hidden] * k)  # noqa: E731
     if cell.kind == "gru":
         r_rz, r_n = const(cell.r[:2 * hidden], "r_rz"), const(cell.r[2 * hidden:], "r_n")
@@ -96,9 +95,9 @@ def _recurrence(ctx, const, cell: Cell, hidden: int, b_rn):
     return lambda gates, h, c: (op(cell.kind[4:], [with_h(gates, h)]), None)
 
 
-def stack(ctx, hs: list[Value], axis: int) -> Value:
+def stack(op, hs: list[Value], axis: int) -> Value:
     """States of shape (B, H) as one tensor with a new axis `axis` (0 or 1) of len(hs)."""
     shape = list(hs[0].shape)
     shape.insert(axis, 1)
-    parts = [ctx.op("reshape", [h], shape=shape) for h in hs]
-    return ctx.op("concat", parts, axis=axis) if len(parts) > 1 else parts[0]
+    parts = [op("reshape", [h], shape=shape) for h in hs]
+    return op("concat", parts, axis=axis) if len(parts) > 1 else parts[0]
