@@ -1,8 +1,10 @@
-"""Recurrent layers unrolled into IR ops (frontends/rnn.py): torch nn.LSTM / nn.GRU / nn.RNN through
-fx (oracle: torch), the same layers exported to ONNX and hand-written ONNX LSTM / GRU / RNN nodes
-in the forms torch does not export (oracle: onnxruntime, and onnx's reference evaluator for
-layout=1), the refusals, the C backend on the host, and an int8 keyword-spotting model (conv1d,
-LSTM, linear) whose C, LiteRT and TFLite Micro runs are bit-exact to the interpreter."""
+"""Recurrent layers unrolled into IR ops (frontends/rnn.py): torch nn.LSTM / nn.GRU / nn.RNN and
+their cells through fx (oracle: torch); the same layers exported to ONNX, and hand-written ONNX
+LSTM / GRU / RNN nodes in the forms torch does not export (oracle: onnxruntime, and onnx's
+reference evaluator for layout=1); TFLite's float UNIDIRECTIONAL_SEQUENCE_LSTM with its state
+(LiteRT, TFLite Micro over a stream); the refusals; the C backend on the host; and an int8
+keyword-spotting model (conv1d, LSTM, linear) whose C, LiteRT and TFLite Micro runs are bit-exact
+to the interpreter."""
 import io
 import warnings
 
@@ -99,6 +101,28 @@ def test_torch_layer_in_c(tmp_path, cls, variant):
     m = layer(cls, True, variant, given_states=True)
     x, *hs = sequence(True, steps=5), *states(m)
     build_and_check(tmp_path, trace(m, (x, *hs)), m)
+
+
+class Cells(nn.Module):
+    """One step of each cell: the LSTM's from given states, the GRU's from its h, the RNN's from zero."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.gru, self.rnn = nn.LSTMCell(5, 7), nn.GRUCell(7, 6), nn.RNNCell(6, 4, bias=False)
+
+    def forward(self, x, h, c, h2):
+        h, c = self.lstm(x, (h, c))
+        h2 = self.gru(h, h2)
+        return h, c, h2, self.rnn(h2)
+
+
+def test_cells_match_torch_in_the_interpreter_and_in_c(tmp_path):
+    torch.manual_seed(0)
+    m, xs = Cells().eval(), [torch.from_numpy(rnd(2, n)) for n in (5, 7, 7, 6)]
+    g = trace(m, xs)
+    with torch.no_grad():
+        close(run(g, *(x.numpy() for x in xs)), [t.numpy() for t in m(*xs)])
+    build_and_check(tmp_path, g, m)
 
 
 @pytest.mark.filterwarnings("ignore:LSTM with projections")

@@ -256,6 +256,21 @@ def _recurrent(ctx, n, args, kwargs):
     return (x, (h_n, rnn.stack(ctx.op, c_n, 0))) if kind == "lstm" else (x, h_n)
 
 
+@_maps(nn.LSTMCell, nn.GRUCell, nn.RNNCell)
+def _recurrent_cell(ctx, n, args, kwargs):
+    """One step of the layer's form, on a sequence of length 1."""
+    m, x, hx = ctx.module, args[0], _get(args, kwargs, 1, "hx")
+    if len(x.shape) != 2:
+        raise _Unsupported("an unbatched (1-D) input; give the input a batch axis")
+    kind = {nn.LSTMCell: "lstm", nn.GRUCell: "gru"}.get(type(m)) or f"rnn_{m.nonlinearity}"
+    h0, c0 = hx if kind == "lstm" and hx is not None else (hx, None)
+    w = [getattr(m, p) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    cell = rnn.Cell(kind, *(None if t is None else t.detach().cpu().numpy().astype(np.float32) for t in w))
+    seq = ctx.op("reshape", [x], shape=[1, *x.shape])
+    _, h, c = rnn.direction(ctx.op, ctx.g, n.target, seq, 0, cell, h0, c0)
+    return (h, c) if kind == "lstm" else h
+
+
 # ---------------------------------------------------------------- activations
 
 def _simple(op):
