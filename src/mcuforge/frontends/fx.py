@@ -225,14 +225,23 @@ def _layer_norm_fn(ctx, n, args, kwargs):
     return _layer_norm(ctx, args[0], g(1, "normalized_shape"), g(2, "weight"), g(3, "bias"), g(4, "eps", 1e-5))
 
 
+def _torch_cell(m: nn.Module, suffix: str = "") -> rnn.Cell:
+    """Module `m`'s weights as an rnn.Cell: a cell's, or a layer's of the layer and direction that
+    `suffix` names ("_l1_reverse")."""
+    kind = {nn.LSTM: "lstm", nn.LSTMCell: "lstm", nn.GRU: "gru", nn.GRUCell: "gru"}.get(type(m)) or \
+        f"rnn_{m.nonlinearity}"
+    w = [getattr(m, f"{p}{suffix}", None) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    return rnn.Cell(kind, *(None if t is None else t.detach().cpu().numpy().astype(np.float32) for t in w))
+
+
 @_maps(nn.LSTM, nn.GRU, nn.RNN)
 def _recurrent(ctx, n, args, kwargs):
     """Unrolled over the sequence (rnn.py); each layer's output sequence feeds the next layer."""
     m, x, hx = ctx.module, args[0], _get(args, kwargs, 1, "hx")
     if len(x.shape) != 3 or getattr(m, "proj_size", 0):
         raise _Unsupported("an unbatched (2-D) input or proj_size > 0; give the input a batch axis")
-    kind = {nn.LSTM: "lstm", nn.GRU: "gru"}.get(type(m)) or f"rnn_{m.nonlinearity}"
-    h0, c0 = hx if kind == "lstm" and hx is not None else (hx, None)
+    lstm = isinstance(m, nn.LSTM)
+    h0, c0 = hx if lstm and hx is not None else (hx, None)
     time_axis, dirs = int(m.batch_first), 1 + m.bidirectional
 
     def state(s, k):  # layer-direction k's (B, H) state of s (layers x dirs, B, H); None for zeros
@@ -243,17 +252,14 @@ def _recurrent(ctx, n, args, kwargs):
     for layer in range(m.num_layers):
         seqs = []
         for d in range(dirs):
-            sfx = f"_l{layer}" + "_reverse" * d
-            w = [getattr(m, f"{p}{sfx}", None) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-            cell = rnn.Cell(kind, *(None if t is None else t.detach().cpu().numpy().astype(np.float32) for t in w))
-            k = layer * dirs + d
-            hs, h, c = rnn.direction(ctx.op, ctx.g, f"{n.target}{sfx}", x, time_axis, cell, state(h0, k),
-                                     state(c0, k), bool(d))
+            sfx, k = f"_l{layer}" + "_reverse" * d, layer * dirs + d
+            hs, h, c = rnn.direction(ctx.op, ctx.g, f"{n.target}{sfx}", x, time_axis, _torch_cell(m, sfx),
+                                     state(h0, k), state(c0, k), bool(d))
             seqs.append(rnn.stack(ctx.op, hs, time_axis))
             h_n.append(h), c_n.append(c)
         x = seqs[0] if dirs == 1 else ctx.op("concat", seqs, axis=-1)
     h_n = rnn.stack(ctx.op, h_n, 0)
-    return (x, (h_n, rnn.stack(ctx.op, c_n, 0))) if kind == "lstm" else (x, h_n)
+    return (x, (h_n, rnn.stack(ctx.op, c_n, 0))) if lstm else (x, h_n)
 
 
 @_maps(nn.LSTMCell, nn.GRUCell, nn.RNNCell)
@@ -262,13 +268,11 @@ def _recurrent_cell(ctx, n, args, kwargs):
     m, x, hx = ctx.module, args[0], _get(args, kwargs, 1, "hx")
     if len(x.shape) != 2:
         raise _Unsupported("an unbatched (1-D) input; give the input a batch axis")
-    kind = {nn.LSTMCell: "lstm", nn.GRUCell: "gru"}.get(type(m)) or f"rnn_{m.nonlinearity}"
-    h0, c0 = hx if kind == "lstm" and hx is not None else (hx, None)
-    w = [getattr(m, p) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
-    cell = rnn.Cell(kind, *(None if t is None else t.detach().cpu().numpy().astype(np.float32) for t in w))
+    lstm = isinstance(m, nn.LSTMCell)
+    h0, c0 = hx if lstm and hx is not None else (hx, None)
     seq = ctx.op("reshape", [x], shape=[1, *x.shape])
-    _, h, c = rnn.direction(ctx.op, ctx.g, n.target, seq, 0, cell, h0, c0)
-    return (h, c) if kind == "lstm" else h
+    _, h, c = rnn.direction(ctx.op, ctx.g, n.target, seq, 0, _torch_cell(m), h0, c0)
+    return (h, c) if lstm else h
 
 
 # ---------------------------------------------------------------- activations
