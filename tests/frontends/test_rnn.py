@@ -3,8 +3,8 @@ their cells through fx (oracle: torch); the same layers exported to ONNX, and ha
 LSTM / GRU / RNN nodes in the forms torch does not export (oracle: onnxruntime, and onnx's
 reference evaluator for layout=1); TFLite's float UNIDIRECTIONAL_SEQUENCE_LSTM with its state
 (LiteRT, TFLite Micro over a stream); the refusals; the C backend on the host; and an int8
-keyword-spotting model (conv1d, LSTM, linear) whose C, LiteRT and TFLite Micro runs are bit-exact
-to the interpreter."""
+keyword-spotting models (conv1d, LSTM / GRU / RNN, linear) whose C and TFLite Micro runs are
+bit-exact to the interpreter (LiteRT's optimized kernels within 1 LSB)."""
 import io
 import warnings
 
@@ -233,7 +233,7 @@ def sequence_lstm_file(time_major: bool, batch=2, steps=5, size=3, hidden=4, **a
 
 
 @pytest.mark.parametrize("time_major", [False, True])
-def test_tflite_sequence_lstm_matches_litert_and_keeps_its_state_like_tflite_micro(time_major):
+def test_tflite_sequence_lstm_matches_litert_and_keeps_its_state_like_tflite_micro(tmp_path, time_major):
     data = sequence_lstm_file(time_major)
     g = load_tflite(data)
     assert len(g.states) == 2
@@ -242,6 +242,7 @@ def test_tflite_sequence_lstm_matches_litert_and_keeps_its_state_like_tflite_mic
     state = {s.read.name: s.init for s in g.states}
     for got, want in zip((run(g, *xs, state=state) for xs in frames), run_tflm_frames(data, frames), strict=True):
         close(got, want)
+    build_and_check(tmp_path, g)  # one invocation from the initial states
 
 
 @pytest.mark.parametrize("absent, why", [(dict(peephole=9), "peepholes"), (dict(cifg=1), "no input gate")])
@@ -251,31 +252,54 @@ def test_tflite_sequence_lstm_variants_are_refused(absent, why):
 
 
 class KeywordSpotter(nn.Module):
-    """MFCC frames -> conv1d -> LSTM -> the last step's classes."""
+    """MFCC frames -> conv1d -> a recurrent layer -> the last step's classes."""
 
-    def __init__(self):
+    def __init__(self, cls=nn.LSTM, **kw):
         super().__init__()
         self.conv = nn.Conv1d(10, 16, 3, stride=2)
-        self.lstm = nn.LSTM(16, 24, batch_first=True)
-        self.fc = nn.Linear(24, 4)
+        self.rnn = cls(16, 24, batch_first=True, **kw)
+        self.fc = nn.Linear(24 * (1 + kw.get("bidirectional", False)), 4)
 
     def forward(self, x):
-        y, _ = self.lstm(torch.relu(self.conv(x)).transpose(1, 2))
+        y, _ = self.rnn(torch.relu(self.conv(x)).transpose(1, 2))
         return self.fc(y[:, -1])
 
 
-def test_int8_keyword_spotter_is_all_integer_and_bit_exact_in_c_litert_and_tflm(tmp_path):
+SPOTTERS = {"lstm": (nn.LSTM, {}), "gru": (nn.GRU, {}), "lstm 2 layers bidirectional":
+            (nn.LSTM, dict(num_layers=2, bidirectional=True)), "rnn relu": (nn.RNN, dict(nonlinearity="relu"))}
+
+
+def spotter(name, tmp_path, **compile_options):
     torch.manual_seed(0)
-    m, x = KeywordSpotter().eval(), torch.randn(1, 10, 49)
-    art = mcuforge.compile(m, (x,), emit=("tflite",), out_dir=tmp_path / "out", quantize="int8",
-                           calibration=calibration(x.shape, 8))
+    cls, kw = SPOTTERS[name]
+    m, x = KeywordSpotter(cls, **kw).eval(), torch.randn(1, 10, 49)
+    return m, x, mcuforge.compile(m, (x,), out_dir=tmp_path / "out", **compile_options)
+
+
+def test_float_exports_run_in_onnxruntime_and_litert(tmp_path):
+    m, x, art = spotter("lstm 2 layers bidirectional", tmp_path, emit=("onnx", "tflite"))
+    with torch.no_grad():
+        want = m(x).numpy()
+    close(ort_run(art.files["onnx"].read_bytes(), [x.numpy()]), [want])
+    close(run_litert(art.files["tflite"].read_bytes(), x.numpy()), [want])
+
+
+@pytest.mark.parametrize("name", SPOTTERS)
+def test_int8_spotter_is_all_integer_and_bit_exact_in_c_and_tflm(tmp_path, name):
+    m, x, art = spotter(name, tmp_path, emit=("tflite",), quantize="int8", calibration=calibration((1, 10, 49), 8))
     g = art.graph
     assert not {"quantize", "dequantize", "linear", "sigmoid", "tanh"} & {n.op for n in g.nodes}
     check_host(tmp_path / "c", g, compilers=("gcc",))
     xs = random_inputs(g)
     data = art.files["tflite"].read_bytes()
-    for got in (run_litert(data, *xs)[0], run_tflm(data, *xs)[0]):
-        np.testing.assert_array_equal(got, run(g, *xs)[0])
+    ours = run(g, *xs)[0]
+    np.testing.assert_array_equal(run_tflm(data, *xs)[0], ours)
+    np.testing.assert_allclose(run_litert(data, *xs)[0].astype(np.int32), ours, atol=1)  # its optimized kernels: 1 LSB
+
+
+def test_int8_lstm_spotter_is_close_to_float(tmp_path):
+    m, x, art = spotter("lstm", tmp_path, emit=(), quantize="int8", calibration=calibration((1, 10, 49), 8))
+    g = art.graph
     qin, qout = g.inputs[0].type.quant, g.outputs[0].type.quant
     sample = calibration(x.shape, 1, seed=5)[0]
     q = np.clip(np.round(sample / qin.scale[0]) + qin.zero_point[0], -128, 127).astype(np.int8)
