@@ -213,12 +213,15 @@ def test_other_activations_and_clipping_are_refused(op, attrs, why):
         load_onnx(rnn_node(op, **attrs))
 
 
-def sequence_lstm_file(time_major: bool, batch=2, steps=5, size=3, hidden=4, **absent) -> bytes:
+def sequence_lstm_file(time_major: bool, batch=2, steps=5, size=3, hidden=4, hybrid=False, **absent) -> bytes:
     """A float UNIDIRECTIONAL_SEQUENCE_LSTM as TensorFlow's converter writes it: the gates' weights
-    and biases as 12 constants, h and c variable tensors; `absent` drops inputs (peepholes=9, ...)."""
+    and biases as 12 constants, h and c variable tensors; `absent` adds peepholes (9) or drops an
+    input; `hybrid` makes the input weights int8 (TFLite's hybrid kernel)."""
     f = Flatbuffer()
     x = f.tensor([steps, batch, size] if time_major else [batch, steps, size])
-    ins = [x, *(f.const(rnd(hidden, size)) for _ in range(4)), *(f.const(rnd(hidden, hidden)) for _ in range(4)),
+    w = (lambda: f.const(np.ones((hidden, size), np.int8), scale=0.1, zero_point=0)) if hybrid else \
+        (lambda: f.const(rnd(hidden, size)))
+    ins = [x, *(w() for _ in range(4)), *(f.const(rnd(hidden, hidden)) for _ in range(4)),
            -1, -1, -1, *(f.const(rnd(hidden)) for _ in range(4)), -1, -1]
     for i in absent.values():
         ins[i] = f.const(rnd(hidden)) if i == 9 else -1
@@ -245,10 +248,11 @@ def test_tflite_sequence_lstm_matches_litert_and_keeps_its_state_like_tflite_mic
     build_and_check(tmp_path, g)  # one invocation from the initial states
 
 
-@pytest.mark.parametrize("absent, why", [(dict(peephole=9), "peepholes"), (dict(cifg=1), "no input gate")])
-def test_tflite_sequence_lstm_variants_are_refused(absent, why):
+@pytest.mark.parametrize("variant, why", [(dict(peephole=9), "peepholes"), (dict(cifg=1), "no input gate"),
+                                          (dict(hybrid=True), "an integer or hybrid LSTM")])
+def test_tflite_sequence_lstm_variants_are_refused(variant, why):
     with pytest.raises(UnsupportedOpError, match=f"UNIDIRECTIONAL_SEQUENCE_LSTM: {why}"):
-        load_tflite(sequence_lstm_file(False, **absent))
+        load_tflite(sequence_lstm_file(False, **variant))
 
 
 class KeywordSpotter(nn.Module):
@@ -294,7 +298,7 @@ def test_int8_spotter_is_all_integer_and_bit_exact_in_c_and_tflm(tmp_path, name)
     data = art.files["tflite"].read_bytes()
     ours = run(g, *xs)[0]
     np.testing.assert_array_equal(run_tflm(data, *xs)[0], ours)
-    np.testing.assert_allclose(run_litert(data, *xs)[0].astype(np.int32), ours, atol=1)  # its optimized kernels: 1 LSB
+    np.testing.assert_allclose(run_litert(data, *xs)[0].astype(np.int32), ours, atol=1)  # optimized kernels: 1 LSB
 
 
 def test_int8_lstm_spotter_is_close_to_float(tmp_path):

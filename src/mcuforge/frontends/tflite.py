@@ -566,13 +566,14 @@ def _sequence_lstm(ctx, op):
     initial h and c and written with the final ones."""
     ins = op.inputs + [-1] * (24 - len(op.inputs))
     o, x = op.builtinOptions, ctx.value(ins[0])
-    extras = {what for k, what in _LSTM_EXTRAS.items() if ins[k] >= 0} | ({"no input gate (CIFG)"} if min(
-        ins[1], ins[5], ins[12]) < 0 else set())
-    if x.dtype != DType.f32 or ctx.tensors[ins[2]].type != ctx.tensors[ins[0]].type:
-        raise _Unsupported("an integer or hybrid LSTM (only float32 is imported)")
+    gates = [*range(1, 9), *range(12, 16)]  # weights and biases of the i, f, c, o gates
+    extras = {what for k, what in _LSTM_EXTRAS.items() if ins[k] >= 0} | \
+        ({"no input gate (CIFG)"} if any(ins[k] < 0 for k in gates) else set())
     if extras or o.cellClip or o.projClip or o.fusedActivationFunction != ACT.TANH:
         raise _Unsupported(f"{', '.join(sorted(extras)) or 'clipping or a cell activation other than tanh'}; only the "
                            "basic LSTM (all gates, tanh, no peepholes, projection, layer norm or clipping)")
+    if x.dtype != DType.f32 or any(ctx.tensors[ins[k]].type != fb.TensorType.FLOAT32 for k in gates):
+        raise _Unsupported("an integer or hybrid LSTM (TFLite Micro's integer kernel); only float32 is imported")
     cell = rnn.Cell("lstm", *(np.concatenate([ctx.const(ins[k + j]) for j in range(4)]) for k in (1, 5, 12)))
 
     def state(i):  # (the Value of initial state tensor i, its resource name if it is a variable)
