@@ -238,8 +238,10 @@ def _torch_cell(m: nn.Module, suffix: str = "") -> rnn.Cell:
 def _recurrent(ctx, n, args, kwargs):
     """Unrolled over the sequence (rnn.py); each layer's output sequence feeds the next layer."""
     m, x, hx = ctx.module, args[0], _get(args, kwargs, 1, "hx")
-    if len(x.shape) != 3 or getattr(m, "proj_size", 0):
-        raise _Unsupported("an unbatched (2-D) input or proj_size > 0; give the input a batch axis")
+    if len(x.shape) != 3:
+        raise _Unsupported("an unbatched (2-D) input; give the input a batch axis")
+    if getattr(m, "proj_size", 0):
+        raise _Unsupported("proj_size > 0 (an LSTM with projections)")
     lstm = isinstance(m, nn.LSTM)
     h0, c0 = hx if lstm and hx is not None else (hx, None)
     time_axis, dirs = int(m.batch_first), 1 + m.bidirectional
