@@ -33,6 +33,7 @@ from ..errors import ShapeError, UnsupportedItem, UnsupportedOpError, UsageError
 from ..ir.graph import Graph, Value
 from ..ir.ops import registrar
 from ..ir.types import DType, TensorType
+from . import rnn
 
 TABLE: dict = {}
 _SKIPPED = object()  # the env entry of a node that was not converted
@@ -222,6 +223,58 @@ def _layer_norm_module(ctx, n, args, kwargs):
 def _layer_norm_fn(ctx, n, args, kwargs):
     g = partial(_get, args, kwargs)
     return _layer_norm(ctx, args[0], g(1, "normalized_shape"), g(2, "weight"), g(3, "bias"), g(4, "eps", 1e-5))
+
+
+def _torch_cell(m: nn.Module, suffix: str = "") -> rnn.Cell:
+    """Module `m`'s weights as an rnn.Cell: a cell's, or a layer's of the layer and direction that
+    `suffix` names ("_l1_reverse")."""
+    kind = {nn.LSTM: "lstm", nn.LSTMCell: "lstm", nn.GRU: "gru", nn.GRUCell: "gru"}.get(type(m)) or \
+        f"rnn_{m.nonlinearity}"
+    w = [getattr(m, f"{p}{suffix}", None) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    return rnn.Cell(kind, *(None if t is None else t.detach().cpu().numpy().astype(np.float32) for t in w))
+
+
+@_maps(nn.LSTM, nn.GRU, nn.RNN)
+def _recurrent(ctx, n, args, kwargs):
+    """Unrolled over the sequence (rnn.py); each layer's output sequence feeds the next layer."""
+    m, x, hx = ctx.module, args[0], _get(args, kwargs, 1, "hx")
+    if len(x.shape) != 3:
+        raise _Unsupported("an unbatched (2-D) input; give the input a batch axis")
+    if getattr(m, "proj_size", 0):
+        raise _Unsupported("proj_size > 0 (an LSTM with projections)")
+    lstm = isinstance(m, nn.LSTM)
+    h0, c0 = hx if lstm and hx is not None else (hx, None)
+    time_axis, dirs = int(m.batch_first), 1 + m.bidirectional
+
+    def state(s, k):  # layer-direction k's (B, H) state of s (layers x dirs, B, H); None for zeros
+        return None if s is None else ctx.op("reshape", [ctx.op("slice", [s], axes=[0], starts=[k], ends=[k + 1],
+                                                                steps=[1])], shape=list(s.shape[1:]))
+
+    h_n, c_n = [], []
+    for layer in range(m.num_layers):
+        seqs = []
+        for d in range(dirs):
+            sfx, k = f"_l{layer}" + "_reverse" * d, layer * dirs + d
+            hs, h, c = rnn.direction(ctx.op, ctx.g, f"{n.target}{sfx}", x, time_axis, _torch_cell(m, sfx),
+                                     state(h0, k), state(c0, k), bool(d))
+            seqs.append(rnn.stack(ctx.op, hs, time_axis))
+            h_n.append(h), c_n.append(c)
+        x = seqs[0] if dirs == 1 else ctx.op("concat", seqs, axis=-1)
+    h_n = rnn.stack(ctx.op, h_n, 0)
+    return (x, (h_n, rnn.stack(ctx.op, c_n, 0))) if lstm else (x, h_n)
+
+
+@_maps(nn.LSTMCell, nn.GRUCell, nn.RNNCell)
+def _recurrent_cell(ctx, n, args, kwargs):
+    """One step of the layer's form, on a sequence of length 1."""
+    m, x, hx = ctx.module, args[0], _get(args, kwargs, 1, "hx")
+    if len(x.shape) != 2:
+        raise _Unsupported("an unbatched (1-D) input; give the input a batch axis")
+    lstm = isinstance(m, nn.LSTMCell)
+    h0, c0 = hx if lstm and hx is not None else (hx, None)
+    seq = ctx.op("reshape", [x], shape=[1, *x.shape])
+    _, h, c = rnn.direction(ctx.op, ctx.g, n.target, seq, 0, _torch_cell(m), h0, c0)
+    return (h, c) if lstm else h
 
 
 # ---------------------------------------------------------------- activations

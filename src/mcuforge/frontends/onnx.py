@@ -34,6 +34,7 @@ from ..errors import ModelLoadError, ShapeError, UnsupportedItem, UnsupportedOpE
 from ..ir.graph import Graph, Value
 from ..ir.ops import norm_axis, registrar
 from ..ir.types import DType, TensorType
+from . import rnn
 
 IMPORTS: dict = {}
 MIN_OPSET = 13  # older models are converted to it first
@@ -258,6 +259,51 @@ def _lrn(ctx, n):
     t = ctx.op("add", [ctx.op("mul", [ctx.op("reshape", [avg], shape=list(x.shape)), ctx.c(ctx.attr("alpha", 1e-4))]),
                        ctx.c(ctx.attr("bias", 1.0))])
     return ctx.op("div", [x, ctx.op("pow", [t, ctx.c(ctx.attr("beta", 0.75))])])
+
+
+_GATE_ORDER = {"LSTM": [0, 2, 3, 1], "GRU": [1, 0, 2], "RNN": [0]}  # ONNX's gate blocks (iofc, zrh) in torch's order
+_ACTIVATIONS = {"LSTM": ["sigmoid", "tanh", "tanh"], "GRU": ["sigmoid", "tanh"], "RNN": ["tanh"]}
+
+
+@imports("LSTM", "GRU", "RNN")
+def _recurrent(ctx, n):
+    """Unrolled over the sequence (rnn.py), one rnn.Cell per direction; Y, Y_h (and Y_c) in ONNX's layout."""
+    x, layout, op = ctx.x(0), ctx.attr("layout", 0), n.op_type
+    dirs = 1 + (ctx.attr("direction", "forward") == "bidirectional")
+    acts = [a.lower() for a in ctx.attr("activations", _ACTIVATIONS[op] * dirs)]
+    kind = "rnn_relu" if op == "RNN" and acts == ["relu"] * dirs else "rnn_tanh" if op == "RNN" else op.lower()
+    if acts != _ACTIVATIONS[op] * dirs and kind != "rnn_relu":
+        raise _Unsupported(f"activations {ctx.attr('activations')}; only the defaults {_ACTIVATIONS[op]} "
+                           "(or Relu for RNN)")
+    if ctx.attr("clip") is not None or ctx.attr("input_forget", 0) or op == "LSTM" and np.any(ctx.const(7, 0)):
+        raise _Unsupported("cell clipping, input_forget or peepholes (P); export the layer without them")
+    steps = x.shape[layout]
+    if ctx.has(4) and not (ctx.x(4).is_const and np.all(ctx.x(4).data == steps)):
+        raise _Unsupported(f"sequence_lens other than a constant {steps} for every batch item (the unrolled "
+                           "layer runs every step); pad the sequences to full length and export without sequence_lens")
+    hidden = ctx.attr("hidden_size")
+    blocks = lambda a: None if a is None else np.concatenate(  # noqa: E731
+        [a[k * hidden:(k + 1) * hidden] for k in _GATE_ORDER[op]])
+    w, r, b, lbr = ctx.const(1), ctx.const(2), ctx.const(3), bool(ctx.attr("linear_before_reset", 0))
+
+    def state(i, d):  # direction d's (B, H) slice of initial state i; None for absent or all-zero
+        s = ctx.x(i) if ctx.has(i) else None
+        if s is None or s.is_const and not s.data.any():
+            return None
+        s = ctx.op("slice", [s], axes=[layout], starts=[d], ends=[d + 1], steps=[1])
+        return ctx.op("reshape", [s], shape=[x.shape[1 - layout], hidden])
+
+    ys, hs, cs = [], [], []
+    for d in range(dirs):
+        bw, br = (None, None) if b is None else (b[d, :b.shape[1] // 2], b[d, b.shape[1] // 2:])
+        cell = rnn.Cell(kind, blocks(w[d]), blocks(r[d]), blocks(bw), blocks(br), lbr)
+        reverse = ctx.attr("direction", "forward") == "reverse" or d == 1
+        seq, h, c = rnn.direction(ctx.op, ctx.g, f"{ctx.name}.{d}", x, layout, cell, state(5, d), state(6, d), reverse)
+        seq = rnn.stack(ctx.op, seq, layout)
+        ys.append(ctx.op("reshape", [seq], shape=[*seq.shape[:1 + layout], 1, *seq.shape[1 + layout:]]))
+        hs.append(h), cs.append(c)
+    y = ys[0] if dirs == 1 else ctx.op("concat", ys, axis=1 + layout)
+    return [y, rnn.stack(ctx.op, hs, layout)] + ([rnn.stack(ctx.op, cs, layout)] if op == "LSTM" else [])
 
 
 # ---------------------------------------------------------------- activations and elementwise

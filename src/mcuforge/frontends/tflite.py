@@ -40,6 +40,7 @@ from ..ir import quant
 from ..ir.graph import Graph, Value
 from ..ir.ops import registrar
 from ..ir.types import DType, QuantParams, TensorType
+from . import rnn
 
 OP, ACT, PAD = fb.BuiltinOperator, fb.ActivationFunctionType, fb.Padding
 # IR dtype -> the schema's TensorType (the TFLite backend writes with the same table)
@@ -552,6 +553,47 @@ def _batch_matmul(ctx, op):
         r = v.type.rank
         return ctx.op("transpose", [v], {"perm": [*range(r - 2), r - 1, r - 2]})
     return ctx.op("matmul", [swap(a) if o.adjX else a, swap(b) if o.adjY else b], out=op.outputs[0])
+
+
+_LSTM_EXTRAS = {9: "peepholes", 10: "peepholes", 11: "peepholes", 16: "a projection", 17: "a projection",
+                20: "layer norm", 21: "layer norm", 22: "layer norm", 23: "layer norm"}
+
+
+@imports(OP.UNIDIRECTIONAL_SEQUENCE_LSTM)
+def _sequence_lstm(ctx, op):
+    """A float LSTM unrolled over the sequence (rnn.py). Its state tensors are TFLite variables,
+    kept across invocations (until the runtime resets them): they become IR states, read as the
+    initial h and c and written with the final ones."""
+    ins = op.inputs + [-1] * (24 - len(op.inputs))
+    o, x = op.builtinOptions, ctx.value(ins[0])
+    gates = [*range(1, 9), *range(12, 16)]  # weights and biases of the i, f, c, o gates
+    extras = {what for k, what in _LSTM_EXTRAS.items() if ins[k] >= 0} | \
+        ({"no input gate (CIFG)"} if any(ins[k] < 0 for k in gates) else set())
+    if extras or o.cellClip or o.projClip or o.fusedActivationFunction != ACT.TANH:
+        raise _Unsupported(f"{', '.join(sorted(extras)) or 'clipping or a cell activation other than tanh'}; only the "
+                           "basic LSTM (all gates, tanh, no peepholes, projection, layer norm or clipping)")
+    if x.dtype != DType.f32 or any(ctx.tensors[ins[k]].type != fb.TensorType.FLOAT32 for k in gates):
+        raise _Unsupported("an integer or hybrid LSTM (TFLite Micro's integer kernel); only float32 is imported")
+    cell = rnn.Cell("lstm", *(np.concatenate([ctx.const(ins[k + j]) for j in range(4)]) for k in (1, 5, 12)))
+
+    def state(i):  # (the Value of initial state tensor i, its resource name if it is a variable)
+        t = ctx.tensors[i]
+        if not t.isVariable:
+            return ctx.value(i), None
+        name, data = _text(t.name) or f"state{i}", ctx.model.buffers[t.buffer].data
+        ctx.reads[name] = ctx.held[name] = ctx.g.add_state(name, ctx.tensor_type(i),
+                                                           ctx.array(i) if data is not None and len(data) else None)
+        return ctx.reads[name], name
+
+    (h, h_var), (c, c_var) = state(ins[18]), state(ins[19])
+    time_axis, ir_op = 0 if o.timeMajor else 1, lambda name, vs, **a: ctx.op(name, vs, a)
+    hs, h, c = rnn.direction(ir_op, ctx.g, ctx.op_name, x, time_axis, cell, h, c)
+    ctx.held.update({k: v for k, v in ((h_var, h), (c_var, c)) if k})
+    y = rnn.stack(ir_op, hs, time_axis)
+    if y.shape != ctx.tensor_type(op.outputs[0]).shape:
+        raise _Unsupported(f"the file gives the output shape {list(ctx.tensor_type(op.outputs[0]).shape)}, "
+                           f"the LSTM computes {list(y.shape)}")
+    return [y]
 
 
 @imports(OP.RESIZE_NEAREST_NEIGHBOR, OP.RESIZE_BILINEAR)

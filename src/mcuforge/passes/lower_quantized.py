@@ -144,19 +144,22 @@ RULES = [Rule(ROOT, lower_one, "lowered"), Rule(Pat("quantize", [Pat("dequantize
 
 
 def _lower_splits(g: Graph, ctx) -> bool:
-    """split (several results, so not a pattern): quantize(split(dequantize(x))) -> split(x)."""
+    """split (several results, so not a pattern): quantize(split(dequantize(x))) -> split(x); a
+    result nobody reads (an LSTM's forget gate at a zero cell state) needs no quantize."""
     changed = False
     for n in g.nodes:
         if n.op != "split" or "float" in n.meta:
             continue
         x = _dequantized(n.inputs)
-        qs = [v.users[0] if len(v.users) == 1 and v.users[0].op == "quantize" else None for v in n.outputs]
+        qs = [v.users[0] if len(v.users) == 1 and v.users[0].op == "quantize" else None if v.users else "unread"
+              for v in n.outputs]
         if x is None or None in qs or any(g.is_output(v) for v in n.outputs):
             continue
         new = g.add_node("split", x, n.attrs, out_types=[x[0].type.with_shape(v.shape) for v in n.outputs],
                          name=n.name, meta=dict(n.meta), before=n)
         for q, v in zip(qs, new.outputs):
-            g.replace_all_uses(q.output, _at(g, v, q.output, q))
+            if q != "unread":
+                g.replace_all_uses(q.output, _at(g, v, q.output, q))
         g.dce()
         for v in new.outputs:
             g.reclaim_name(v)

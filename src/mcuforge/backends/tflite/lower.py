@@ -468,10 +468,25 @@ def _transpose(e, n):
     e.transpose(e.tensor(x), x, x.shape, n.attrs["perm"], out=e.tensor(n.output))
 
 
+CONCAT_INPUTS = 10  # TFLite Micro's CONCATENATION takes at most this many (kMaxInputNum)
+
+
 @lowers("concat")
 def _concat(e, n):
-    axis = norm_axis(n.attrs["axis"], n.output.type.rank)
-    e.op(OP.CONCATENATION, [e.tensor(v) for v in n.inputs], [e.tensor(n.output)], fb.ConcatenationOptionsT(axis=axis))
+    """CONCATENATION; more inputs than TFLite Micro takes (an unrolled RNN's sequence) are first
+    concatenated in groups into temporaries of the output's type."""
+    y, axis = n.output, norm_axis(n.attrs["axis"], n.output.type.rank)
+    opts = fb.ConcatenationOptionsT(axis=axis)
+    parts = [(e.tensor(v), v.shape[axis]) for v in n.inputs]
+    while len(parts) > CONCAT_INPUTS:
+        groups, parts = [parts[i:i + CONCAT_INPUTS] for i in range(0, len(parts), CONCAT_INPUTS)], []
+        for group in groups:
+            size = sum(k for _, k in group)
+            if len(group) > 1:
+                t = e.temp(y, [size if i == axis else d for i, d in enumerate(y.shape)], "part")
+                group = [(e.op(OP.CONCATENATION, [p for p, _ in group], [t], opts), size)]
+            parts += group
+    e.op(OP.CONCATENATION, [p for p, _ in parts], [e.tensor(y)], opts)
 
 
 @lowers("split")
