@@ -60,7 +60,7 @@ CASES = {
     "layer_norm-2d": ("layer_norm", [(2, 3, 4)], dict(axis=-2), []),
     **{op: (op, [(2, 3, 4, 4)], {}, []) for op in ("relu", "relu6", "sigmoid", "tanh", "hardswish", "hardsigmoid",
                                                     "silu", "identity", "dropout")},
-    **{op: (op, [(2, 3, 4)], {}, []) for op in ("softplus", "exp", "log", "sqrt", "abs", "sign")},
+    **{op: (op, [(2, 3, 4)], {}, []) for op in ("softplus", "exp", "log", "sqrt", "abs", "sign", "erf")},
     "elu": ("elu", [(2, 3, 4)], dict(alpha=0.5), []),
     **{op: (op, [(2, 3, 4)], {}, [np.abs(w(3, 4)) + 0.5]) for op in ("maximum", "minimum", "pow")},
     **{f"reduce-{m}": ("reduce", [(2, 3, 4)], dict(axes=[0, 2], keepdims=True, mode=m), []) for m in ("sum", "max", "min")},

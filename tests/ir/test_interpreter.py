@@ -174,7 +174,7 @@ UNARY = [
     ("log_softmax", {}, lambda t: F.log_softmax(t, -1)),
     ("log_softmax", {"axis": 1}, lambda t: F.log_softmax(t, 1)),
     ("elu", {}, F.elu), ("elu", {"alpha": 0.3}, lambda t: F.elu(t, 0.3)), ("softplus", {}, F.softplus),
-    *((op, {}, getattr(torch, op)) for op in ("exp", "log", "sqrt", "abs", "sign")),  # NaN where torch's is
+    *((op, {}, getattr(torch, op)) for op in ("exp", "log", "sqrt", "abs", "sign", "erf")),  # NaN where torch's is
 ]
 
 

@@ -154,6 +154,7 @@ SIMPLE = [  # case name, input shapes, op, attributes, torch reference[, opset]
      lambda x: F.pad(x, (2, 0, 1, 3), value=0.5)),
     ("elu", X, "elu", dict(alpha=0.5), lambda x: F.elu(x, 0.5)), ("softplus", X, "softplus", {}, F.softplus),
     ("exp", X, "exp", {}, torch.exp), ("abs", X, "abs", {}, torch.abs), ("sign", X, "sign", {}, torch.sign),
+    ("erf", X, "erf", {}, torch.erf),
     *((op, [(2, 3, 4), (3, 1)], op, {}, getattr(torch, op)) for op in ("maximum", "minimum")),
     # ReduceSum takes axes as an input from opset 13, ReduceMax and ReduceMin from 18
     *((f"reduce-{m}-opset{o}", [(2, 3, 4, 5)], "reduce", dict(axes=[1, -2], keepdims=o == 17, mode=m),
@@ -267,6 +268,7 @@ def build(name):
 
 
 FLOAT_CASES = [name for name, (*_, opset) in CASES.items() if opset == 17]  # the ONNX-only opset variants aside
+TFLITE_HAS_NO = {"erf": "ERF"}  # cases of ops TFLite has no operator for: the TFLite backend refuses them
 
 
 def close(actual, expected, rtol=1e-4):

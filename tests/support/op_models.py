@@ -62,12 +62,12 @@ class Ops1d(nn.Module):
 
 
 class OpsMath(nn.Module):
-    """The math the ONNX test models use: exp, log, sqrt, pow, abs, sign, elu, softplus, maximum and
-    minimum, sums, maxima and minima over axes, tiles."""
+    """The math the ONNX test models use: exp, log, sqrt, pow, abs, sign, erf, elu, softplus, maximum
+    and minimum, sums, maxima and minima over axes, tiles."""
 
     def forward(self, x):
         a = torch.log(x.abs() + 0.5) + torch.sqrt(x.abs()) - torch.pow(x.abs() + 0.1, torch.tanh(x))
-        b = torch.maximum(F.elu(x, 0.7), F.softplus(x)) - torch.minimum(torch.exp(x), torch.sign(x))
+        b = torch.maximum(F.elu(x, 0.7), F.softplus(x)) - torch.minimum(torch.exp(x), torch.sign(x)) * torch.erf(x)
         s = a.sum((1, 2), keepdim=True) + b.amax(1, keepdim=True).tile(1, 3, 1, 1) - b.amin(-1, keepdim=True)
         return s, x.repeat(1, 1, 2, 1)
 

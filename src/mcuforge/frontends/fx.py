@@ -294,7 +294,7 @@ for _op, _keys in {
     "silu": (nn.SiLU, F.silu),
     "identity": (nn.Identity,),
     "exp": (torch.exp, "exp"), "log": (torch.log, "log"), "sqrt": (torch.sqrt, "sqrt"),
-    "abs": (torch.abs, operator.abs, "abs"), "sign": (torch.sign, "sign"),
+    "abs": (torch.abs, operator.abs, "abs"), "sign": (torch.sign, "sign"), "erf": (torch.erf, torch.special.erf, "erf"),
 }.items():
     _maps(*_keys)(_simple(_op))
 

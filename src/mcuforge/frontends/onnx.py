@@ -314,7 +314,7 @@ def _unary(op):
 
 for _t, _op in [("Relu", "relu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("HardSwish", "hardswish"),
                 ("Identity", "identity"), ("Exp", "exp"), ("Log", "log"), ("Sqrt", "sqrt"), ("Abs", "abs"),
-                ("Sign", "sign"), ("Softplus", "softplus")]:
+                ("Sign", "sign"), ("Softplus", "softplus"), ("Erf", "erf")]:
     IMPORTS[_t] = _unary(_op)
 # composites of IR ops, exact up to float32 rounding
 IMPORTS["Neg"] = lambda ctx, n: ctx.op("mul", [ctx.x(0), ctx.c(-1.0)])

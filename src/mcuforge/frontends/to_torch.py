@@ -254,7 +254,7 @@ def _dropout(s, x):
 for _name, _fn in {"relu": F.relu, "relu6": F.relu6, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
                    "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid, "silu": F.silu,
                    "identity": lambda x: x, "softplus": F.softplus, "exp": torch.exp, "log": torch.log,
-                   "sqrt": torch.sqrt, "abs": torch.abs, "sign": torch.sign}.items():
+                   "sqrt": torch.sqrt, "abs": torch.abs, "sign": torch.sign, "erf": torch.erf}.items():
     IMPLS[_name] = lambda s, x, fn=_fn: fn(x)
 for _name, _fn in {"add": torch.add, "sub": torch.sub, "mul": torch.mul}.items():
     IMPLS[_name] = lambda s, a, b, fn=_fn: _act(fn(a, b), s.attrs["act"])

@@ -289,6 +289,11 @@ def gelu(x, *, approximate):
     return (0.5 * x * (1 + _erf(x * math.sqrt(0.5)))).astype(x.dtype)
 
 
+@impl("erf")
+def erf(x):
+    return _erf(x).astype(x.dtype)
+
+
 @impl("elu")
 def elu(x, *, alpha):
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))

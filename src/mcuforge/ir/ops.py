@@ -376,7 +376,7 @@ _DEFS = [
           choices={"approximate": ("none", "tanh")}),
     OpDef("elu", ("x",), dict(alpha=1.0), _same, tags=ACTIVATION),
     OpDef("softplus", ("x",), {}, _same, tags=ACTIVATION),  # log(1 + exp(x))
-    *(OpDef(f, ("x",), {}, _same, tags=ELEMENTWISE) for f in ("exp", "log", "sqrt", "abs", "sign")),
+    *(OpDef(f, ("x",), {}, _same, tags=ELEMENTWISE) for f in ("exp", "log", "sqrt", "abs", "sign", "erf")),
     OpDef("identity", ("x",), {}, _same, tags=ELEMENTWISE),
     OpDef("dropout", ("x",), dict(p=0.5), _same, tags=ELEMENTWISE),
     OpDef("softmax", ("x",), dict(axis=-1), _axis_same),

@@ -440,7 +440,7 @@ def _qprelu(e, n):
 
 _UNARY = {"relu": (0, 0), "relu6": (0, 0), "leaky_relu": ("alpha", 0), "clamp": ("min", "max"), "sigmoid": (0, 0),
           "tanh": (0, 0), "hardswish": (0, 0), "hardsigmoid": (0, 0), "silu": (0, 0), "gelu": (0, 0),
-          "elu": ("alpha", 0), **{f: (0, 0) for f in ("softplus", "exp", "log", "sqrt", "abs", "sign")}}
+          "elu": ("alpha", 0), **{f: (0, 0) for f in ("softplus", "exp", "log", "sqrt", "abs", "sign", "erf")}}
 
 
 @lowers(*_UNARY)

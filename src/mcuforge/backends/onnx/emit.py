@@ -211,8 +211,8 @@ def _simple(op_type, **fixed):
 for _op, _onnx in [("matmul", "MatMul"), ("relu", "Relu"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh"),
                    ("identity", "Identity"), ("dropout", "Identity"), ("add", "Add"), ("sub", "Sub"),
                    ("mul", "Mul"), ("div", "Div"), ("prelu", "PRelu"), ("softplus", "Softplus"), ("exp", "Exp"),
-                   ("log", "Log"), ("sqrt", "Sqrt"), ("abs", "Abs"), ("sign", "Sign"), ("maximum", "Max"),
-                   ("minimum", "Min"), ("pow", "Pow")]:
+                   ("log", "Log"), ("sqrt", "Sqrt"), ("abs", "Abs"), ("sign", "Sign"), ("erf", "Erf"),
+                   ("maximum", "Max"), ("minimum", "Min"), ("pow", "Pow")]:
     LOWERINGS[_op] = _simple(_onnx)
 LOWERINGS["elu"] = lambda e, n: e.emit("Elu", [e.name(n.inputs[0])], e.out(n.output), alpha=n.attrs["alpha"])
 LOWERINGS["tile"] = lambda e, n: e.emit("Tile", [e.name(n.inputs[0]), e.ints(n.attrs["repeats"], "repeats")],

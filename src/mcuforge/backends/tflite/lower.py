@@ -322,6 +322,12 @@ def _silu(e, n):
     e.op(OP.MUL, [e.tensor(x), e.unary(OP.LOGISTIC, e.tensor(x), x, x.shape)], [e.tensor(n.output)], fb.MulOptionsT())
 
 
+@lowers("erf")
+def _erf(e, n):
+    raise Unsupported("TFLite has no ERF operator (GELU, which TFLite has, is imported whole from torch and ONNX "
+                      "Gelu); keep it in the c or onnx backend")
+
+
 @lowers("gelu")
 def _gelu(e, n):
     e.op(OP.GELU, [e.tensor(n.inputs[0])], [e.tensor(n.output)],

@@ -54,6 +54,7 @@ void mcuforge_unary_f32(int32_t op, const float *x, float *y, int32_t n, float a
         case MCUFORGE_SQRT: r = sqrtf(v); break;
         case MCUFORGE_ABS: r = fabsf(v); break;
         case MCUFORGE_SIGN: r = (float)((v > 0.0f) - (v < 0.0f)); break;
+        case MCUFORGE_ERF: r = erff(v); break;
         default: /* MCUFORGE_GELU_TANH */
             r = 0.5f * v * (1.0f + tanhf(0.79788456f * (v + 0.044715f * v * v * v)));
             break;
