@@ -360,3 +360,18 @@ def test_malformed_files(tmp_path, valid_file):
     with pytest.raises(ModelLoadError, match="onnx.checker"):
         load_onnx(broken)
     assert all(issubclass(e, Error) for e in (ModelLoadError, UsageError, UnsupportedOpError))
+
+
+def test_exported_erf_gelu_compiles_to_one_gelu():
+    """torch exports GELU before opset 20 as Div, Erf, Add, Mul, Mul; the imported graph computes it
+    as onnxruntime does, and the default pipeline (canonicalize) makes it one gelu."""
+    import mcuforge
+    model = export(nn.Sequential(nn.Linear(8, 8), nn.GELU()), torch.zeros(1, 8))
+    assert {n.op_type for n in model.graph.node} >= {"Erf", "Div"}
+    x = rnd(3, 8) * 3
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x0": x[:1]})[0]
+    g = load_onnx(model)
+    np.testing.assert_allclose(interpreter.run(g, x[:1])[0], want, rtol=1e-5, atol=1e-6)
+    art = mcuforge.compile(g, emit=())
+    assert art.graph.count() == {"linear": 1, "gelu": 1}
+    np.testing.assert_allclose(interpreter.run(art.graph, x[:1])[0], want, rtol=1e-5, atol=1e-6)

@@ -74,3 +74,28 @@ def test_then_folds_constants_merges_and_drops_dead_code(apply):
     assert g.count() == {"add": 1, "mul": 1}
     assert dict(ctx.stats) == {"canonicalize.drop_dropout_identity": 1, "canonicalize.folded": 1,
                                "canonicalize.nodes": 1, "canonicalize.erased": 1}
+
+
+@pytest.mark.parametrize("form", ["torch-export", "half-first", "times-inverse-sqrt2"])
+def test_gelu_written_with_erf_becomes_gelu(apply, form):
+    """ONNX's GELU before opset 20 (torch's export, and our own ONNX emitter's grouping) is one gelu."""
+    g = Graph()
+    x = g.add_input("x", TensorType(SHAPE))
+    c = lambda v: g.const(np.float32(v), "c")  # noqa: E731
+    scaled = g.op("mul", [x, c(math.sqrt(0.5))]) if form == "times-inverse-sqrt2" else g.op("div", [x, c(math.sqrt(2))])
+    t = g.op("add", [c(1.0), g.op("erf", [scaled])])
+    g.outputs = [g.op("mul", [g.op("mul", [x, t]), c(0.5)]) if form != "half-first" else
+                 g.op("mul", [g.op("mul", [c(0.5), x]), t])]
+    a = rng.standard_normal(SHAPE).astype(np.float32) * 4
+    _, (out,) = apply(g, "canonicalize", a)  # which also checks it against the erf form (1e-5)
+    np.testing.assert_allclose(out, torch.nn.functional.gelu(torch.from_numpy(a)).numpy(), rtol=1e-6, atol=1e-6)
+    assert g.count() == {"gelu": 1}
+
+
+def test_almost_gelu_stays(apply):
+    g = Graph()
+    x = g.add_input("x", TensorType(SHAPE))
+    t = g.op("add", [g.op("erf", [g.op("div", [x, g.const(np.float32(1.5), "c")])]), g.const(np.float32(1), "one")])
+    g.outputs = [g.op("mul", [g.op("mul", [x, t]), g.const(np.float32(0.5), "half")])]
+    canon(apply, g, lambda t: t * (1 + torch.erf(t / 1.5)) * 0.5)
+    assert g.count()["erf"] == 1 and "gelu" not in g.count()
