@@ -120,6 +120,7 @@ def spatial_axes(layout: str, rank: int) -> list[int]:
 
 
 def window_out(size, k, stride, pb, pe, dil=1, ceil_mode=False):
+    _check(stride > 0 and dil > 0 and k > 0, f"window {k}, stride {stride} and dilation {dil} must be positive")
     eff = dil * (k - 1) + 1
     span = size + pb + pe - eff
     _check(span >= 0, f"window {eff} larger than padded input {size + pb + pe}")

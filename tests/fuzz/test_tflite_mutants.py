@@ -1,0 +1,33 @@
+"""Regression inputs of the TFLite importer: the first mutant of every failure class the fuzzer
+found once the importer stopped calling every internal exception "corrupt". Each was an untyped
+exception (IndexError, AttributeError, ZeroDivisionError, ValueError, ...) from a converter; each
+must now be the typed error that names the operator and what is wrong with it."""
+import pytest
+from harness import make_seeds, mutant
+
+from mcuforge.errors import ModelLoadError, UnsupportedOpError
+from mcuforge.frontends.tflite import load_tflite
+
+CASES = [  # seed, mutant number, error, what the message says
+    ("dwnet_int8.tflite", 1, ModelLoadError, r"DEPTHWISE_CONV_2D of input .* filter \[1, 3, 3, 4, 1\]"),
+    ("dwnet_int16x8.tflite", 4, ModelLoadError, "QUANTIZE writes 2 tensors, its IR form has 1 results"),
+    ("convnet_int8.tflite", 8, ModelLoadError, "the operator has 0 inputs, its converter reads inputs 0"),
+    ("convnet_int8.tflite", 28, ModelLoadError, r"operator 3 \(CONV_2D\): window options"),
+    ("dwnet_int8.tflite", 51, UnsupportedOpError, r"AVERAGE_POOL_2D: on \['i8', 'bool'\] tensors"),
+    ("convnet_int4.tflite", 245, ModelLoadError, r"float options \{'beta': nan\} are not finite"),
+    ("convnet_int8.tflite", 259, ModelLoadError, r"CONV_2D of input \[\] and filter"),
+    ("dwnet_int16x8.tflite", 281, ModelLoadError, r"DEPTHWISE_CONV_2D\): window options"),
+    ("convnet_int8.tflite", 173, UnsupportedOpError, r"ADD: on \['i8', 'i32', 'i8'\] tensors"),
+]
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory):
+    return {s.name: s for s in make_seeds(tmp_path_factory.mktemp("seeds"))}
+
+
+@pytest.mark.parametrize("seed,number,error,message", CASES)
+def test_fuzzed_tflite_gets_a_typed_error(seeds, seed, number, error, message):
+    with pytest.raises(error, match=message) as err:
+        load_tflite(mutant(seeds[seed], number)[0])
+    assert err.value.exit_code == 3 and err.value.hint
