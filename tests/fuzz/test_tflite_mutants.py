@@ -18,6 +18,9 @@ CASES = [  # seed, mutant number, error, what the message says
     ("convnet_int8.tflite", 259, ModelLoadError, r"CONV_2D of input \[\] and filter"),
     ("dwnet_int16x8.tflite", 281, ModelLoadError, r"DEPTHWISE_CONV_2D\): window options"),
     ("convnet_int8.tflite", 173, UnsupportedOpError, r"ADD: on \['i8', 'i32', 'i8'\] tensors"),
+    # the long run (--start 200000): a ZeroDivisionError in the conv shape rule, groups 0
+    ("dwnet_float.tflite", 200247, UnsupportedOpError, "CONV_2D: input has 0 channels, weight expects 4 x groups 0"),
+    ("dwnet_int16x8.tflite", 201574, UnsupportedOpError, "QUANTIZE: quantizes to f32 tensor 'hardswish' without quantization"),
 ]
 
 

@@ -694,9 +694,10 @@ def _concat_from_sequence(ctx, n):
 
 def _convert(ctx, n, op_type) -> list[Value]:
     """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
-    sizes = [math.prod(ctx.known[o]) for o in n.output if ctx.known.get(o) is not None]
-    if n.op_type == "Shape" or all(getattr(ctx.env[i], "is_const", False) for i in n.input if i) and \
-            sum(sizes) <= FOLD_LIMIT:
+    outs = [o for o in n.output if o]
+    sizes = [math.prod(ctx.known[o]) for o in outs if ctx.known.get(o) is not None]
+    bounded = len(sizes) == len(outs) and sum(sizes) <= FOLD_LIMIT  # a result of unknown size is not folded
+    if n.op_type == "Shape" or all(getattr(ctx.env[i], "is_const", False) for i in n.input if i) and bounded:
         try:
             arrays = _fold(ctx, n)
             # a result of another shape than ONNX infers: the evaluator broadcast operands the op refuses

@@ -16,11 +16,11 @@ in `traversal_order`, each level DENSE or SPARSE_CSR) are densified, behind DENS
 
 Only malformed bytes raise `ModelLoadError`: what the flatbuffer reader raises on them, and what
 the checks find (indices, sizes, quantization arrays, operand counts, option tables and values,
-axes); a tensor beyond `ir.types.MAX_TENSOR_BYTES` is a `ResourceLimitError`. Anything else a
-converter raises is a bug in mcuforge and propagates. A valid file using what mcuforge cannot import (an
-op without a converter, or used in a way a converter refuses; a tensor type the IR has not) gets
-one `UnsupportedOpError` listing every such op with its node name: the results of a refused op
-become placeholders of the file's types, so the ops after it are converted (and refused) too.
+ranks, axes); a tensor beyond `ir.types.MAX_TENSOR_BYTES` is a `ResourceLimitError`. A valid file
+using what mcuforge cannot import (an op without a converter, or used in a way a converter
+refuses; a tensor type the IR has not) gets one `UnsupportedOpError` listing every such op with
+its node name: the results of a refused op become placeholders of the file's types, so the ops
+after it are converted (and refused) too. Any other exception is a bug in mcuforge: it propagates.
 
 Resource variables (how TensorFlow's converter keeps a streaming model's state) become IR states:
 each VAR_HANDLE's resource is one state, typed by its first READ_VARIABLE (or ASSIGN_VARIABLE);
@@ -110,7 +110,7 @@ class _Ctx:
         """The error for an operator that breaks what TFLite's own kernels require of it."""
         return ModelLoadError(f"{self.where} is corrupt at {self.op_name}: {what}", _HINT)
 
-    def operands(self, o, code: int) -> None:
+    def check_operator(self, o, code: int) -> None:
         """Check operator `o` of builtin `code` (its options table and their window fields) and make
         its tensor indices `_Operands`, so that reading one the file leaves out is a corrupt file."""
         want, opts = _OPTIONS.get(code), o.builtinOptions
@@ -308,7 +308,8 @@ def _integer(ctx: _Ctx, op, name: str, inputs: list[Value], attrs: dict | None =
     biased = name in ("qconv2d", "qconv_transpose2d", "qlinear")  # the bias (third operand) may have no scales
     if any(t.dtype.np.kind not in "iu" or t.quant is None and not (biased and k == 2 < len(inputs))
            for k, t in enumerate(types)):
-        raise _Unsupported(f"on {[t.dtype.value for t in types]} tensors (all integer, quantized but the bias)")
+        raise _Unsupported(f"on {[t.dtype.value for t in types]} tensors (an integer op needs integer tensors "
+                           "with quantization parameters, the bias aside)")
     if not all(math.isfinite(f) for f in folded.values() if isinstance(f, float)):
         raise ctx.corrupt(f"float options {folded} are not finite")
     try:
@@ -643,6 +644,8 @@ def _quantize(ctx, op):
     x, out = ctx.value(op.inputs[0]), ctx.tensor_type(op.outputs[0])
     if x.dtype == DType.f32:
         q = out.quant
+        if q is None or out.dtype.np.kind not in "iu":
+            raise _Unsupported(f"quantizes to {out.dtype.value} tensor {ctx.op_name!r} without quantization parameters")
         attrs = dict(scale=list(q.scale), zero_point=list(q.zero_point), axis=q.axis or 0, dtype=out.dtype.value)
         return ctx.op("quantize", [x], attrs, out=op.outputs[0])
     return _integer(ctx, op, "requantize", [x])
@@ -718,7 +721,7 @@ def _call_once(ctx, op):
     for o in sub.operators or []:
         oc = ctx.model.operatorCodes[o.opcodeIndex]
         code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
-        ctx.operands(o, code)
+        ctx.check_operator(o, code)
         ins = o.inputs
         if code == OP.VAR_HANDLE:
             handles[int(o.outputs[0])] = _resource(o.builtinOptions)
@@ -823,7 +826,7 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
         name = _OP_NAMES.get(ctx.code, f"op {ctx.code}")
         name = f"CUSTOM {_text(oc.customCode)!r}" if ctx.code == OP.CUSTOM else name
         ctx.op_name = f"operator {k} ({name})"
-        ctx.operands(o, ctx.code)
+        ctx.check_operator(o, ctx.code)
         ctx.op_name = _text(sub.tensors[o.outputs[0]].name) if o.outputs else f"{name.lower()}_{k}"
         if any(i in skipped for i in o.inputs):  # fed by a placeholder of a type the IR has not
             skipped.update(o.outputs)
