@@ -64,6 +64,10 @@ class _Ctx:
         return len(self.node.input) > i and self.node.input[i] != ""
 
     def x(self, i: int) -> Value:
+        """Operand i, which the converter needs: an absent one (an empty name) is a corrupt node."""
+        if not self.has(i):
+            raise ModelLoadError(f"node {self.name} ({self.node.op_type}) has no input {i}, which it needs",
+                                 "the file is corrupt or written by a broken exporter; export it again")
         return self.env[self.node.input[i]]
 
     def const(self, i: int, default=None):

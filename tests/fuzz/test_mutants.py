@@ -1,11 +1,13 @@
-"""Regression inputs of the TFLite importer: the first mutant of every failure class the fuzzer
-found once the importer stopped calling every internal exception "corrupt". Each was an untyped
-exception (IndexError, AttributeError, ZeroDivisionError, ValueError, ...) from a converter; each
-must now be the typed error that names the operator and what is wrong with it."""
+"""Regression inputs, by seed and mutant number: the first mutant of every failure class the fuzzer
+found once the TFLite importer stopped calling every internal exception "corrupt" (and the long
+runs after it). Each was an untyped exception (IndexError, AttributeError, ZeroDivisionError,
+KeyError, ...) from a converter or a shape rule; each must now be the typed error that names the
+operator and what is wrong with it."""
 import pytest
 from harness import make_seeds, mutant
 
 from mcuforge.errors import ModelLoadError, UnsupportedOpError
+from mcuforge.frontends.onnx import load_onnx
 from mcuforge.frontends.tflite import load_tflite
 
 CASES = [  # seed, mutant number, error, what the message says
@@ -20,7 +22,10 @@ CASES = [  # seed, mutant number, error, what the message says
     ("convnet_int8.tflite", 173, UnsupportedOpError, r"ADD: on \['i8', 'i32', 'i8'\] tensors"),
     # the long run (--start 200000): a ZeroDivisionError in the conv shape rule, groups 0
     ("dwnet_float.tflite", 200247, UnsupportedOpError, "CONV_2D: input has 0 channels, weight expects 4 x groups 0"),
-    ("dwnet_int16x8.tflite", 201574, UnsupportedOpError, "QUANTIZE: quantizes to f32 tensor 'hardswish' without quantization"),
+    ("dwnet_int16x8.tflite", 201574, UnsupportedOpError,
+     "QUANTIZE: quantizes to f32 tensor 'hardswish' without quantization"),
+    # --start 300000: a Concat input with an empty name (absent), which onnx.checker lets through
+    ("dwnet_pow2.onnx", 302124, ModelLoadError, r"node cat \(Concat\) has no input 2, which it needs"),
 ]
 
 
@@ -30,7 +35,9 @@ def seeds(tmp_path_factory):
 
 
 @pytest.mark.parametrize("seed,number,error,message", CASES)
-def test_fuzzed_tflite_gets_a_typed_error(seeds, seed, number, error, message):
+def test_fuzzed_input_gets_a_typed_error(seeds, tmp_path, seed, number, error, message):
+    path = tmp_path / seed
+    path.write_bytes(mutant(seeds[seed], number)[0])
     with pytest.raises(error, match=message) as err:
-        load_tflite(mutant(seeds[seed], number)[0])
+        (load_onnx if path.suffix == ".onnx" else load_tflite)(path)
     assert err.value.exit_code == 3 and err.value.hint
