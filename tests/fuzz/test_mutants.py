@@ -41,3 +41,13 @@ def test_fuzzed_input_gets_a_typed_error(seeds, tmp_path, seed, number, error, m
     with pytest.raises(error, match=message) as err:
         (load_onnx if path.suffix == ".onnx" else load_tflite)(path)
     assert err.value.exit_code == 3 and err.value.hint
+
+
+def test_c_backend_refuses_tensors_without_elements(seeds, tmp_path):
+    """--start 400000: a graph input of batch 0 (and no outputs) reached the C emitter, which has no
+    offset for it (the memory planner skips empty buffers): a KeyError, exit 1."""
+    from mcuforge.compiler.cli import main
+    path = tmp_path / "m.onnx"
+    path.write_bytes(mutant(seeds["dwnet_float.onnx"], 402138)[0])
+    assert main(["compile", str(path), "--emit", "c", "-o", str(tmp_path / "out"), "-q"]) == 3
+    assert not (tmp_path / "out").exists()
