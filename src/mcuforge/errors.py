@@ -33,6 +33,11 @@ class ModelLoadError(Error):
     exit_code = 3
 
 
+class ResourceLimitError(ModelLoadError):
+    """A tensor larger than any microcontroller could hold (`ir.types.MAX_TENSOR_BYTES`), refused
+    before it is allocated: a hostile or corrupt size must not exhaust the host's memory."""
+
+
 class ParseError(Error):
     """The textual IR could not be parsed; names the line and column."""
 

@@ -65,6 +65,10 @@ class _Ctx:
         return len(self.node.input) > i and self.node.input[i] != ""
 
     def x(self, i: int) -> Value:
+        """Operand i, which the converter needs: an absent one (an empty name) is a corrupt node."""
+        if not self.has(i):
+            raise ModelLoadError(f"node {self.name} ({self.node.op_type}) has no input {i}, which it needs",
+                                 "the file is corrupt or written by a broken exporter; export it again")
         return self.env[self.node.input[i]]
 
     def const(self, i: int, default=None):
@@ -740,9 +744,10 @@ def _concat_from_sequence(ctx, n):
 
 def _convert(ctx, n, op_type) -> list[Value]:
     """Fold a node of constants (or a Shape) to constants, else convert it through IMPORTS."""
-    sizes = [math.prod(ctx.known[o]) for o in n.output if ctx.known.get(o) is not None]
-    if n.op_type == "Shape" or all(getattr(ctx.env[i], "is_const", False) for i in n.input if i) and \
-            sum(sizes) <= FOLD_LIMIT:
+    outs = [o for o in n.output if o]
+    sizes = [math.prod(ctx.known[o]) for o in outs if ctx.known.get(o) is not None]
+    bounded = len(sizes) == len(outs) and sum(sizes) <= FOLD_LIMIT  # a result of unknown size is not folded
+    if n.op_type == "Shape" or all(getattr(ctx.env[i], "is_const", False) for i in n.input if i) and bounded:
         try:
             arrays = _fold(ctx, n)
             # a result of another shape than ONNX infers: the evaluator broadcast operands the op refuses

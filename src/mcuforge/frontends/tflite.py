@@ -14,10 +14,13 @@ float16 weights behind a DEQUANTIZE ("float16 quantization") are folded to float
 and sparse constants (a tensor's `sparsity`: its axes, blocked ones split into blocks, traversed
 in `traversal_order`, each level DENSE or SPARSE_CSR) are densified, behind DENSIFY or not.
 
-Only malformed bytes raise `ModelLoadError`; a valid file using what mcuforge cannot import (an
-op without a converter, or used in a way a converter refuses; a tensor type the IR has not) gets
-one `UnsupportedOpError` listing every such op with its node name: the results of a refused op
-become placeholders of the file's types, so the ops after it are converted (and refused) too.
+Only malformed bytes raise `ModelLoadError`: what the flatbuffer reader raises on them, and what
+the checks find (indices, sizes, quantization arrays, operand counts, option tables and values,
+ranks, axes); a tensor beyond `ir.types.MAX_TENSOR_BYTES` is a `ResourceLimitError`. A valid file
+using what mcuforge cannot import (an op without a converter, or used in a way a converter
+refuses; a tensor type the IR has not) gets one `UnsupportedOpError` listing every such op with
+its node name: the results of a refused op become placeholders of the file's types, so the ops
+after it are converted (and refused) too. Any other exception is a bug in mcuforge: it propagates.
 
 Resource variables (how TensorFlow's converter keeps a streaming model's state) become IR states:
 each VAR_HANDLE's resource is one state, typed by its first READ_VARIABLE (or ASSIGN_VARIABLE);
@@ -30,7 +33,9 @@ custom ops.
 """
 from __future__ import annotations
 
+import math
 import os
+import struct
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as fb
@@ -39,7 +44,7 @@ from ..errors import Error, ModelLoadError, ShapeError, UnsupportedItem, Unsuppo
 from ..ir import quant
 from ..ir.graph import Graph, Value
 from ..ir.ops import registrar
-from ..ir.types import DType, QuantParams, TensorType
+from ..ir.types import DType, QuantParams, TensorType, check_size
 from . import rnn
 
 OP, ACT, PAD = fb.BuiltinOperator, fb.ActivationFunctionType, fb.Padding
@@ -51,6 +56,18 @@ _IR_DTYPE = {code: dt for dt, code in DTYPES.items()}
 _OP_NAMES = {v: k for k, v in vars(OP).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(fb.TensorType).items() if not k.startswith("_")}
 _ACT_NAMES = {ACT.NONE: "none", ACT.RELU: "relu", ACT.RELU6: "relu6"}
+# the options table each converter reads (absent: the schema's defaults, as TFLite reads it)
+_OPTIONS = {OP.CONV_2D: fb.Conv2DOptionsT, OP.DEPTHWISE_CONV_2D: fb.DepthwiseConv2DOptionsT,
+            OP.TRANSPOSE_CONV: fb.TransposeConvOptionsT, OP.FULLY_CONNECTED: fb.FullyConnectedOptionsT,
+            OP.ADD: fb.AddOptionsT, OP.SUB: fb.SubOptionsT, OP.MUL: fb.MulOptionsT, OP.DIV: fb.DivOptionsT,
+            OP.AVERAGE_POOL_2D: fb.Pool2DOptionsT, OP.MAX_POOL_2D: fb.Pool2DOptionsT,
+            **dict.fromkeys((OP.MEAN, OP.SUM, OP.REDUCE_MAX, OP.REDUCE_MIN), fb.ReducerOptionsT),
+            OP.CONCATENATION: fb.ConcatenationOptionsT, OP.STRIDED_SLICE: fb.StridedSliceOptionsT,
+            OP.SOFTMAX: fb.SoftmaxOptionsT, OP.LEAKY_RELU: fb.LeakyReluOptionsT, OP.GELU: fb.GeluOptionsT,
+            OP.BATCH_MATMUL: fb.BatchMatMulOptionsT, OP.RESIZE_BILINEAR: fb.ResizeBilinearOptionsT,
+            OP.RESIZE_NEAREST_NEIGHBOR: fb.ResizeNearestNeighborOptionsT, OP.VAR_HANDLE: fb.VarHandleOptionsT,
+            OP.CALL_ONCE: fb.CallOnceOptionsT}
+_POSITIVE = ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth")
 _HINT = "check that the file is a complete .tflite model (re-export it); mcuforge reads TFLite flatbuffers"
 
 
@@ -61,8 +78,8 @@ class _Unsupported(Exception):
 class _Ctx:
     """The graph being built, the TFLite tensors and the Values made from them."""
 
-    def __init__(self, model: fb.ModelT, sub: fb.SubGraphT):
-        self.g = Graph(_text(sub.name) or "tflite")
+    def __init__(self, model: fb.ModelT, sub: fb.SubGraphT, where: str):
+        self.g, self.where = Graph(_text(sub.name) or "tflite"), where
         self.model, self.tensors = model, sub.tensors
         self.env: dict[int, Value] = {}
         self.code, self.op_name = 0, ""  # the builtin being converted, and the name its results get
@@ -75,6 +92,8 @@ class _Ctx:
         """The Value of tensor `i`: converted before, or a constant read from its buffer."""
         if i in self.env:
             return self.env[i]
+        if i < 0:
+            raise self.corrupt("a required input is absent (tensor index -1)")
         t = self.tensors[i]
         self.env[i] = self.g.const(self.array(i), _text(t.name) or "const", quant=_quant(t))
         return self.env[i]
@@ -86,7 +105,24 @@ class _Ctx:
         if data is None or not len(data):
             raise _Unsupported(f"reads tensor {_text(t.name)!r}, which no op writes and which has no data")
         values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), _dtype(t).np)
-        return values.reshape(_shape(t)) if t.sparsity is None else _densify(t, values)
+        return values.reshape(_shape(t)) if t.sparsity is None else _densify(self, t, values)
+
+    def corrupt(self, what: str) -> ModelLoadError:
+        """The error for an operator that breaks what TFLite's own kernels require of it."""
+        return ModelLoadError(f"{self.where} is corrupt at {self.op_name}: {what}", _HINT)
+
+    def check_operator(self, o, code: int) -> None:
+        """Check operator `o` of builtin `code` (its options table and their window fields) and make
+        its tensor indices `_Operands`, so that reading one the file leaves out is a corrupt file."""
+        want, opts = _OPTIONS.get(code), o.builtinOptions
+        if want is not None and opts is None:
+            o.builtinOptions = opts = want()
+        elif want is not None and not isinstance(opts, want):
+            raise self.corrupt(f"{_OP_NAMES[code]} has options {type(opts).__name__[:-1]}, not {want.__name__[:-1]}")
+        if any(getattr(opts, f, 1) <= 0 for f in _POSITIVE) or \
+                getattr(opts, "padding", PAD.SAME) not in (PAD.SAME, PAD.VALID):
+            raise self.corrupt(f"window options {vars(opts)} (strides, dilations and sizes must be positive)")
+        o.inputs, o.outputs = _Operands(self, "inputs", o.inputs), _Operands(self, "outputs", o.outputs)
 
     def const(self, i: int) -> np.ndarray:
         v = self.value(i)
@@ -118,6 +154,28 @@ class _Ctx:
         return n.outputs
 
 
+class _Operands(list):
+    """An operator's input or output tensor indices; a position the file leaves out raises ModelLoadError."""
+
+    def __init__(self, ctx: _Ctx, kind: str, indices):
+        super().__init__(int(i) for i in (indices if indices is not None else ()))
+        self.ctx, self.kind = ctx, kind
+
+    def __getitem__(self, k):
+        if isinstance(k, int) and not -len(self) <= k < len(self):
+            raise self.ctx.corrupt(f"the operator has {len(self)} {self.kind}, its converter reads {self.kind} {k}")
+        return super().__getitem__(k)
+
+
+def _axes(ctx: _Ctx, i: int, rank: int, one: bool = False) -> list[int]:
+    """Constant tensor `i`'s axes of a rank-`rank` tensor, made non-negative and sorted; an axis out
+    of range (or, with `one`, not exactly one axis) is a corrupt file."""
+    axes = [int(a) for a in ctx.const(i).reshape(-1)]
+    if any(not -rank <= a < rank for a in axes) or one and len(axes) != 1:
+        raise ctx.corrupt(f"axes {axes[:8]} for a tensor of rank {rank}")
+    return sorted(a % rank for a in axes)
+
+
 def _text(s) -> str:
     return s.decode(errors="replace") if isinstance(s, bytes) else (s or "")
 
@@ -133,33 +191,33 @@ def _dtype(t: fb.TensorT) -> DType:
     return _IR_DTYPE[t.type]
 
 
-def _indices(kind: int, vector) -> np.ndarray:
+def _indices(ctx: _Ctx, kind: int, vector) -> np.ndarray:
     """A SparseIndexVector (int32, uint16 or uint8 values) as int64."""
     if kind == fb.SparseIndexVector.NONE or vector is None or vector.values is None:
-        raise ValueError("a SPARSE_CSR level without its segments or indices")
+        raise ctx.corrupt("a SPARSE_CSR level without its segments or indices")
     return np.asarray(vector.values, np.int64).reshape(-1)
 
 
-def _densify(t: fb.TensorT, values: np.ndarray) -> np.ndarray:
+def _densify(ctx: _Ctx, t: fb.TensorT, values: np.ndarray) -> np.ndarray:
     """Sparse constant `t` as a dense array, its stored `values` being the nonzero elements in
     traversal order. TFLite's sparsity format: each axis d of the n-axis shape in `block_map` is
     split into blocks (axis d, of shape[d] / b) and an axis n + j within the block (the j-th
     entry of block_map, of size b: its level's dense_size). `traversal_order` visits the n + k
     axes, block axes last; per level, DENSE visits every index and SPARSE_CSR the indices
     array_indices[segments[p]:segments[p + 1]] of parent position p. Leaves come out in the
-    order of `values`. Inconsistent parameters raise ValueError (a corrupt file)."""
+    order of `values`. Inconsistent parameters are a corrupt file."""
     s, shape = t.sparsity, _shape(t)
     n, order, blocks = len(shape), [int(o) for o in s.traversalOrder], [int(b) for b in (s.blockMap or [])]
     levels = s.dimMetadata or []
     if sorted(order) != list(range(n + len(blocks))) or sorted(order[:n]) != list(range(n)) or \
             len(levels) != len(order) or len(set(blocks)) != len(blocks) or not set(blocks) <= set(range(n)):
-        raise ValueError(f"sparse tensor {_text(t.name)!r} has an inconsistent traversal order {order}, "
+        raise ctx.corrupt(f"sparse tensor {_text(t.name)!r} has an inconsistent traversal order {order}, "
                          f"block map {blocks} or {len(levels)} dimension metadata for shape {list(shape)}")
     size = list(shape)
     for j, d in enumerate(blocks):
         b = int(levels[order.index(n + j)].denseSize)
         if b <= 0 or shape[d] % b:
-            raise ValueError(f"sparse tensor {_text(t.name)!r}: block size {b} does not divide axis {d} of {shape[d]}")
+            raise ctx.corrupt(f"sparse tensor {_text(t.name)!r}: block size {b} does not divide axis {d} of {shape[d]}")
         size[d] //= b
         size.append(b)
     pos, coords = np.zeros(1, np.int64), []  # per leaf so far: its position in the level, its indices
@@ -168,15 +226,16 @@ def _densify(t: fb.TensorT, values: np.ndarray) -> np.ndarray:
             pos = (pos[:, None] * size[d] + np.arange(size[d])).reshape(-1)
             coords = [np.repeat(c, size[d]) for c in coords] + [pos % size[d]]
             continue
-        segments, idx = _indices(lv.arraySegmentsType, lv.arraySegments), _indices(lv.arrayIndicesType, lv.arrayIndices)
+        segments = _indices(ctx, lv.arraySegmentsType, lv.arraySegments)
+        idx = _indices(ctx, lv.arrayIndicesType, lv.arrayIndices)
         if pos.size and (pos.max() + 1 >= segments.size or np.any(np.diff(segments) < 0) or segments[0] < 0
                          or segments[-1] > idx.size or np.any((idx < 0) | (idx >= size[d]))):
-            raise ValueError(f"sparse tensor {_text(t.name)!r} has segments or indices out of range for axis {d}")
+            raise ctx.corrupt(f"sparse tensor {_text(t.name)!r} has segments or indices out of range for axis {d}")
         counts = segments[pos + 1] - segments[pos]
         pos = np.arange(counts.sum()) + np.repeat(segments[pos] - np.cumsum(counts) + counts, counts)
         coords = [np.repeat(c, counts) for c in coords] + [idx[pos]]
     if pos.size != values.size:
-        raise ValueError(f"sparse tensor {_text(t.name)!r} stores {values.size} values for {pos.size} positions")
+        raise ctx.corrupt(f"sparse tensor {_text(t.name)!r} stores {values.size} values for {pos.size} positions")
     at = [coords[order.index(d)] for d in range(n)]
     for j, d in enumerate(blocks):
         at[d] = at[d] * size[n + j] + coords[order.index(n + j)]
@@ -246,9 +305,16 @@ imports = registrar(IMPORTS)
 def _integer(ctx: _Ctx, op, name: str, inputs: list[Value], attrs: dict | None = None, **folded):
     """Integer op `name` on `inputs` writing `op`'s output: `attrs` plus the kernel parameters the
     scales give (`quant.params`), with the float attributes in `folded` (act, beta, alpha) folded in."""
-    attrs = attrs or {}
+    attrs, types = attrs or {}, [*(v.type for v in inputs), ctx.tensor_type(op.outputs[0])]
+    biased = name in ("qconv2d", "qconv_transpose2d", "qlinear")  # the bias (third operand) may have no scales
+    if any(t.dtype.np.kind not in "iu" or t.quant is None and not (biased and k == 2 < len(inputs))
+           for k, t in enumerate(types)):
+        raise _Unsupported(f"on {[t.dtype.value for t in types]} tensors (an integer op needs integer tensors "
+                           "with quantization parameters, the bias aside)")
+    if not all(math.isfinite(f) for f in folded.values() if isinstance(f, float)):
+        raise ctx.corrupt(f"float options {folded} are not finite")
     try:
-        params = quant.params(name, [v.type for v in inputs], ctx.tensor_type(op.outputs[0]), {**attrs, **folded})
+        params = quant.params(name, types[:-1], types[-1], {**attrs, **folded})
     except Error as why:  # scales TFLite's kernel cannot work with
         raise _Unsupported(why.message) from None
     return ctx.op(name, inputs, {**attrs, **params}, out=op.outputs[0])
@@ -270,6 +336,8 @@ def _bias_index(op, k: int) -> int:
 @imports(OP.CONV_2D)
 def _conv2d(ctx, op):
     x, w = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if x.type.rank != 4 or w.type.rank != 4 or not w.shape[-1]:
+        raise ctx.corrupt(f"CONV_2D of input {list(x.shape)} and filter {list(w.shape)}")
     attrs = dict(_window(op, x.shape[1:3], w.shape[1:3]), groups=x.shape[-1] // w.shape[-1], layout="NHWC")
     return _conv_like(ctx, op, x, w, _bias_index(op, 2), attrs, "conv2d")
 
@@ -278,6 +346,8 @@ def _conv2d(ctx, op):
 def _depthwise(ctx, op):
     """Filter [1, kH, kW, C_out] -> OHWI (C_out, kH, kW, 1), one group per input channel."""
     x, f = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if x.type.rank != 4 or f.type.rank != 4 or f.shape[0] != 1:
+        raise ctx.corrupt(f"DEPTHWISE_CONV_2D of input {list(x.shape)} and filter {list(f.shape)} (not [1, kH, kW, C])")
     q = f.type.quant
     if q is not None and q.axis is not None:
         q = QuantParams(q.scale, q.zero_point, 0)
@@ -302,6 +372,8 @@ def _transpose_conv(ctx, op):
 @imports(OP.FULLY_CONNECTED)
 def _fully_connected(ctx, op):
     x, w = ctx.value(op.inputs[0]), ctx.value(op.inputs[1])
+    if w.type.rank != 2 or not w.shape[1]:
+        raise ctx.corrupt(f"FULLY_CONNECTED weights of shape {list(w.shape)}")
     if x.type.rank != 2 and not op.builtinOptions.keepNumDims:  # TFLite flattens the leading axes
         x = ctx.op("reshape", [x], {"shape": [x.type.numel // w.shape[1], w.shape[1]]})
     inputs = [x, w] + ([ctx.value(op.inputs[2])] if _bias_index(op, 2) >= 0 else [])
@@ -346,8 +418,7 @@ def _pool(ctx, op):
 @imports(OP.MEAN)
 def _mean(ctx, op):
     x = ctx.value(op.inputs[0])
-    axes = sorted(int(a) % x.type.rank for a in np.atleast_1d(ctx.const(op.inputs[1])))
-    attrs = dict(axes=axes, keepdims=bool(op.builtinOptions.keepDims))
+    attrs = dict(axes=_axes(ctx, op.inputs[1], x.type.rank), keepdims=bool(op.builtinOptions.keepDims))
     if x.dtype == DType.f32:
         return ctx.op("mean", [x], attrs, out=op.outputs[0])
     return _integer(ctx, op, "qmean", [x], attrs)
@@ -362,7 +433,8 @@ def _reshape(ctx, op):
 
 @imports(OP.TRANSPOSE)
 def _transpose(ctx, op):
-    return ctx.op("transpose", [ctx.value(op.inputs[0])], {"perm": [int(p) for p in ctx.const(op.inputs[1])]},
+    perm = [int(p) for p in ctx.const(op.inputs[1]).reshape(-1)]
+    return ctx.op("transpose", [ctx.value(op.inputs[0])], {"perm": perm},
                   out=op.outputs[0])
 
 
@@ -382,20 +454,20 @@ def _split_into(ctx, op, x: Value, axis: int):
 @imports(OP.SPLIT)
 def _split(ctx, op):
     x = ctx.value(op.inputs[1])
-    return _split_into(ctx, op, x, int(ctx.const(op.inputs[0])) % x.type.rank)
+    return _split_into(ctx, op, x, _axes(ctx, op.inputs[0], x.type.rank, one=True)[0])
 
 
 @imports(OP.SPLIT_V)
 def _split_v(ctx, op):
     x = ctx.value(op.inputs[0])
-    return _split_into(ctx, op, x, int(ctx.const(op.inputs[2])) % x.type.rank)
+    return _split_into(ctx, op, x, _axes(ctx, op.inputs[2], x.type.rank, one=True)[0])
 
 
 @imports(OP.STRIDED_SLICE)
 def _strided_slice(ctx, op):
     """Positive strides, begin/end masks; shrink_axis_mask becomes a reshape after the slice."""
     x, o = ctx.value(op.inputs[0]), op.builtinOptions
-    begin, end, strides = (np.atleast_1d(ctx.const(i)).tolist() for i in op.inputs[1:4])
+    begin, end, strides = (ctx.const(op.inputs[k]).reshape(-1).tolist() for k in (1, 2, 3))
     if o.ellipsisMask or o.newAxisMask or o.offset or any(s <= 0 for s in strides) or len(begin) != x.type.rank:
         raise _Unsupported("only positive strides over every axis (no ellipsis, new axes or offsets)")
     bit = lambda mask, i: mask >> i & 1  # noqa: E731
@@ -476,7 +548,7 @@ def _pow(ctx, op):
 @imports(OP.SUM, OP.REDUCE_MAX, OP.REDUCE_MIN)
 def _reduce(ctx, op):
     x = _float_only(ctx, op)[0]
-    axes = sorted(int(a) % x.type.rank for a in np.atleast_1d(ctx.const(op.inputs[1])))
+    axes = _axes(ctx, op.inputs[1], x.type.rank)
     mode = {OP.SUM: "sum", OP.REDUCE_MAX: "max", OP.REDUCE_MIN: "min"}[ctx.code]
     return ctx.op("reduce", [x], dict(axes=axes, keepdims=bool(op.builtinOptions.keepDims), mode=mode),
                   out=op.outputs[0])
@@ -598,7 +670,7 @@ def _sequence_lstm(ctx, op):
 
 @imports(OP.RESIZE_NEAREST_NEIGHBOR, OP.RESIZE_BILINEAR)
 def _resize(ctx, op):
-    x, o, size = ctx.value(op.inputs[0]), op.builtinOptions, [int(s) for s in ctx.const(op.inputs[1])]
+    x, o, size = ctx.value(op.inputs[0]), op.builtinOptions, [int(s) for s in ctx.const(op.inputs[1]).reshape(-1)]
     nearest = ctx.code == OP.RESIZE_NEAREST_NEIGHBOR
     ok = (not o.alignCorners and not o.halfPixelCenters) if nearest else o.alignCorners != o.halfPixelCenters
     if not ok:
@@ -614,6 +686,8 @@ def _quantize(ctx, op):
     x, out = ctx.value(op.inputs[0]), ctx.tensor_type(op.outputs[0])
     if x.dtype == DType.f32:
         q = out.quant
+        if q is None or out.dtype.np.kind not in "iu":
+            raise _Unsupported(f"quantizes to {out.dtype.value} tensor {ctx.op_name!r} without quantization parameters")
         attrs = dict(scale=list(q.scale), zero_point=list(q.zero_point), axis=q.axis or 0, dtype=out.dtype.value)
         return ctx.op("quantize", [x], attrs, out=op.outputs[0])
     return _integer(ctx, op, "requantize", [x])
@@ -688,7 +762,9 @@ def _call_once(ctx, op):
     handles = {}
     for o in sub.operators or []:
         oc = ctx.model.operatorCodes[o.opcodeIndex]
-        code, ins = max(oc.builtinCode, oc.deprecatedBuiltinCode), [int(i) for i in o.inputs]
+        code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
+        ctx.check_operator(o, code)
+        ins = o.inputs
         if code == OP.VAR_HANDLE:
             handles[int(o.outputs[0])] = _resource(o.builtinOptions)
         elif code == OP.ASSIGN_VARIABLE and ins[0] in handles and \
@@ -708,14 +784,17 @@ def _corrupt(where: str, what: str):
     raise ModelLoadError(f"{where} is corrupt: {what}", _HINT)
 
 
-def _check_subgraph(sub, buffers, codes, bad) -> None:
-    """Every index and buffer size of one subgraph in range (`bad(what)` raises)."""
+def _check_subgraph(sub, buffers, codes, bad, where: str) -> None:
+    """Every index and buffer size of one subgraph in range (`bad(what)` raises), and every tensor
+    within MAX_TENSOR_BYTES (ResourceLimitError), before anything is allocated."""
     tensors = sub.tensors or []
     for i, t in enumerate(tensors):
         if not 0 <= t.buffer < len(buffers):
             bad(f"tensor {i} points at buffer {t.buffer} of {len(buffers)}")
         if any(d < 0 for d in _shape(t)):
             bad(f"tensor {i} ({_text(t.name)!r}) has a dynamic shape {list(_shape(t))}")
+        check_size(_shape(t), _IR_DTYPE[t.type].itemsize if t.type in _IR_DTYPE else 1,
+                   f"tensor {i} ({_text(t.name)!r}) of {where}")
         q = t.quantization
         scale, zp = (q.scale, q.zeroPoint) if q is not None else (None, None)
         if scale is not None and len(scale) and not np.all(np.isfinite(scale) & (np.asarray(scale) > 0)):
@@ -735,8 +814,8 @@ def _check_subgraph(sub, buffers, codes, bad) -> None:
     for k, o in enumerate(sub.operators or []):
         if not 0 <= o.opcodeIndex < len(codes):
             bad(f"operator {k} uses operator code {o.opcodeIndex} of {len(codes)}")
-        ios = [*(o.inputs if o.inputs is not None else ()), *(o.outputs if o.outputs is not None else ())]
-        if any(not -1 <= i < len(tensors) for i in ios):
+        ins, outs = (list(v) if v is not None else [] for v in (o.inputs, o.outputs))
+        if any(not -1 <= i < len(tensors) for i in ins) or any(not 0 <= i < len(tensors) for i in outs):
             bad(f"operator {k} reads or writes a tensor index outside 0..{len(tensors) - 1}")
     if any(not 0 <= i < len(tensors) for i in [*(sub.inputs if sub.inputs is not None else ()),
                                                 *(sub.outputs if sub.outputs is not None else ())]):
@@ -749,13 +828,14 @@ def _parse(data: bytes, where: str) -> fb.ModelT:
         raise ModelLoadError(f"{where} is not a TFLite model (no 'TFL3' file identifier)", _HINT)
     try:
         model = fb.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as err:  # the flatbuffers reader fails on offsets outside the data
+    except (struct.error, TypeError, ValueError) as err:  # what the reader raises on offsets, numbers, sizes out of range
         raise ModelLoadError(f"{where} is truncated or corrupt ({type(err).__name__}: {err})", _HINT) from None
     if not model.subgraphs:
         raise ModelLoadError(f"{where} has no subgraph", _HINT)
     buffers, codes = model.buffers or [], model.operatorCodes or []
     for k, sub in enumerate(model.subgraphs):  # the model's, then those CALL_ONCE runs
-        _check_subgraph(sub, buffers, codes, lambda what, k=k: _corrupt(where, f"subgraph {k}: {what}" if k else what))
+        _check_subgraph(sub, buffers, codes, lambda what, k=k: _corrupt(where, f"subgraph {k}: {what}" if k else what),
+                        where)
     return model
 
 
@@ -771,14 +851,7 @@ def load_tflite(path_or_bytes) -> Graph:
         except OSError as err:
             raise ModelLoadError(f"cannot read {where}: {err.strerror}", "check the path") from None
     model = _parse(data, where)
-    ctx = _Ctx(model, model.subgraphs[0])
-    try:
-        return _convert(ctx, where)
-    except Error:
-        raise
-    except Exception as err:  # an operator the checks let through but that makes no sense
-        raise ModelLoadError(f"{where} is corrupt at {ctx.op_name or 'the subgraph inputs'}: "
-                             f"{type(err).__name__}: {err}", _HINT) from None
+    return _convert(_Ctx(model, model.subgraphs[0], where), where)
 
 
 def _convert(ctx: _Ctx, where: str) -> Graph:
@@ -794,8 +867,8 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
         ctx.code = max(oc.builtinCode, oc.deprecatedBuiltinCode)
         name = _OP_NAMES.get(ctx.code, f"op {ctx.code}")
         name = f"CUSTOM {_text(oc.customCode)!r}" if ctx.code == OP.CUSTOM else name
-        o.inputs = [int(i) for i in (o.inputs if o.inputs is not None else ())]
-        o.outputs = [int(i) for i in (o.outputs if o.outputs is not None else ())]
+        ctx.op_name = f"operator {k} ({name})"
+        ctx.check_operator(o, ctx.code)
         ctx.op_name = _text(sub.tensors[o.outputs[0]].name) if o.outputs else f"{name.lower()}_{k}"
         if any(i in skipped for i in o.inputs):  # fed by a placeholder of a type the IR has not
             skipped.update(o.outputs)
@@ -804,8 +877,11 @@ def _convert(ctx: _Ctx, where: str) -> Graph:
             if ctx.code not in IMPORTS:
                 raise _Unsupported()
             result = IMPORTS[ctx.code](ctx, o)
-            if result is not None:  # (VAR_HANDLE's result is a resource, not a Value)
-                ctx.env.update(zip(o.outputs, result if isinstance(result, (list, tuple)) else [result], strict=True))
+            results = result if isinstance(result, (list, tuple)) else [result]
+            if result is not None and len(results) != len(o.outputs):  # (VAR_HANDLE's result is a resource)
+                raise ctx.corrupt(f"{name} writes {len(o.outputs)} tensors, its IR form has {len(results)} results")
+            if result is not None:
+                ctx.env.update(zip(o.outputs, results))
         except (_Unsupported, ShapeError) as why:
             reason = why.reason if isinstance(why, ShapeError) else str(why)
             missing.append(UnsupportedItem(name + (f": {reason}" if reason else ""), ctx.op_name))

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from . import ops as _ops
-from .types import DType, QuantParams, TensorType
+from .types import DType, QuantParams, TensorType, check_size
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.]")
 
@@ -142,6 +142,7 @@ class Graph:
 
     # ------------------------------------------------------------------ building
     def add_input(self, name: str, type: TensorType) -> Value:
+        check_size(type.shape, type.dtype.itemsize, f"graph input {name!r}")
         v = Value(self.unique_name(name), type)
         self.inputs.append(v)
         return v
@@ -190,6 +191,8 @@ class Graph:
         if out_types is None:
             out_types = d.result_types([v.type for v in inputs], attrs)
         base = name or op
+        for t in out_types:  # before any pass or the interpreter allocates a result of a giant shape rule
+            check_size(t.shape, t.dtype.itemsize, f"the result of {op} node {base!r}")
         outs = [Value(self.unique_name(base if i == 0 else f"{base}.{i}"), t) for i, t in enumerate(out_types)]
         node = Node(op, inputs, outs, attrs, meta)
         for v in outs:

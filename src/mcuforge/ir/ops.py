@@ -120,6 +120,7 @@ def spatial_axes(layout: str, rank: int) -> list[int]:
 
 
 def window_out(size, k, stride, pb, pe, dil=1, ceil_mode=False):
+    _check(stride > 0 and dil > 0 and k > 0, f"window {k}, stride {stride} and dilation {dil} must be positive")
     eff = dil * (k - 1) + 1
     span = size + pb + pe - eff
     _check(span >= 0, f"window {eff} larger than padded input {size + pb + pe}")
@@ -142,7 +143,7 @@ def _conv_shape(s, a):
     nhwc = a["layout"][1] != "C"
     c_out, w_cin, ks = (w[0], w[-1], w[1:-1]) if nhwc else (w[0], w[1], w[2:])
     g = a["groups"]
-    _check(c_in == w_cin * g, f"input has {c_in} channels, weight expects {w_cin} x groups {g}")
+    _check(g > 0 and c_in == w_cin * g, f"input has {c_in} channels, weight expects {w_cin} x groups {g}")
     _check(c_out % g == 0, f"{c_out} output channels not divisible by groups {g}")
     if len(s) > 2:
         _check(tuple(s[2]) == (c_out,), f"bias shape {s[2]} != ({c_out},)")

@@ -346,6 +346,9 @@ def mean_params(s_in, zp_in, s_out, zp_out, count: int) -> dict:
     division), so the kernel needs no division."""
     m, s = quantize_multiplier(_d(s_in) / _d(s_out))
     k = min(count.bit_length() - 1, 32, 31 + s)
+    if k < 0:  # no elements, or a scale ratio below the multiplier's range
+        raise Error(f"mean over {count} elements with input/output scale ratio {_d(s_in) / _d(s_out):g}: "
+                    "outside the range of TFLite's integer mean")
     return dict(in_zp=int(zp_in), out_zp=int(zp_out), multiplier=(m << k) // count, shift=s - k)
 
 

@@ -6,9 +6,16 @@ frontends resolve every dimension from the example inputs.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import ResourceLimitError
+
+# The largest tensor the IR accepts, far beyond any microcontroller's memory: a shape from a file or
+# a shape rule beyond it is refused before anything is allocated (tests lower it to try that).
+MAX_TENSOR_BYTES = 1 << 31
 
 
 class DType(enum.Enum):
@@ -80,7 +87,7 @@ class TensorType:
 
     @property
     def numel(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)  # Python ints: huge dims do not wrap around
 
     @property
     def nbytes(self) -> int:
@@ -88,3 +95,14 @@ class TensorType:
 
     def with_shape(self, shape) -> "TensorType":
         return TensorType(tuple(shape), self.dtype, self.quant)
+
+
+def check_size(shape, itemsize: int, what: str) -> None:
+    """Refuse a tensor of `shape` and `itemsize` bytes per element (`what` names it) that is
+    larger than MAX_TENSOR_BYTES, with a ResourceLimitError saying how large it would be."""
+    nbytes = math.prod(int(d) for d in shape) * itemsize
+    if nbytes > MAX_TENSOR_BYTES:
+        raise ResourceLimitError(f"{what} of shape {list(shape)} would take {nbytes:,} bytes, more than the "
+                                 f"{MAX_TENSOR_BYTES:,} bytes mcuforge accepts for one tensor",
+                                 "no microcontroller holds a tensor this large: check the shapes in the model "
+                                 "(a corrupt or hostile size), or make the model smaller")

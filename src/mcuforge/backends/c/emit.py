@@ -123,13 +123,14 @@ class CEmitter:
 
     def lower_all(self):
         order = {n.name: n for n in self.graph.nodes}
-        def refused(n: Node) -> str | None:  # what has no C kernel: the op, or the element type of a tensor
+        def refused(n: Node) -> str | None:  # what has no C kernel: the op, the element type or no elements
             odd = sorted({v.dtype.value for v in (*n.inputs, *n.outputs) if v.dtype not in ops.CTYPES})
-            return n.op if lowering(n) is None else f"{n.op} on {', '.join(odd)} tensors" if odd else None
+            return n.op if lowering(n) is None else f"{n.op} on {', '.join(odd)} tensors" if odd else \
+                f"{n.op} making a tensor without elements" if any(not v.type.numel for v in n.outputs) else None
         missing = [UnsupportedItem(why, n.name, n.meta.get("location")) for n in order.values() if (why := refused(n))]
-        missing += [UnsupportedItem(f"graph {kind} of {v.dtype.value} elements", v.name)
-                    for kind, values in (("input", self.graph.inputs), ("output", self.graph.outputs))
-                    for v in values if v.dtype not in ops.CTYPES]
+        missing += [UnsupportedItem(f"graph {kind} of {v.dtype.value}{list(v.shape)}", v.name)  # (the planner skips
+                    for kind, values in (("input", self.graph.inputs), ("output", self.graph.outputs))  # empty ones)
+                    for v in values if v.dtype not in ops.CTYPES or not v.type.numel]
         if missing:
             raise UnsupportedOpError(missing, "these ops have no C kernel yet", "the C backend cannot emit:")
         for name in self.plan.schedule:
