@@ -26,6 +26,8 @@ CASES = [  # seed, mutant number, error, what the message says
      "QUANTIZE: quantizes to f32 tensor 'hardswish' without quantization"),
     # --start 300000: a Concat input with an empty name (absent), which onnx.checker lets through
     ("dwnet_pow2.onnx", 302124, ModelLoadError, r"node cat \(Concat\) has no input 2, which it needs"),
+    # --start 600000: a CONCATENATION of no inputs (an IndexError in the concat shape rule)
+    ("dwnet_int8.tflite", 604304, UnsupportedOpError, "CONCATENATION: a concat of no tensors"),
 ]
 
 

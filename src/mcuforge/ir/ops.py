@@ -280,6 +280,7 @@ def _transpose_shape(s, a):
 
 
 def _concat_shape(s, a):
+    _check(len(s) > 0, "a concat of no tensors")
     ax = norm_axis(a["axis"], len(s[0]))
     for t in s[1:]:
         _check(len(t) == len(s[0]) and all(t[i] == s[0][i] for i in range(len(t)) if i != ax),
