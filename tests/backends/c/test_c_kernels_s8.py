@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from support.cbuild import calibration
 from torch import nn
 
 import mcuforge
@@ -117,10 +118,8 @@ def every_build_matches(directory: Path, graph) -> None:
 def test_odd_shapes_every_build(tmp_path, per_channel):
     torch.manual_seed(0)
     shape = (1, 3, 5, 7)
-    rng = np.random.default_rng(1)
-    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
     graph = mcuforge.compile(OddShapes().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
-                             calibration=calibration, per_channel=per_channel).graph
+                             calibration=calibration(shape, 8), per_channel=per_channel).graph
     ops = graph.count()
     assert ops["qconv2d"] == 8 and ops["qlinear"] == 2 and {"qadd", "qsub", "qmul", "qprelu"} <= set(ops)
     shifts = [s for n in graph.nodes if n.op == "qconv2d" for s in n.attrs["shift"]]
@@ -170,10 +169,8 @@ def test_depthwise_every_path_every_build(tmp_path):
     act_max below 127 (the general path)."""
     torch.manual_seed(0)
     shape = (1, 12, 9, 11)
-    rng = np.random.default_rng(1)
-    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
     graph = mcuforge.compile(OddDepthwise().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
-                             calibration=calibration, passes="deploy").graph
+                             calibration=calibration(shape, 8), passes="deploy").graph
     dw = {n.name: n for n in graph.nodes if n.op == "qconv2d" and n.attrs["groups"] > 1}
     assert len(dw) == 9 and all(n.attrs["layout"] == "NHWC" for n in dw.values())
     assert max(dw["big"].attrs["shift"]) > -2 and max(dw["dw1"].attrs["shift"]) <= -2
@@ -283,10 +280,8 @@ def test_pools_every_path_every_build(tmp_path):
     interpreter's in every build."""
     torch.manual_seed(0)
     shape = (1, 3, 21, 14)
-    rng = np.random.default_rng(1)
-    calibration = [rng.standard_normal(shape).astype(np.float32) for _ in range(8)]
     graph = mcuforge.compile(OddPools().eval(), (torch.zeros(shape),), emit=(), quantize="int8",
-                             calibration=calibration, passes="deploy").graph
+                             calibration=calibration(shape, 8), passes="deploy").graph
     ops = graph.count()
     assert ops["qavg_pool2d"] >= 2 and ops["max_pool2d"] >= 3 and ops.get("qmean", 0) >= 1, ops
     assert ops["qsoftmax"] == 3, ops
